@@ -1,0 +1,91 @@
+// Chunk-info entries inside a blob: v1 (16 bytes) and v2 (24 bytes) pack each chunk's
+// compressed and uncompressed extents into u64 bit fields.
+import { CorruptError, InvalidArgumentError } from '../errors.js';
+import { need, view } from './bytes.js';
+
+export const CHUNK_INFO_V1_SIZE = 16;
+export const CHUNK_INFO_V2_SIZE = 24;
+const S1 = 'chunk info v1';
+const S2 = 'chunk info v2';
+
+export interface ChunkInfo {
+  compressedOffset: number;
+  compressedSize: number;
+  uncompressedOffset: number;
+  uncompressedSize: number;
+  compressed: boolean;
+}
+
+const MASK40 = (1n << 40n) - 1n;
+
+export function encodeChunkInfoV1(buf: Uint8Array, at: number, c: ChunkInfo): void {
+  if (c.uncompressedOffset % 4096) throw new InvalidArgumentError(`uncompressed offset ${c.uncompressedOffset} not 4096-aligned`);
+  if (c.uncompressedSize < 1 || c.uncompressedSize > 1 << 24) throw new InvalidArgumentError(`uncompressed size ${c.uncompressedSize} out of range`);
+  if (c.compressedSize < 1 || c.compressedSize > 1 << 24) throw new InvalidArgumentError(`compressed size ${c.compressedSize} out of range`);
+  if (c.compressed === (c.compressedSize === c.uncompressedSize)) {
+    // v1 has no flag: "compressed" is inferred from the sizes, so they must tell the truth.
+    throw new InvalidArgumentError('chunk info v1 cannot express a compressed chunk of unchanged size');
+  }
+  const us = BigInt(c.uncompressedSize - 1);
+  const cs = BigInt(c.compressedSize - 1);
+  const uoff = BigInt(c.uncompressedOffset);
+  const coff = BigInt(c.compressedOffset);
+  if (uoff > 0xfff_ffff_f000n || coff > MASK40) throw new InvalidArgumentError('chunk offset out of range for chunk info v1');
+  const uncomp = (uoff & 0xfff_ffff_f000n) | ((us & 0xfffffn) << 44n) | ((us >> 20n) << 8n);
+  const comp = (coff & MASK40) | ((cs & 0xfffffn) << 44n) | ((cs >> 20n) << 40n);
+  const dv = view(buf.subarray(at, at + CHUNK_INFO_V1_SIZE));
+  dv.setBigUint64(0, uncomp, true);
+  dv.setBigUint64(8, comp, true);
+}
+
+export function decodeChunkInfoV1(buf: Uint8Array, at: number, base = 0): ChunkInfo {
+  need(buf, at, CHUNK_INFO_V1_SIZE, S1);
+  const dv = view(buf.subarray(at, at + CHUNK_INFO_V1_SIZE));
+  const uncomp = dv.getBigUint64(0, true);
+  const comp = dv.getBigUint64(8, true);
+  if (uncomp & 0xffn) throw new CorruptError(S1, base + at, 'reserved bits set');
+  const uncompressedSize = Number((uncomp >> 44n) | ((uncomp & 0xf00n) << 12n)) + 1;
+  const compressedSize = Number((comp >> 44n) | ((comp & 0xf00_0000_0000n) >> 20n)) + 1;
+  return {
+    uncompressedOffset: Number(uncomp & 0xfff_ffff_f000n),
+    uncompressedSize,
+    compressedOffset: Number(comp & MASK40),
+    compressedSize,
+    compressed: compressedSize !== uncompressedSize,
+  };
+}
+
+export const CI_V2_FLAG_COMPRESSED = 0x1;
+export const CI_V2_FLAG_ZRAN = 0x2;
+export const CI_V2_FLAG_BATCH = 0x4;
+
+export function encodeChunkInfoV2(buf: Uint8Array, at: number, c: ChunkInfo): void {
+  if (c.uncompressedOffset % 4096) throw new InvalidArgumentError(`uncompressed offset ${c.uncompressedOffset} not 4096-aligned`);
+  if (c.uncompressedSize < 1 || c.uncompressedSize > 1 << 24) throw new InvalidArgumentError(`uncompressed size ${c.uncompressedSize} out of range`);
+  if (c.compressedSize < 0 || c.compressedSize >= 2 ** 24) throw new InvalidArgumentError(`compressed size ${c.compressedSize} out of range`);
+  const dv = view(buf.subarray(at, at + CHUNK_INFO_V2_SIZE));
+  const flags = c.compressed ? BigInt(CI_V2_FLAG_COMPRESSED) : 0n;
+  const uncomp = (BigInt(c.uncompressedOffset / 4096) & 0xffff_ffffn) | (BigInt(c.uncompressedSize - 1) << 32n) | (flags << 56n);
+  const comp = (BigInt(c.compressedOffset) & MASK40) | (BigInt(c.compressedSize) << 40n);
+  dv.setBigUint64(0, uncomp, true);
+  dv.setBigUint64(8, comp, true);
+  dv.setBigUint64(16, 0n, true);
+}
+
+export function decodeChunkInfoV2(buf: Uint8Array, at: number, base = 0): ChunkInfo {
+  need(buf, at, CHUNK_INFO_V2_SIZE, S2);
+  const dv = view(buf.subarray(at, at + CHUNK_INFO_V2_SIZE));
+  const uncomp = dv.getBigUint64(0, true);
+  const comp = dv.getBigUint64(8, true);
+  const flags = Number(uncomp >> 56n);
+  if (flags & (CI_V2_FLAG_ZRAN | CI_V2_FLAG_BATCH)) {
+    throw new CorruptError(S2, base + at, `chunk flags 0x${flags.toString(16)} (zran/batch chunks are not supported)`);
+  }
+  return {
+    uncompressedOffset: Number(uncomp & 0xffff_ffffn) * 4096,
+    uncompressedSize: Number((uncomp >> 32n) & 0xff_ffffn) + 1,
+    compressedOffset: Number(comp & MASK40),
+    compressedSize: Number(comp >> 40n),
+    compressed: (flags & CI_V2_FLAG_COMPRESSED) !== 0,
+  };
+}
