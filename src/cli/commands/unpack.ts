@@ -1,0 +1,39 @@
+// `ondine unpack <bootstrap> --blobs <dir> -o <dir>`: each blob's verified uncompressed image.
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { parseBootstrap } from '../../format/bootstrap.js';
+import { OndineError } from '../../errors.js';
+import { LocalDirSource } from '../../storage/local-dir-source.js';
+import { unpackBlob } from '../../storage/unpack.js';
+import { formatBytes, ProgressLine } from '../progress.js';
+
+export function register(program: Command): void {
+  program.command('unpack')
+    .description("write each blob's uncompressed image (the content of a kernel cache file), verifying every chunk")
+    .argument('<bootstrap>', 'bootstrap file')
+    .requiredOption('--blobs <dir>', 'directory holding the blobs, named by blob id')
+    .requiredOption('-o, --output <dir>', 'output directory: one file per blob, named by blob id')
+    .action(async (path: string, o: { blobs: string; output: string }) => {
+      const b = parseBootstrap(await readFile(path));
+      if (!b.isRafs) throw new OndineError('ONDINE_ERR_UNSUPPORTED', 95, `${path} has no RAFS blob table: nothing to unpack`);
+      await mkdir(o.output, { recursive: true });
+      const source = new LocalDirSource(o.blobs);
+      const progress = new ProgressLine();
+      let failed = 0;
+      try {
+        for (const entry of b.blobs) {
+          const r = await unpackBlob(b, entry, source, join(o.output, entry.blobId), {
+            onProgress: (p) => progress.update(`unpacking ${p.blobId.slice(0, 12)}: ${p.chunksDone}/${p.chunkCount} chunks`),
+          });
+          progress.done();
+          for (const f of r.failures) process.stderr.write(`error: ${f.message}\n`);
+          failed += r.failures.length;
+          process.stdout.write(`${r.path}: ${formatBytes(r.uncompressedSize)}, ${r.chunks} chunks, ${r.failures.length ? `${r.failures.length} FAILED` : 'all verified'}\n`);
+        }
+      } finally {
+        await source.close();
+      }
+      if (failed) throw new OndineError('ONDINE_ERR_DIGEST_MISMATCH', 5, `${failed} chunk(s) failed verification and were not written`);
+    });
+}

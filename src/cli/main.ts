@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// The `ondine` command: one file per verb under commands/; this file only wires them and
+// turns typed errors into a message and an exit code.
+import { Command } from 'commander';
+import { OndineError } from '../errors.js';
+import { register as registerBuild } from './commands/build.js';
+import { register as registerInspect } from './commands/inspect.js';
+import { register as registerUnpack } from './commands/unpack.js';
+
+const program = new Command();
+program.name('ondine').description('on-demand container images for in-kernel EROFS').version('0.1.0');
+for (const register of [registerBuild, registerInspect, registerUnpack]) register(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof OndineError) {
+    process.stderr.write(`ondine: ${err.message} [${err.code}]\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`ondine: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  }
+});

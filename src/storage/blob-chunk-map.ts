@@ -1,0 +1,135 @@
+// One blob's chunks: where each lives compressed and uncompressed, and the digest it must
+// hash to. Loaded once per blob (one range read of its chunk-info table) and then answers
+// "which chunks cover this uncompressed range" by binary search.
+import { CorruptError } from '../errors.js';
+import {
+  BLOB_FEATURE_CHUNK_INFO_V2, BLOB_FEATURE_INLINED_CHUNK_DIGEST, CHUNK_FLAG_COMPRESSED, Compressor,
+} from '../format/constants.js';
+import type { BlobTableEntry } from '../format/blob-table.js';
+import type { ChunkTableEntry } from '../format/chunk-table.js';
+import {
+  CHUNK_INFO_V1_SIZE, CHUNK_INFO_V2_SIZE, decodeChunkInfoV1, decodeChunkInfoV2, type ChunkInfo,
+} from '../format/chunk-info.js';
+import { codecById } from './codecs.js';
+import type { BlobSource } from './blob-source.js';
+
+export const DIGEST_SIZE = 32;
+const MAX_CHUNK = 16 << 20;
+
+export interface BlobChunk extends ChunkInfo {
+  /** Index in the blob's chunk-info table. */
+  index: number;
+  digest: string | undefined;
+}
+
+export class BlobChunkMap {
+  /** Chunks ordered by uncompressed offset. */
+  readonly chunks: readonly BlobChunk[];
+
+  constructor(readonly entry: BlobTableEntry, chunks: BlobChunk[]) {
+    this.chunks = [...chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
+    let end = 0;
+    for (const c of this.chunks) {
+      const what = `blob ${entry.blobId} chunk ${c.index}`;
+      if (c.uncompressedSize < 1 || c.uncompressedSize > MAX_CHUNK || c.compressedSize < 1 || c.compressedSize > MAX_CHUNK) {
+        throw new CorruptError('blob chunk info', c.index, `${what}: sizes ${c.compressedSize}/${c.uncompressedSize} out of range`);
+      }
+      if (c.uncompressedOffset < end) throw new CorruptError('blob chunk info', c.index, `${what}: overlaps the previous chunk`);
+      end = c.uncompressedOffset + c.uncompressedSize;
+      if (end > entry.uncompressedSize) throw new CorruptError('blob chunk info', c.index, `${what}: ends at ${end}, past the blob's uncompressed size ${entry.uncompressedSize}`);
+      if (entry.compressedSize && c.compressedOffset + c.compressedSize > entry.compressedSize) {
+        throw new CorruptError('blob chunk info', c.index, `${what}: compressed range past the blob's size ${entry.compressedSize}`);
+      }
+    }
+  }
+
+  get blobId(): string {
+    return this.entry.blobId;
+  }
+
+  /** Chunks overlapping [offset, offset + length) of the uncompressed blob. */
+  covering(offset: number, length: number): BlobChunk[] {
+    const end = offset + length;
+    const cs = this.chunks;
+    let lo = 0;
+    let hi = cs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = cs[mid]!;
+      if (c.uncompressedOffset + c.uncompressedSize <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: BlobChunk[] = [];
+    for (let i = lo; i < cs.length && cs[i]!.uncompressedOffset < end; i++) out.push(cs[i]!);
+    return out;
+  }
+
+  /** Position of a chunk in `chunks` (for amplification: the chunks that follow it). */
+  position(chunk: BlobChunk): number {
+    return this.chunks.indexOf(chunk);
+  }
+}
+
+function decodeCiTable(entry: BlobTableEntry, raw: Uint8Array, base: number): BlobChunk[] {
+  const v2 = (entry.features & BLOB_FEATURE_CHUNK_INFO_V2) !== 0;
+  const size = v2 ? CHUNK_INFO_V2_SIZE : CHUNK_INFO_V1_SIZE;
+  const n = entry.chunkCount;
+  if (n * size > raw.length) {
+    throw new CorruptError('blob chunk-info table', base, `${n} entries of ${size} bytes do not fit ${raw.length} bytes`);
+  }
+  // Digests inlined right after the entries, when the table has room for them.
+  const inlined = (entry.features & BLOB_FEATURE_INLINED_CHUNK_DIGEST) !== 0 && raw.length >= n * (size + DIGEST_SIZE);
+  const out: BlobChunk[] = [];
+  for (let i = 0; i < n; i++) {
+    const info = v2 ? decodeChunkInfoV2(raw, i * size, base) : decodeChunkInfoV1(raw, i * size, base);
+    const digest = inlined ? Buffer.from(raw.subarray(n * size + i * DIGEST_SIZE, n * size + (i + 1) * DIGEST_SIZE)).toString('hex') : undefined;
+    out.push({ ...info, index: i, digest });
+  }
+  return out;
+}
+
+/**
+ * Loads a blob's chunk map: the chunk-info table from the blob (one range read), digests
+ * from the table itself when inlined, else from the bootstrap's chunk table. A blob without a
+ * chunk-info table falls back to the bootstrap's chunk table alone.
+ */
+export async function loadBlobChunkMap(
+  source: BlobSource,
+  entry: BlobTableEntry,
+  bootstrapChunks: readonly ChunkTableEntry[],
+  signal?: AbortSignal,
+): Promise<BlobChunkMap> {
+  const fromBootstrap = new Map<number, ChunkTableEntry>();
+  for (const c of bootstrapChunks) if (c.blobIndex === entry.blobIndex) fromBootstrap.set(c.index, c);
+  let chunks: BlobChunk[];
+  if (entry.ciCompressedSize > 0 && entry.chunkCount > 0) {
+    if (entry.ciCompressedSize > 256 << 20 || entry.ciUncompressedSize > 256 << 20) {
+      throw new CorruptError('RAFS blob table', 0, `chunk-info table of ${entry.ciUncompressedSize} bytes is implausible`);
+    }
+    const raw = await source.read(entry.blobId, entry.ciOffset, entry.ciCompressedSize, signal);
+    const table = entry.ciCompressor === Compressor.None
+      ? raw
+      : codecById(entry.ciCompressor).decompress(raw, entry.ciUncompressedSize);
+    chunks = decodeCiTable(entry, table, entry.ciOffset);
+    for (const c of chunks) {
+      const b = fromBootstrap.get(c.index);
+      if (!b) continue;
+      if (b.uncompressedOffset !== c.uncompressedOffset || b.compressedOffset !== c.compressedOffset || b.compressedSize !== c.compressedSize) {
+        throw new CorruptError('blob chunk-info table', entry.ciOffset, `chunk ${c.index} of blob ${entry.blobId} disagrees with the bootstrap's chunk table`);
+      }
+      if (c.digest === undefined) c.digest = b.digest;
+      else if (c.digest !== b.digest) throw new CorruptError('blob chunk-info table', entry.ciOffset, `chunk ${c.index} digest disagrees with the bootstrap's chunk table`);
+    }
+  } else {
+    chunks = [...fromBootstrap.values()].map((b) => ({
+      index: b.index,
+      compressedOffset: b.compressedOffset,
+      compressedSize: b.compressedSize,
+      uncompressedOffset: b.uncompressedOffset,
+      uncompressedSize: b.uncompressedSize,
+      compressed: (b.flags & CHUNK_FLAG_COMPRESSED) !== 0,
+      digest: b.digest,
+    }));
+  }
+  return new BlobChunkMap(entry, chunks);
+}

@@ -1,0 +1,108 @@
+// Fetch → decompress → verify for a set of chunks of one blob. Adjacent compressed ranges are
+// merged into one source read (a registry round trip costs ~3.6 ms here; a few KiB of gap
+// costs nothing). Nothing leaves this module unverified.
+import { DigestMismatchError, UnsupportedError } from '../errors.js';
+import type { BlobSource } from './blob-source.js';
+import type { BlobChunk, BlobChunkMap } from './blob-chunk-map.js';
+import { codecById, type Codec } from './codecs.js';
+import { digesterById, type Digester } from './digests.js';
+
+export interface SourceRead {
+  offset: number;
+  length: number;
+  chunks: BlobChunk[];
+}
+
+export interface VerifiedChunk {
+  chunk: BlobChunk;
+  data: Buffer;
+}
+
+/** Groups chunks (any order) into source reads; gaps up to `maxGap` bytes are read through. */
+export function planReads(chunks: readonly BlobChunk[], maxGap = 64 << 10, maxRead = 16 << 20): SourceRead[] {
+  const sorted = [...chunks].sort((a, b) => a.compressedOffset - b.compressedOffset);
+  const reads: SourceRead[] = [];
+  let cur: SourceRead | undefined;
+  for (const c of sorted) {
+    const end = c.compressedOffset + c.compressedSize;
+    if (cur && c.compressedOffset >= cur.offset + cur.length && c.compressedOffset - (cur.offset + cur.length) <= maxGap && end - cur.offset <= maxRead) {
+      cur.length = end - cur.offset;
+      cur.chunks.push(c);
+    } else if (cur && c.compressedOffset < cur.offset + cur.length) {
+      // Chunks sharing compressed bytes (never written by our builder, but legal): extend.
+      cur.length = Math.max(cur.length, end - cur.offset);
+      cur.chunks.push(c);
+    } else {
+      cur = { offset: c.compressedOffset, length: c.compressedSize, chunks: [c] };
+      reads.push(cur);
+    }
+  }
+  return reads;
+}
+
+export interface ChunkReaderOptions {
+  /** Refuse chunks without a known digest (default true). */
+  requireDigest?: boolean;
+  maxGap?: number;
+}
+
+export class ChunkReader {
+  private readonly codec: Codec;
+  private readonly digester: Digester;
+
+  constructor(readonly source: BlobSource, readonly map: BlobChunkMap, private readonly opts: ChunkReaderOptions = {}) {
+    this.codec = codecById(map.entry.compressor);
+    this.digester = digesterById(map.entry.digester);
+  }
+
+  /** Decompresses and verifies one chunk's compressed bytes. */
+  verify(chunk: BlobChunk, compressed: Uint8Array): Buffer {
+    const data = chunk.compressed
+      ? this.codec.decompress(compressed, chunk.uncompressedSize)
+      : codecById(0).decompress(compressed, chunk.uncompressedSize);
+    if (chunk.digest === undefined) {
+      if (this.opts.requireDigest !== false) {
+        throw new UnsupportedError(`chunk ${chunk.index} of blob ${this.map.blobId} has no digest to verify against`);
+      }
+      return data;
+    }
+    const actual = this.digester.digest(data);
+    if (actual !== chunk.digest) throw new DigestMismatchError(this.map.blobId, chunk.index, chunk.digest, actual);
+    return data;
+  }
+
+  /**
+   * Fetches and verifies `chunks`. Each verified chunk is handed to `onChunk` as soon as its
+   * read completes. A bad chunk goes to `onError` when given; otherwise the call rejects with
+   * the first failure after the good chunks were delivered.
+   */
+  async fetch(
+    chunks: readonly BlobChunk[],
+    onChunk: (v: VerifiedChunk) => void | Promise<void>,
+    opts: { signal?: AbortSignal; onError?: (chunk: BlobChunk, err: Error) => void } = {},
+  ): Promise<void> {
+    const errors: Error[] = [];
+    const fail = (c: BlobChunk, err: Error) => (opts.onError ? opts.onError(c, err) : errors.push(err));
+    await Promise.all(planReads(chunks, this.opts.maxGap).map(async (r) => {
+      let bytes: Buffer;
+      try {
+        bytes = await this.source.read(this.map.blobId, r.offset, r.length, opts.signal);
+      } catch (err) {
+        for (const c of r.chunks) fail(c, err as Error);
+        return;
+      }
+      for (const c of r.chunks) {
+        const at = c.compressedOffset - r.offset;
+        let data: Buffer;
+        try {
+          data = this.verify(c, bytes.subarray(at, at + c.compressedSize));
+        } catch (err) {
+          fail(c, err as Error);
+          continue;
+        }
+        await onChunk({ chunk: c, data });
+      }
+    }));
+    if (errors.length) throw errors[0];
+  }
+}
