@@ -6,10 +6,14 @@ import { OndineError } from '../errors.js';
 import { register as registerBuild } from './commands/build.js';
 import { register as registerInspect } from './commands/inspect.js';
 import { register as registerUnpack } from './commands/unpack.js';
+import { register as registerDaemon } from './commands/daemon.js';
+import { register as registerMount } from './commands/mount.js';
+import { register as registerUmount } from './commands/umount.js';
+import { register as registerStatus } from './commands/status.js';
 
 const program = new Command();
 program.name('ondine').description('on-demand container images for in-kernel EROFS').version('0.1.0');
-for (const register of [registerBuild, registerInspect, registerUnpack]) register(program);
+for (const register of [registerBuild, registerInspect, registerUnpack, registerDaemon, registerMount, registerUmount, registerStatus]) register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof OndineError) {

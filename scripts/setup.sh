@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian bookworm machine (as root):
+# Debian packages (only the missing ones, so a warm machine pays nothing), npm packages
+# (npm ci, which also builds the addon), and the TypeScript build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential python3 pkg-config liblz4-dev libzstd-dev   # the addon
+  erofs-utils e2fsprogs attr util-linux fuse3 libcap2-bin     # host tests and oracles
+  tar gzip zstd xz-utils
+  qemu-system-x86 busybox-static                              # the test VM
+  linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio kmod
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  if [ "$(id -u)" != 0 ]; then echo "setup: need root to apt-get install ${missing[*]}" >&2; exit 1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ "${ONDINE_FORCE_NPM_CI:-}" = 1 ]; then
+  npm ci --no-audit --no-fund
+else
+  # node_modules is current; the addon may still need building in a fresh clone.
+  [ -f build/Release/ondine.node ] || npm run build:native
+fi
+npm run build

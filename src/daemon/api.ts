@@ -1,0 +1,90 @@
+// Management API: JSON over HTTP on a unix socket (mode 0600: only root manages images).
+// Errors carry the same stable codes as the CLI.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { OndineError } from '../errors.js';
+import type { ImageRegistry, ImageSpec } from './registry.js';
+
+export interface ApiContext {
+  registry: ImageRegistry;
+  stats(): unknown;
+  shutdown(): void;
+  log?: Logger;
+}
+
+async function body(req: IncomingMessage): Promise<unknown> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > 1 << 20) throw new OndineError('ONDINE_ERR_INVALID', 22, 'request body too large');
+    parts.push(c as Buffer);
+  }
+  if (!parts.length) return {};
+  try {
+    return JSON.parse(Buffer.concat(parts).toString('utf8'));
+  } catch {
+    throw new OndineError('ONDINE_ERR_INVALID', 22, 'request body is not JSON');
+  }
+}
+
+function send(res: ServerResponse, status: number, value?: unknown): void {
+  const text = value === undefined ? '' : JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+const STATUS: Record<string, number> = {
+  ONDINE_ERR_INVALID: 400, ONDINE_ERR_NOT_FOUND: 404, ONDINE_ERR_EXISTS: 409, ONDINE_ERR_CORRUPT: 422, ONDINE_ERR_UNSUPPORTED: 422,
+};
+
+export async function startApi(socketPath: string, ctx: ApiContext): Promise<Server> {
+  await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
+  await unlink(socketPath).catch(() => undefined);
+  const server = createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://ondine');
+      const path = url.pathname;
+      try {
+        if (req.method === 'GET' && path === '/v1/health') return send(res, 200, { ok: true, pid: process.pid });
+        if (req.method === 'GET' && path === '/v1/images') return send(res, 200, ctx.registry.list());
+        if (req.method === 'POST' && path === '/v1/images') {
+          const spec = (await body(req)) as ImageSpec;
+          if (typeof spec?.fsid !== 'string' || typeof spec?.bootstrap !== 'string') {
+            throw new OndineError('ONDINE_ERR_INVALID', 22, 'an image needs "fsid" and "bootstrap"');
+          }
+          const info = await ctx.registry.add(spec);
+          ctx.log?.info({ fsid: info.fsid, domain: info.domain, bootstrap: info.bootstrap }, 'image registered');
+          return send(res, 201, info);
+        }
+        const m = /^\/v1\/images\/([^/]+)$/.exec(path);
+        if (req.method === 'DELETE' && m) {
+          const fsid = decodeURIComponent(m[1]!);
+          const domain = url.searchParams.get('domain') ?? undefined;
+          if (!ctx.registry.remove(fsid, domain)) throw new OndineError('ONDINE_ERR_NOT_FOUND', 2, `no image with fsid "${fsid}"`);
+          ctx.log?.info({ fsid, domain }, 'image unregistered');
+          return send(res, 204);
+        }
+        if (req.method === 'GET' && path === '/v1/stats') return send(res, 200, ctx.stats());
+        if (req.method === 'POST' && path === '/v1/shutdown') {
+          send(res, 202, { ok: true });
+          ctx.shutdown();
+          return;
+        }
+        send(res, 404, { code: 'ONDINE_ERR_NOT_FOUND', message: `no route ${req.method} ${path}` });
+      } catch (err) {
+        const e = err as OndineError;
+        const status = e instanceof OndineError ? STATUS[e.code] ?? 500 : 500;
+        send(res, status, { code: e.code ?? 'ONDINE_ERR_INTERNAL', message: e.message });
+      }
+    })();
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolveListen());
+  });
+  await chmod(socketPath, 0o600);
+  return server;
+}

@@ -1,0 +1,42 @@
+// Daemon configuration: defaults, an optional JSON file, then command-line flags on top.
+import { readFile } from 'node:fs/promises';
+import { InvalidArgumentError } from '../errors.js';
+import type { ImageSpec } from './registry.js';
+
+export interface DaemonConfig {
+  cacheDir: string;
+  socketPath: string;
+  devicePath: string;
+  tag?: string;
+  /** Compressed bytes fetched per miss at least (read-ahead). */
+  amplifyBytes: number;
+  /** READs served at once. */
+  concurrency: number;
+  /** A READ not filled in this time is completed unfilled (its reader gets EIO). */
+  readTimeoutMs: number;
+  images: ImageSpec[];
+}
+
+export const DEFAULT_SOCKET = '/run/ondine/ondine.sock';
+
+export function defaults(): Omit<DaemonConfig, 'cacheDir'> {
+  return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: 1 << 20, concurrency: 16, readTimeoutMs: 30_000, images: [] };
+}
+
+export async function loadConfig(file: string | undefined, flags: Partial<DaemonConfig>): Promise<DaemonConfig> {
+  let fromFile: Partial<DaemonConfig> = {};
+  if (file) {
+    try {
+      fromFile = JSON.parse(await readFile(file, 'utf8')) as Partial<DaemonConfig>;
+    } catch (err) {
+      throw new InvalidArgumentError(`config ${file}: ${(err as Error).message}`);
+    }
+  }
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
+  const cfg = { ...defaults(), ...fromFile, ...defined } as DaemonConfig;
+  if (!cfg.cacheDir) throw new InvalidArgumentError('a cache directory is required (--cache-dir or "cacheDir" in the config)');
+  for (const k of ['amplifyBytes', 'concurrency', 'readTimeoutMs'] as const) {
+    if (!Number.isInteger(cfg[k]) || cfg[k] < (k === 'amplifyBytes' ? 0 : 1)) throw new InvalidArgumentError(`${k} must be a positive integer`);
+  }
+  return cfg;
+}

@@ -1,0 +1,49 @@
+// EROFS fscache mounts: the mount(2) call and reading them back from /proc/self/mountinfo.
+import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { OndineError } from '../errors.js';
+import { MS_RDONLY, mountAsync, NativeError, umount2Async } from '../native/index.js';
+
+export interface FscacheMount {
+  mountpoint: string;
+  fsid: string;
+  domain?: string;
+}
+
+export async function mountFscache(mountpoint: string, fsid: string, domain?: string, devices: string[] = []): Promise<void> {
+  const data = [`fsid=${fsid}`, ...(domain ? [`domain_id=${domain}`] : []), ...devices.map((d) => `device=${d}`)].join(',');
+  try {
+    await mountAsync('none', mountpoint, 'erofs', MS_RDONLY, data);
+  } catch (err) {
+    if (err instanceof NativeError) {
+      const hint = err.errno === constants.errno.ENOENT ? ' (the daemon does not know this fsid or one of its blobs)'
+        : err.errno === constants.errno.EINVAL ? ' (the kernel refused the options: is EROFS built with CONFIG_EROFS_FS_ONDEMAND, and is a daemon bound to /dev/cachefiles?)'
+        : err.errno === constants.errno.EOPNOTSUPP ? ' (this kernel lacks EROFS fscache mode)' : '';
+      throw new OndineError('ONDINE_ERR_MOUNT', err.errno, `mount -t erofs -o ${data} none ${mountpoint} failed: ${err.code}${hint}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+export async function umount(mountpoint: string): Promise<void> {
+  await umount2Async(mountpoint, 0);
+}
+
+/** EROFS mounts in fscache mode, with their fsid and domain. */
+export async function listFscacheMounts(): Promise<FscacheMount[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const out: FscacheMount[] = [];
+  for (const line of text.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const [fstype, , superOpts] = right.split(' ');
+    if (fstype !== 'erofs' || !superOpts) continue;
+    const opts = new Map(superOpts.split(',').map((o) => { const i = o.indexOf('='); return i < 0 ? [o, ''] : [o.slice(0, i), o.slice(i + 1)]; }));
+    const fsid = opts.get('fsid');
+    if (!fsid) continue;
+    const mountpoint = left.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const domain = opts.get('domain_id');
+    out.push({ mountpoint, fsid, ...(domain ? { domain } : {}) });
+  }
+  return out;
+}

@@ -1,0 +1,104 @@
+// Pure parsers for /dev/cachefiles on-demand messages (include/uapi/linux/cachefiles.h).
+// Every failure names the field and offset: a malformed message is a kernel/daemon mismatch
+// worth a precise log line, never a crash.
+import { CorruptError } from '../../errors.js';
+
+export const HEADER_SIZE = 16;
+export const OPEN_FIXED_SIZE = 32;
+export const READ_SIZE = 32;
+/** The kernel refuses reads with buffers shorter than this (EMSGSIZE). */
+export const MIN_READ_BUFFER = 1024;
+export const CACHEFILES_IOC_READ_COMPLETE = 0x40049801;
+
+export enum Opcode {
+  Open = 0,
+  Close = 1,
+  Read = 2,
+}
+
+interface Base {
+  msgId: number;
+  objectId: number;
+}
+export interface OpenMessage extends Base {
+  opcode: Opcode.Open;
+  /** e.g. "erofs,<fsid>" or "erofs,<domain_id>" (trailing NUL removed). */
+  volumeKey: string;
+  /** The fsid (bootstrap) or a device tag / device= option (data blob). */
+  cookieKey: string;
+  fd: number;
+  flags: number;
+}
+export interface CloseMessage extends Base {
+  opcode: Opcode.Close;
+}
+export interface ReadMessage extends Base {
+  opcode: Opcode.Read;
+  offset: number;
+  length: number;
+}
+export type Message = OpenMessage | CloseMessage | ReadMessage;
+
+const S = 'cachefiles message';
+
+function keyString(buf: Uint8Array): string {
+  let end = buf.length;
+  while (end > 0 && buf[end - 1] === 0) end--;
+  return Buffer.from(buf.buffer, buf.byteOffset, end).toString('latin1');
+}
+
+export function parseMessage(buf: Uint8Array, length = buf.length): Message {
+  if (length < HEADER_SIZE || length > buf.length) throw new CorruptError(S, 0, `${length} bytes is shorter than the ${HEADER_SIZE}-byte header`);
+  const dv = new DataView(buf.buffer, buf.byteOffset, length);
+  const msgId = dv.getUint32(0, true);
+  const opcode = dv.getUint32(4, true);
+  const len = dv.getUint32(8, true);
+  const objectId = dv.getUint32(12, true);
+  if (len !== length) throw new CorruptError(S, 8, `header says ${len} bytes, read returned ${length}`);
+  switch (opcode) {
+    case Opcode.Open: {
+      if (len < OPEN_FIXED_SIZE) throw new CorruptError(S, 8, `OPEN of ${len} bytes is shorter than ${OPEN_FIXED_SIZE}`);
+      const volSize = dv.getUint32(16, true);
+      const cookieSize = dv.getUint32(20, true);
+      if (OPEN_FIXED_SIZE + volSize + cookieSize > len) {
+        throw new CorruptError(S, 16, `OPEN keys (${volSize}+${cookieSize} bytes) overflow the ${len}-byte message`);
+      }
+      const volumeKey = keyString(buf.subarray(OPEN_FIXED_SIZE, OPEN_FIXED_SIZE + volSize));
+      const cookieKey = keyString(buf.subarray(OPEN_FIXED_SIZE + volSize, OPEN_FIXED_SIZE + volSize + cookieSize));
+      return { opcode, msgId, objectId, volumeKey, cookieKey, fd: dv.getUint32(24, true), flags: dv.getUint32(28, true) };
+    }
+    case Opcode.Close:
+      return { opcode, msgId, objectId };
+    case Opcode.Read: {
+      if (len < READ_SIZE) throw new CorruptError(S, 8, `READ of ${len} bytes is shorter than ${READ_SIZE}`);
+      const off = dv.getBigUint64(16, true);
+      const rlen = dv.getBigUint64(24, true);
+      if (off > BigInt(Number.MAX_SAFE_INTEGER) || rlen > 1n << 40n) throw new CorruptError(S, 16, `READ range ${off}+${rlen} out of range`);
+      return { opcode, msgId, objectId, offset: Number(off), length: Number(rlen) };
+    }
+    default:
+      throw new CorruptError(S, 4, `unknown opcode ${opcode}`);
+  }
+}
+
+/** Encodes a message the way the kernel would (for unit tests of the handlers). */
+export function encodeMessage(m: Message): Buffer {
+  if (m.opcode === Opcode.Open) {
+    const vol = Buffer.from(m.volumeKey + '\0', 'latin1');
+    const cookie = Buffer.from(m.cookieKey, 'latin1');
+    const b = Buffer.alloc(OPEN_FIXED_SIZE + vol.length + cookie.length);
+    b.writeUInt32LE(m.msgId, 0); b.writeUInt32LE(m.opcode, 4); b.writeUInt32LE(b.length, 8); b.writeUInt32LE(m.objectId, 12);
+    b.writeUInt32LE(vol.length, 16); b.writeUInt32LE(cookie.length, 20); b.writeUInt32LE(m.fd, 24); b.writeUInt32LE(m.flags, 28);
+    vol.copy(b, OPEN_FIXED_SIZE); cookie.copy(b, OPEN_FIXED_SIZE + vol.length);
+    return b;
+  }
+  const b = Buffer.alloc(m.opcode === Opcode.Read ? READ_SIZE : HEADER_SIZE);
+  b.writeUInt32LE(m.msgId, 0); b.writeUInt32LE(m.opcode, 4); b.writeUInt32LE(b.length, 8); b.writeUInt32LE(m.objectId, 12);
+  if (m.opcode === Opcode.Read) { b.writeBigUInt64LE(BigInt(m.offset), 16); b.writeBigUInt64LE(BigInt(m.length), 24); }
+  return b;
+}
+
+/** "erofs,<name>" → name (the fsid, or the domain when domain_id= was given). */
+export function volumeName(volumeKey: string): string | undefined {
+  return volumeKey.startsWith('erofs,') ? volumeKey.slice('erofs,'.length) : undefined;
+}
