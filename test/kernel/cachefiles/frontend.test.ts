@@ -1,0 +1,170 @@
+// Unit tests of the cachefiles front end's protocol logic with a recording KernelIo. The
+// kernel itself is exercised in test/vm; here we pin down what must hold on every path.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, writeFile, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CachefilesFrontend } from '../../../src/kernel/cachefiles/frontend.js';
+import type { KernelIo } from '../../../src/kernel/cachefiles/kernel-io.js';
+import { Opcode, encodeMessage, parseMessage, type Message } from '../../../src/kernel/cachefiles/messages.js';
+import { ImageRegistry } from '../../../src/daemon/registry.js';
+import { build } from '../../../src/build/builder.js';
+import { parseBootstrap } from '../../../src/format/bootstrap.js';
+
+class RecordingIo implements KernelIo {
+  commands: string[] = [];
+  completes: Array<[number, number]> = [];
+  closed: number[] = [];
+  files = new Map<number, Buffer>();
+  writeDelayMs = 0;
+  writes = 0;
+  command(cmd: string): void { this.commands.push(cmd); }
+  readComplete(fd: number, msgId: number): void { this.completes.push([fd, msgId]); }
+  async write(fd: number, offset: number, data: Uint8Array): Promise<void> {
+    if (this.writeDelayMs) await new Promise((r) => setTimeout(r, this.writeDelayMs));
+    assert.ok(!this.closed.includes(fd), `write to fd ${fd} after it was closed`);
+    assert.equal(offset % 4096, 0, 'unaligned write offset');
+    const f = this.files.get(fd) ?? Buffer.alloc(0);
+    const end = offset + Math.ceil(data.length / 4096) * 4096;
+    const out = f.length >= end ? f : Buffer.concat([f, Buffer.alloc(end - f.length)]);
+    out.set(data, offset);
+    this.files.set(fd, out);
+    this.writes++;
+  }
+  isAllocated(): boolean { return false; }
+  close(fd: number): void { this.closed.push(fd); }
+}
+
+async function makeImage(t: { after: (fn: () => Promise<void>) => void }) {
+  const dir = await mkdtemp(join(tmpdir(), 'ondine-fe-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const src = join(dir, 'src');
+  await mkdir(src);
+  const data = Buffer.alloc(3 << 20);
+  for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
+  await writeFile(join(src, 'big'), data);
+  await writeFile(join(src, 'small'), 'hello\n');
+  const out = join(dir, 'img');
+  await build({ sources: [src], outDir: out, chunkSize: 1 << 20, workers: 1 });
+  const b = parseBootstrap(await readFile(join(out, 'bootstrap')));
+  return { dir, out, bootstrap: b, blobId: b.blobs[0]!.blobId, data };
+}
+
+const open = (msgId: number, objectId: number, fd: number, volume: string, cookie: string): Message =>
+  parseMessage(encodeMessage({ opcode: Opcode.Open, msgId, objectId, fd, flags: 0, volumeKey: volume, cookieKey: cookie }));
+const read = (msgId: number, objectId: number, offset: number, length: number): Message =>
+  parseMessage(encodeMessage({ opcode: Opcode.Read, msgId, objectId, offset, length }));
+const close = (msgId: number, objectId: number): Message =>
+  parseMessage(encodeMessage({ opcode: Opcode.Close, msgId, objectId }));
+
+test('messages: parse what the kernel sends, refuse short or inconsistent ones', () => {
+  const m = open(7, 3, 42, 'erofs,img1', 'img1');
+  assert.deepEqual(m, { opcode: Opcode.Open, msgId: 7, objectId: 3, fd: 42, flags: 0, volumeKey: 'erofs,img1', cookieKey: 'img1' });
+  const r = read(8, 3, 2 ** 32, 8192);
+  assert.equal(r.opcode, Opcode.Read);
+  assert.equal((r as { offset: number }).offset, 2 ** 32);
+  const bad = encodeMessage({ opcode: Opcode.Read, msgId: 1, objectId: 1, offset: 0, length: 1 });
+  assert.throws(() => parseMessage(bad, 20), { code: 'ONDINE_ERR_CORRUPT' });
+  const wrongLen = Buffer.from(bad); wrongLen.writeUInt32LE(64, 8);
+  assert.throws(() => parseMessage(wrongLen), { code: 'ONDINE_ERR_CORRUPT' });
+  const badOp = Buffer.from(bad); badOp.writeUInt32LE(9, 4);
+  assert.throws(() => parseMessage(badOp), /unknown opcode 9/);
+  const o = encodeMessage({ opcode: Opcode.Open, msgId: 1, objectId: 1, fd: 3, flags: 0, volumeKey: 'erofs,x', cookieKey: 'x' });
+  o.writeUInt32LE(1000, 16);
+  assert.throws(() => parseMessage(o), /overflow/);
+});
+
+test('OPEN of an unknown fsid is refused with ENOENT and its fd closed; known ones get their size', async (t) => {
+  const img = await makeImage(t);
+  const reg = new ImageRegistry();
+  await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
+  const io = new RecordingIo();
+  const fe = new CachefilesFrontend(io, reg);
+  fe.handle(open(1, 10, 100, 'erofs,nope', 'nope'));
+  assert.deepEqual(io.commands, ['copen 1,-2']);
+  assert.deepEqual(io.closed, [100]);
+  fe.handle(open(2, 11, 101, 'erofs,img1', 'img1'));
+  fe.handle(open(3, 12, 102, 'erofs,img1', img.blobId));
+  assert.equal(io.commands[1], `copen 2,${img.bootstrap.buf.length}`);
+  assert.equal(io.commands[2], `copen 3,${img.bootstrap.blobs[0]!.uncompressedSize}`);
+  // A blob of another image's volume is not served in this one.
+  fe.handle(open(4, 13, 103, 'erofs,other', img.blobId));
+  assert.equal(io.commands[3], 'copen 4,-2');
+  assert.equal(fe.stats.openFailures, 2);
+});
+
+test('READ fills exactly the blob bytes, always completes, and concurrent READs of a chunk fetch once', async (t) => {
+  const img = await makeImage(t);
+  const reg = new ImageRegistry({ amplifyBytes: 0 });
+  await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
+  const io = new RecordingIo();
+  io.writeDelayMs = 20;
+  const fe = new CachefilesFrontend(io, reg);
+  fe.handle(open(1, 1, 50, 'erofs,img1', img.blobId));
+  for (let i = 0; i < 5; i++) fe.handle(read(10 + i, 1, 4096, 4096));
+  await fe.idle();
+  assert.equal(io.completes.length, 5);
+  assert.deepEqual(io.completes.map(([fd]) => fd), [50, 50, 50, 50, 50]);
+  assert.equal(io.writes, 1, 'five readers of one chunk: one fetch, one write');
+  const counters = reg.sourceCounters()[join(img.out, 'blobs')]![img.blobId]!;
+  assert.ok(counters.requests >= 2, 'chunk-info table and one chunk read');
+  // The cache file now holds the uncompressed bytes of the chunk covering offset 4096.
+  const file = io.files.get(50)!;
+  const b = img.bootstrap;
+  const ino = b.lookup('/big');
+  const first = b.chunkMap(ino)[0]!.chunk.blkaddr * 4096;
+  assert.deepEqual(file.subarray(first, first + (1 << 20)), img.data.subarray(0, 1 << 20));
+});
+
+test('a READ that cannot be filled still completes (reader gets EIO), and a corrupt chunk is never written', async (t) => {
+  const img = await makeImage(t);
+  const blobPath = join(img.out, 'blobs', img.blobId);
+  const blob = await readFile(blobPath);
+  blob[100] ^= 0xff; // inside the first chunk's compressed bytes
+  await writeFile(blobPath, blob);
+  const reg = new ImageRegistry({ amplifyBytes: 0 });
+  await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
+  const io = new RecordingIo();
+  const fe = new CachefilesFrontend(io, reg);
+  fe.handle(open(1, 1, 60, 'erofs,img1', img.blobId));
+  fe.handle(read(2, 1, 0, 4096));
+  await fe.idle();
+  assert.deepEqual(io.completes, [[60, 2]]);
+  assert.equal(io.writes, 0, 'nothing written for a chunk that failed verification');
+  assert.equal(fe.stats.readFailures, 1);
+});
+
+test('a READ that outlives its timeout is completed unfilled; the fd closes only after the fill settles', async (t) => {
+  const img = await makeImage(t);
+  const reg = new ImageRegistry({ amplifyBytes: 0 });
+  await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
+  const io = new RecordingIo();
+  io.writeDelayMs = 300;
+  const fe = new CachefilesFrontend(io, reg, { readTimeoutMs: 50 });
+  fe.handle(open(1, 1, 70, 'erofs,img1', img.blobId));
+  fe.handle(read(2, 1, 0, 4096));
+  fe.handle(close(3, 1));
+  await fe.idle();
+  assert.deepEqual(io.completes, [[70, 2]]);
+  assert.equal(fe.stats.readTimeouts, 1);
+  assert.deepEqual(io.closed, [], 'fd must stay open while a write to it is in flight');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(io.closed, [70]);
+});
+
+test('a second OPEN of a live object replaces it; CLOSE of an unknown object is ignored', async (t) => {
+  const img = await makeImage(t);
+  const reg = new ImageRegistry();
+  await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
+  const io = new RecordingIo();
+  const fe = new CachefilesFrontend(io, reg);
+  fe.handle(open(1, 5, 80, 'erofs,img1', 'img1'));
+  fe.handle(open(2, 5, 81, 'erofs,img1', 'img1'));
+  assert.deepEqual(io.closed, [80]);
+  fe.handle(close(3, 99));
+  fe.handle(read(4, 5, 0, 4096));
+  await fe.idle();
+  assert.deepEqual(io.completes, [[81, 4]]);
+  assert.deepEqual(io.files.get(81)!.subarray(0, 4096), img.bootstrap.buf.subarray(0, 4096));
+});
