@@ -2,7 +2,19 @@
   "targets": [
     {
       "target_name": "ondine",
-      "sources": [ "native/addon.cc" ],
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/memory.cc",
+        "native/lz4.cc",
+        "native/xattr.cc",
+        "native/fdio.cc",
+        "native/mount.cc",
+        "native/cachefiles.cc",
+        "native/poller.cc",
+        "native/fanotify.cc",
+        "native/fdpass.cc"
+      ],
       "include_dirs": [ "<!(node -p \"require('node-addon-api').include_dir\")" ],
       "defines": [ "NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS" ],
       "cflags!": [ "-fno-exceptions" ],

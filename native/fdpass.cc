@@ -1,0 +1,114 @@
+// Passing fds over unix sockets (SCM_RIGHTS), so a supervisor can hold /dev/cachefiles or
+// the fanotify group across a daemon restart (kernel.md: failover, fails-open).
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "errors.h"
+
+namespace ondine {
+namespace {
+
+Napi::Value Socketpair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool nonBlocking = info[0].ToBoolean().Value();
+  int fds[2];
+  int type = SOCK_STREAM | SOCK_CLOEXEC | (nonBlocking ? SOCK_NONBLOCK : 0);
+  if (socketpair(AF_UNIX, type, 0, fds) != 0) {
+    ThrowErrno(env, errno, "socketpair");
+  }
+  Napi::Array pair = Napi::Array::New(env, 2);
+  pair.Set(0u, Napi::Number::New(env, fds[0]));
+  pair.Set(1u, Napi::Number::New(env, fds[1]));
+  return pair;
+}
+
+Napi::Value SendFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sock = FdArg(info, 0);
+  int fd = FdArg(info, 1);
+  // One payload byte carries the control message (a stream socket cannot send zero bytes).
+  char byte = 'F';
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  std::memset(&control, 0, sizeof(control));
+  struct msghdr msg;
+  std::memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof(control.buf);
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+  ssize_t n;
+  do {
+    n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) ThrowErrno(env, errno, "sendmsg");
+  return env.Undefined();
+}
+
+Napi::Value RecvFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sock = FdArg(info, 0);
+  char byte = 0;
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * 4)];
+    struct cmsghdr align;
+  } control;
+  std::memset(&control, 0, sizeof(control));
+  struct msghdr msg;
+  std::memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof(control.buf);
+  ssize_t n;
+  do {
+    n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
+    ThrowErrno(env, errno, "recvmsg");
+  }
+  // Collect every fd that arrived so none leaks, whatever else is wrong with the message.
+  int received[4];
+  int count = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t j = 0; j < k && count < 4; j++) {
+      std::memcpy(&received[count++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+    }
+  }
+  if (n == 0) {
+    for (int j = 0; j < count; j++) close(received[j]);
+    throw ErrnoError(env, ECONNRESET, "recvmsg", std::string(), "peer closed the socket");
+  }
+  if (count != 1 || (msg.msg_flags & MSG_CTRUNC) != 0) {
+    for (int j = 0; j < count; j++) close(received[j]);
+    throw ErrnoError(env, EPROTO, "recvmsg", std::string(),
+                     "expected exactly one file descriptor, got " + std::to_string(count) +
+                         ((msg.msg_flags & MSG_CTRUNC) != 0 ? " (control data truncated)" : ""));
+  }
+  return Napi::Number::New(env, received[0]);
+}
+
+}  // namespace
+
+void InitFdpass(Napi::Env env, Napi::Object exports) {
+  exports.Set("socketpair", Napi::Function::New(env, Socketpair, "socketpair"));
+  exports.Set("sendFd", Napi::Function::New(env, SendFd, "sendFd"));
+  exports.Set("recvFd", Napi::Function::New(env, RecvFd, "recvFd"));
+}
+
+}  // namespace ondine

@@ -1,0 +1,94 @@
+// Loads build/Release/ondine.node and describes it. The interface below is the hand-written
+// type of the raw module: it trusts its callers, so only src/native/index.ts (which checks
+// arguments first) should use it.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+import { NativeError } from './errors.js';
+
+export interface RawFdPoller {
+  close(): void;
+  ref(): void;
+  unref(): void;
+  readonly closed: boolean;
+}
+
+export interface NativeBinding {
+  setErrorClass(ctor: typeof NativeError): void;
+  readonly constants: Readonly<Record<string, number>>;
+
+  alignedBuffer(size: number, align: number): Buffer;
+  addressOf(buf: Uint8Array): bigint;
+
+  lz4Decompress(src: Uint8Array, uncompressedSize: number): Buffer;
+  lz4Compress(src: Uint8Array): Buffer;
+  lz4DecompressAsync(src: Uint8Array, uncompressedSize: number): Promise<Buffer>;
+  lz4CompressAsync(src: Uint8Array): Promise<Buffer>;
+  lz4CompressBound(size: number): number;
+
+  llistxattr(path: string | Uint8Array): string[];
+  lgetxattr(path: string | Uint8Array, name: string): Buffer;
+  lsetxattr(path: string | Uint8Array, name: string, value: Uint8Array, flags: number): void;
+  lremovexattr(path: string | Uint8Array, name: string): void;
+
+  seekData(fd: number, offset: number): number;
+  seekHole(fd: number, offset: number): number;
+  closeFd(fd: number): void;
+  devRead(fd: number, buf: Uint8Array): number;
+  devWrite(fd: number, command: string): void;
+  writeBuffer(fd: number, buf: Uint8Array): number;
+  pwriteAsync(fd: number, buf: Uint8Array, offset: number): Promise<number>;
+
+  mount(
+    source: string | null,
+    target: string,
+    fstype: string | null,
+    flags: number,
+    data: string | null,
+  ): void;
+  umount2(target: string, flags: number): void;
+  mountAsync(
+    source: string | null,
+    target: string,
+    fstype: string | null,
+    flags: number,
+    data: string | null,
+  ): Promise<void>;
+  umount2Async(target: string, flags: number): Promise<void>;
+
+  openDevice(path: string): number;
+  ioctlReadComplete(fd: number, msgId: number): void;
+
+  FdPoller: new (fd: number, onReadable: (error?: NativeError) => void) => RawFdPoller;
+
+  fanotifyInit(flags: number, eventFlags: number): number;
+  fanotifyMark(fd: number, flags: number, mask: bigint, dirfd: number, path: string | null): void;
+
+  socketpair(nonBlocking: boolean): [number, number];
+  sendFd(socketFd: number, fd: number): void;
+  recvFd(socketFd: number): number;
+}
+
+/** dist/src/native/binding.js -> <package root>/build/Release/ondine.node */
+export const ADDON_PATH = fileURLToPath(
+  new URL('../../../build/Release/ondine.node', import.meta.url),
+);
+
+function load(): NativeBinding {
+  const require = createRequire(import.meta.url);
+  let binding: NativeBinding;
+  try {
+    binding = require(ADDON_PATH) as NativeBinding;
+  } catch (err) {
+    throw new Error(
+      `cannot load the ondine native addon from ${ADDON_PATH}: build it with ` +
+        '`npm run build:native` (needs liblz4-dev and a C++ compiler)',
+      { cause: err },
+    );
+  }
+  // The addon constructs this class for every errno it reports, sync or async.
+  binding.setErrorClass(NativeError);
+  return binding;
+}
+
+export const binding: NativeBinding = load();

@@ -1,0 +1,416 @@
+// The typed face of the C++ addon: thin syscall wrappers with no policy. Each function checks
+// its arguments, calls the addon, and lets NativeError (code/errno/syscall) through; a few
+// errnos whose meaning is certain get a message that says what to do about them.
+// Not here: parsing kernel messages (src/kernel), retry or fallback decisions (callers).
+import { constants as bufferConstants } from 'node:buffer';
+
+import { binding, type RawFdPoller } from './binding.js';
+import * as check from './check.js';
+import { NativeArgumentError, NativeError } from './errors.js';
+
+export { NativeArgumentError, NativeError } from './errors.js';
+export * from './constants.js';
+export type { PathArg } from './check.js';
+
+// ---------------------------------------------------------------------------------------
+// Memory
+
+/**
+ * A zero-filled Buffer whose memory starts at an `align`-byte boundary (posix_memalign,
+ * freed when the Buffer is collected). O_DIRECT writes, such as those into cachefiles'
+ * anonymous fds, need this: an ordinary Buffer is not aligned. Slices keep the base
+ * alignment only at offsets that are multiples of `align`.
+ */
+export function alignedBuffer(size: number, align = 4096): Buffer {
+  check.integer(size, 'size', 0, bufferConstants.MAX_LENGTH);
+  check.integer(align, 'align', 8, 1 << 30);
+  if ((align & (align - 1)) !== 0) {
+    throw new NativeArgumentError(`align must be a power of two, got ${align}`);
+  }
+  return binding.alignedBuffer(size, align);
+}
+
+/** Address of the first byte of `buf` (byteOffset included): for alignment checks. */
+export function addressOf(buf: Uint8Array): bigint {
+  return binding.addressOf(check.bytes(buf, 'buf'));
+}
+
+// ---------------------------------------------------------------------------------------
+// lz4 block format (liblz4)
+
+/** LZ4_MAX_INPUT_SIZE from lz4.h. */
+export const LZ4_MAX_INPUT_SIZE = 0x7e000000;
+
+function lz4Source(src: unknown): Uint8Array {
+  const bytes = check.bytes(src, 'src');
+  if (bytes.length > LZ4_MAX_INPUT_SIZE) {
+    throw new NativeArgumentError(`src is ${bytes.length} bytes, over LZ4_MAX_INPUT_SIZE`);
+  }
+  return bytes;
+}
+
+/**
+ * Decodes one lz4 block that must expand to exactly `uncompressedSize` bytes. A corrupt
+ * block, or one of any other decoded size, throws NativeError code 'EBADMSG'.
+ */
+export function lz4Decompress(src: Uint8Array, uncompressedSize: number): Buffer {
+  const bytes = lz4Source(src);
+  check.integer(uncompressedSize, 'uncompressedSize', 0, check.INT32_MAX);
+  return binding.lz4Decompress(bytes, uncompressedSize);
+}
+
+/** lz4Decompress on the libuv thread pool. Do not modify `src` until it settles. */
+export function lz4DecompressAsync(src: Uint8Array, uncompressedSize: number): Promise<Buffer> {
+  try {
+    const bytes = lz4Source(src);
+    check.integer(uncompressedSize, 'uncompressedSize', 0, check.INT32_MAX);
+    return binding.lz4DecompressAsync(bytes, uncompressedSize);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** One lz4 block (LZ4_compress_default); the Buffer holds exactly the compressed bytes. */
+export function lz4Compress(src: Uint8Array): Buffer {
+  return binding.lz4Compress(lz4Source(src));
+}
+
+/** lz4Compress on the libuv thread pool. Do not modify `src` until it settles. */
+export function lz4CompressAsync(src: Uint8Array): Promise<Buffer> {
+  try {
+    return binding.lz4CompressAsync(lz4Source(src));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** Worst-case compressed size of `size` input bytes (LZ4_compressBound). */
+export function lz4CompressBound(size: number): number {
+  return binding.lz4CompressBound(check.integer(size, 'size', 0, LZ4_MAX_INPUT_SIZE));
+}
+
+// ---------------------------------------------------------------------------------------
+// Extended attributes (never following symlinks)
+
+const NOT_SUPPORTED = new Set(['ENOTSUP', 'EOPNOTSUPP']);
+
+function xattrError(err: unknown, path: check.PathArg, name?: string): unknown {
+  if (!(err instanceof NativeError)) return err;
+  const where = `'${check.pathText(path)}'`;
+  if (err.code === 'ENODATA' && name !== undefined) {
+    return err.explain(`no extended attribute "${name}" on ${where}`);
+  }
+  if (NOT_SUPPORTED.has(err.code)) {
+    return err.explain(`the filesystem of ${where} does not support extended attributes`);
+  }
+  return err;
+}
+
+/** Attribute names of `path` itself (not a symlink's target); [] where xattrs are unsupported. */
+export function llistxattr(path: check.PathArg): string[] {
+  const p = check.path(path);
+  try {
+    return binding.llistxattr(p);
+  } catch (err) {
+    if (err instanceof NativeError && NOT_SUPPORTED.has(err.code)) return [];
+    throw xattrError(err, p);
+  }
+}
+
+/** Value of attribute `name`; NativeError 'ENODATA' when it is not set. */
+export function lgetxattr(path: check.PathArg, name: string): Buffer {
+  const p = check.path(path);
+  check.nonEmptyString(name, 'name');
+  try {
+    return binding.lgetxattr(p, name);
+  } catch (err) {
+    throw xattrError(err, p, name);
+  }
+}
+
+/** Sets attribute `name`; flags XATTR_CREATE / XATTR_REPLACE (0: either). */
+export function lsetxattr(
+  path: check.PathArg,
+  name: string,
+  value: Uint8Array,
+  flags = 0,
+): void {
+  const p = check.path(path);
+  check.nonEmptyString(name, 'name');
+  check.bytes(value, 'value');
+  check.integer(flags, 'flags', 0, 3);
+  try {
+    binding.lsetxattr(p, name, value, flags);
+  } catch (err) {
+    throw xattrError(err, p, name);
+  }
+}
+
+/** Removes attribute `name`; NativeError 'ENODATA' when it is not set. */
+export function lremovexattr(path: check.PathArg, name: string): void {
+  const p = check.path(path);
+  check.nonEmptyString(name, 'name');
+  try {
+    binding.lremovexattr(p, name);
+  } catch (err) {
+    throw xattrError(err, p, name);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sparse files
+
+/** Offset of the first data at or after `offset` (lseek SEEK_DATA), -1 if none. */
+export function seekData(fd: number, offset: number): number {
+  return binding.seekData(check.fd(fd), check.offset(offset, 'offset'));
+}
+
+/** Offset of the first hole at or after `offset` (lseek SEEK_HOLE), -1 if past the end. */
+export function seekHole(fd: number, offset: number): number {
+  return binding.seekHole(check.fd(fd), check.offset(offset, 'offset'));
+}
+
+// ---------------------------------------------------------------------------------------
+// Mounts
+
+function mountArgs(
+  source: string | null,
+  target: string,
+  fstype: string | null,
+  flags: number,
+  data: string | null,
+): [string | null, string, string | null, number, string | null] {
+  return [
+    check.optionalString(source, 'source'),
+    check.nonEmptyString(target, 'target'),
+    check.optionalString(fstype, 'fstype'),
+    check.integer(flags, 'flags', 0, check.UINT32_MAX),
+    check.optionalString(data, 'data'),
+  ];
+}
+
+/**
+ * mount(2) as is. For a file-backed EROFS image: mount(imagePath, dir, 'erofs', MS_RDONLY,
+ * 'device=<blob cache file>'); no loop device is involved. fstype may be null with
+ * MS_BIND / MS_MOVE / MS_REMOUNT / propagation flags, where the kernel ignores it.
+ */
+export function mount(
+  source: string | null,
+  target: string,
+  fstype: string | null,
+  flags: number,
+  data: string | null,
+): void {
+  binding.mount(...mountArgs(source, target, fstype, flags, data));
+}
+
+/**
+ * mount(2) on the thread pool. Use it when this process also answers the fanotify events
+ * the mount may raise: a synchronous mount would block the thread that has to answer.
+ */
+export function mountAsync(
+  source: string | null,
+  target: string,
+  fstype: string | null,
+  flags: number,
+  data: string | null,
+): Promise<void> {
+  try {
+    return binding.mountAsync(...mountArgs(source, target, fstype, flags, data));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** umount2(2); flags MNT_FORCE, MNT_DETACH, MNT_EXPIRE, UMOUNT_NOFOLLOW. */
+export function umount2(target: string, flags = 0): void {
+  binding.umount2(check.nonEmptyString(target, 'target'), check.integer(flags, 'flags', 0, 15));
+}
+
+/** umount2(2) on the thread pool (an unmount may wait on I/O). */
+export function umount2Async(target: string, flags = 0): Promise<void> {
+  try {
+    return binding.umount2Async(
+      check.nonEmptyString(target, 'target'),
+      check.integer(flags, 'flags', 0, 15),
+    );
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// cachefiles device and fd I/O
+
+/**
+ * Opens the cachefiles device (O_RDWR | O_CLOEXEC). The errors a user can act on carry a
+ * message saying what is wrong; code/errno stay the kernel's.
+ */
+export function cachefilesOpen(path = '/dev/cachefiles'): number {
+  check.nonEmptyString(path, 'path');
+  try {
+    return binding.openDevice(path);
+  } catch (err) {
+    if (!(err instanceof NativeError)) throw err;
+    switch (err.code) {
+      case 'ENOENT':
+      case 'ENODEV':
+      case 'ENXIO':
+        throw err.explain(
+          `${path} is not available: this kernel lacks on-demand cachefiles ` +
+            '(CONFIG_CACHEFILES and CONFIG_CACHEFILES_ONDEMAND), or the cachefiles module is ' +
+            'not loaded (modprobe cachefiles). Use the Ondine test VM, or the fanotify path.',
+        );
+      case 'EBUSY':
+        throw err.explain(
+          `${path} is already open elsewhere (single opener): cachefilesd or another ` +
+            'Ondine daemon holds it; stop that process first.',
+        );
+      case 'EPERM':
+      case 'EACCES':
+        throw err.explain(`opening ${path} needs CAP_SYS_ADMIN (run as root).`);
+      default:
+        throw err;
+    }
+  }
+}
+
+/** One write(2) of a text command (`bind ondemand`, `copen 7,4096`, ...). */
+export function devWrite(fd: number, command: string): void {
+  binding.devWrite(check.fd(fd), check.nonEmptyString(command, 'command'));
+}
+
+/**
+ * One read(2) into `buf`: the number of bytes read, 0 when nothing is pending (also for a
+ * non-blocking fd that would block). For cachefiles, give at least 1024 bytes.
+ */
+export function devRead(fd: number, buf: Uint8Array): number {
+  return binding.devRead(check.fd(fd), check.bytes(buf, 'buf'));
+}
+
+/** One write(2) of `buf` (e.g. a fanotify response); returns the bytes written. */
+export function writeBuffer(fd: number, buf: Uint8Array): number {
+  return binding.writeBuffer(check.fd(fd), check.bytes(buf, 'buf'));
+}
+
+/** CACHEFILES_IOC_READ_COMPLETE for `msgId` on a cachefiles anonymous fd. */
+export function ioctlReadComplete(fd: number, msgId: number): void {
+  binding.ioctlReadComplete(check.fd(fd), check.integer(msgId, 'msgId', 0, check.UINT32_MAX));
+}
+
+/**
+ * Writes all of `buf` at `offset` with pwrite(2) on the thread pool, looping over short
+ * writes; resolves to buf.length. The memory is used as is, so an alignedBuffer stays
+ * aligned for O_DIRECT. Do not modify `buf` until it settles.
+ */
+export function pwriteAsync(fd: number, buf: Uint8Array, offset: number): Promise<number> {
+  try {
+    return binding.pwriteAsync(check.fd(fd), check.bytes(buf, 'buf'), check.offset(offset, 'offset'));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** close(2). */
+export function closeFd(fd: number): void {
+  binding.closeFd(check.fd(fd));
+}
+
+/**
+ * Calls `onReadable` on the event loop whenever `fd` is readable (libuv uv_poll_t, level
+ * triggered): read until devRead returns 0, or it fires again. No thread waits, nothing
+ * spins. libuv makes `fd` non-blocking. Close the poller before closing the fd, and keep
+ * one poller per fd. A poll error is passed once to `onReadable`, and the poller stops.
+ * An open poller keeps the process alive unless unref()'d.
+ */
+export class FdPoller {
+  readonly fd: number;
+  readonly #raw: RawFdPoller;
+
+  constructor(fd: number, onReadable: (error?: NativeError) => void) {
+    this.fd = check.fd(fd);
+    if (typeof onReadable !== 'function') {
+      throw new NativeArgumentError('onReadable must be a function');
+    }
+    this.#raw = new binding.FdPoller(this.fd, (error?: NativeError) => {
+      if (error === undefined) onReadable();
+      else onReadable(error);
+    });
+  }
+
+  /** Stops polling; no callback runs afterwards. Idempotent. */
+  close(): void {
+    this.#raw.close();
+  }
+
+  get closed(): boolean {
+    return this.#raw.closed;
+  }
+
+  /** Lets the process exit while this poller is open. */
+  unref(): this {
+    this.#raw.unref();
+    return this;
+  }
+
+  ref(): this {
+    this.#raw.ref();
+    return this;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// fanotify
+
+/** fanotify_init(2): e.g. (FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDWR). */
+export function fanotifyInit(flags: number, eventFlags: number): number {
+  return binding.fanotifyInit(
+    check.integer(flags, 'flags', 0, check.UINT32_MAX),
+    check.integer(eventFlags, 'eventFlags', 0, check.UINT32_MAX),
+  );
+}
+
+/**
+ * fanotify_mark(2). `path` null marks the object `dirfd` refers to; a relative path is
+ * resolved against `dirfd` (AT_FDCWD for the working directory).
+ */
+export function fanotifyMark(
+  fd: number,
+  flags: number,
+  mask: bigint,
+  dirfd: number,
+  path: string | null,
+): void {
+  check.fd(fd);
+  check.integer(flags, 'flags', 0, check.UINT32_MAX);
+  if (typeof mask !== 'bigint' || mask < 0n || mask > 0xffffffffffffffffn) {
+    throw new NativeArgumentError('mask must be a bigint in [0, 2^64)');
+  }
+  check.integer(dirfd, 'dirfd', -check.INT32_MAX - 1, check.INT32_MAX);
+  const p = check.optionalString(path, 'path');
+  binding.fanotifyMark(fd, flags, mask, dirfd, p);
+}
+
+// ---------------------------------------------------------------------------------------
+// fd passing (SCM_RIGHTS) for daemon failover
+
+/**
+ * A connected pair of AF_UNIX stream sockets (close-on-exec), e.g. one end as a child's
+ * stdio fd for sendFd/recvFd. Blocking unless `nonBlocking` is set.
+ */
+export function socketpair(options: { nonBlocking?: boolean } = {}): [number, number] {
+  return binding.socketpair(options.nonBlocking === true);
+}
+
+/** Sends a duplicate of `fd` over the unix socket `socketFd` (with one payload byte). */
+export function sendFd(socketFd: number, fd: number): void {
+  binding.sendFd(check.fd(socketFd, 'socketFd'), check.fd(fd));
+}
+
+/**
+ * Receives one fd sent by sendFd (close-on-exec); -1 when nothing is pending on a
+ * non-blocking socket. Throws NativeError 'ECONNRESET' once the peer has closed.
+ */
+export function recvFd(socketFd: number): number {
+  return binding.recvFd(check.fd(socketFd, 'socketFd'));
+}
