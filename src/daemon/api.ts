@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { OndineError } from '../errors.js';
 import type { ImageRegistry, ImageSpec } from './registry.js';
+import { listFscacheMounts } from './mounts.js';
 
 export interface ApiContext {
   registry: ImageRegistry;
@@ -50,6 +51,10 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
       try {
         if (req.method === 'GET' && path === '/v1/health') return send(res, 200, { ok: true, pid: process.pid });
         if (req.method === 'GET' && path === '/v1/images') return send(res, 200, ctx.registry.list());
+        if (req.method === 'GET' && path === '/v1/mounts') {
+          const known = new Set(ctx.registry.list().map((i) => `${i.domain ?? ''}\0${i.fsid}`));
+          return send(res, 200, (await listFscacheMounts()).map((mnt) => ({ ...mnt, served: known.has(`${mnt.domain ?? ''}\0${mnt.fsid}`) })));
+        }
         if (req.method === 'POST' && path === '/v1/images') {
           const spec = (await body(req)) as ImageSpec;
           if (typeof spec?.fsid !== 'string' || typeof spec?.bootstrap !== 'string') {

@@ -39,5 +39,6 @@ export class DaemonClient {
     return this.call('DELETE', `/v1/images/${encodeURIComponent(fsid)}${domain ? `?domain=${encodeURIComponent(domain)}` : ''}`);
   }
   stats(): Promise<Record<string, unknown>> { return this.call('GET', '/v1/stats'); }
+  mounts(): Promise<Array<{ mountpoint: string; fsid: string; domain?: string; served: boolean }>> { return this.call('GET', '/v1/mounts'); }
   shutdown(): Promise<void> { return this.call('POST', '/v1/shutdown'); }
 }

@@ -1,0 +1,59 @@
+// Cachefiles end to end on a real kernel: builds the fixture images on the host, boots the
+// QEMU VM (kernel from vm/build-kernel.sh, with CACHEFILES_ONDEMAND) once, runs the guest
+// tests there and reports each of them here as a subtest.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeFixtures } from './fixtures.js';
+
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const SHARED = process.env.ONDINE_SHARED ?? join(REPO, '..', 'shared');
+
+interface TapPoint { ok: boolean; name: string; depth: number; detail: string[] }
+
+export function parseTap(text: string): TapPoint[] {
+  const points: TapPoint[] = [];
+  let current: TapPoint | undefined;
+  for (const line of text.split('\n')) {
+    const m = /^(\s*)(not ok|ok) \d+ - (.*?)(\s+# .*)?$/.exec(line);
+    if (m) {
+      current = { ok: m[2] === 'ok', name: m[3]!, depth: m[1]!.length / 4, detail: [] };
+      points.push(current);
+    } else if (current && /^\s+(error|message|expected|actual|location|stack|code|failureType):?/.test(line)) {
+      current.detail.push(line.trim());
+    }
+  }
+  return points;
+}
+
+function runVm(fixtures: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn('bash', [join(REPO, 'vm/run.sh'), '--timeout', '2400', '--mem', '3072', '--cache-size', '4096',
+      '--env', `ONDINE_VM_FIXTURES=${fixtures}`, join(REPO, 'test/vm/guest/run-guest.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => { out += c; });
+    p.stderr.on('data', (c: Buffer) => { process.stderr.write(c); });
+    p.on('exit', (code) => resolve({ code, out }));
+  });
+}
+
+test('cachefiles on-demand in the VM', { timeout: 60 * 60_000, skip: process.getuid?.() !== 0 ? 'needs root (mkfs, mounts, QEMU)' : false }, async (t) => {
+  const fixtures = await mkdtemp(join(tmpdir(), 'ondine-vmfix-'));
+  t.after(() => rm(fixtures, { recursive: true, force: true }));
+  await makeFixtures(fixtures, SHARED);
+  const { code, out } = await runVm(fixtures);
+  const points = parseTap(out);
+  const shown = points.filter((p) => p.depth >= 1 || !p.name.endsWith('.guest.js'));
+  for (const p of shown) {
+    await t.test(`${'  '.repeat(Math.max(0, p.depth - 1))}${p.name}`, () => {
+      assert.ok(p.ok, `guest test failed: ${p.name}\n${p.detail.join('\n')}`);
+    });
+  }
+  if (code !== 0) t.diagnostic(out.split('\n').slice(-80).join('\n'));
+  assert.ok(points.length > 0, 'the guest reported no tests');
+  assert.equal(code, 0, `the VM run exited ${code}`);
+});

@@ -1,0 +1,8 @@
+#!/bin/sh
+# Runs inside the VM: every guest test file, one at a time (one process may hold
+# /dev/cachefiles), reporting TAP on the console for the host test to parse.
+set -eu
+repo=$(cd "$(dirname "$0")/../../.." && pwd)
+cd "$repo"
+files=$(ls dist/test/vm/guest/*.guest.js)
+exec node --test --test-reporter=tap --test-concurrency=1 $files
