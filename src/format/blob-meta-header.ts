@@ -30,7 +30,7 @@ export function encodeBlobMetaHeader(h: BlobMetaHeader): Buffer {
 }
 
 export function decodeBlobMetaHeader(buf: Uint8Array, at = 0, base = 0): BlobMetaHeader {
-  need(buf, at, BLOB_META_HEADER_SIZE, S);
+  need(buf, at, BLOB_META_HEADER_SIZE, S, base);
   const dv = view(buf.subarray(at, at + BLOB_META_HEADER_SIZE));
   const m1 = dv.getUint32(0, true);
   const m2 = dv.getUint32(BLOB_META_HEADER_SIZE - 4, true);

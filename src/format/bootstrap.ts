@@ -135,24 +135,25 @@ export class Bootstrap {
       throw new UnsupportedError(`data layout ${DataLayout[ino.layout]} for inline read (inode ${ino.nid})`);
     }
     if (ino.size > maxSize) throw new CorruptError('EROFS inode', ino.offset + 8, `size ${ino.size} too large for metadata`);
-    const out = Buffer.alloc(ino.size);
-    if (ino.size === 0) return out;
+    if (ino.size === 0) return Buffer.alloc(0);
     const bs = this.blockSize;
     const tail = ino.layout === DataLayout.FlatInline ? ((ino.size % bs) || bs) : 0;
     const head = ino.size - tail;
+    const at = ino.iu * bs;
+    // Every bound is checked before allocating, so a hostile size costs nothing.
     if (head) {
-      const at = ino.iu * bs;
       if (ino.iu === NULL_ADDR) throw new CorruptError('EROFS inode', ino.offset + 16, 'data block address is null');
       need(this.buf, at, head, 'EROFS inode data');
-      out.set(this.buf.subarray(at, at + head), 0);
     }
     if (tail) {
       if ((ino.payloadOffset % bs) + tail > bs) {
         throw new CorruptError('EROFS inode', ino.offset, `inline data of ${tail} bytes crosses a block boundary`);
       }
       need(this.buf, ino.payloadOffset, tail, 'EROFS inline data');
-      out.set(this.buf.subarray(ino.payloadOffset, ino.payloadOffset + tail), head);
     }
+    const out = Buffer.alloc(ino.size);
+    if (head) out.set(this.buf.subarray(at, at + head), 0);
+    if (tail) out.set(this.buf.subarray(ino.payloadOffset, ino.payloadOffset + tail), head);
     return out;
   }
 
@@ -161,9 +162,11 @@ export class Bootstrap {
     const data = this.readFlat(ino);
     const out: DirEntry[] = [];
     const bs = this.blockSize;
+    // Error offsets name the block in the image: the inline tail sits after the inode, the rest at i_u.
+    const head = ino.layout === DataLayout.FlatInline ? data.length - ((data.length % bs) || bs) : data.length;
     for (let at = 0; at < data.length; at += bs) {
       const len = Math.min(bs, data.length - at);
-      out.push(...decodeDirBlock(data.subarray(at, at + len), len, at));
+      out.push(...decodeDirBlock(data.subarray(at, at + len), len, at >= head ? ino.payloadOffset : ino.iu * bs + at));
     }
     return out;
   }
@@ -220,10 +223,18 @@ export class Bootstrap {
     yield { path: '/', ino: root, parentNid: root.nid };
     const seenDirs = new Set<number>([root.nid]);
     const stack: Array<{ path: string; ino: InodeInfo }> = [{ path: '', ino: root }];
+    // Directories of a real image never share data, so together they fit in the image. More
+    // means overlapping directories, whose walk would take time quadratic in the image size.
+    let dirBytes = 0;
     while (stack.length) {
       const { path, ino } = stack.pop()!;
+      const entries = this.readDir(ino);
+      dirBytes += ino.size;
+      if (dirBytes > this.buf.length) {
+        throw new CorruptError('EROFS directory', ino.offset + 8, `directories hold ${dirBytes} bytes, more than the ${this.buf.length}-byte image: their data overlaps`);
+      }
       const children: Array<{ path: string; ino: InodeInfo }> = [];
-      for (const e of this.readDir(ino)) {
+      for (const e of entries) {
         const name = e.name.toString('utf8');
         if (name === '.' || name === '..') continue;
         if (name.includes('/')) throw new CorruptError('EROFS directory', ino.offset, `entry name "${name}" contains '/'`);

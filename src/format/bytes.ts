@@ -2,9 +2,10 @@
 // buffer always ends in a CorruptError naming the structure and offset, never a RangeError.
 import { CorruptError, InvalidArgumentError } from '../errors.js';
 
-export function need(buf: Uint8Array, offset: number, length: number, structure: string): void {
+/** `base` is the absolute offset of `buf[0]`, so the error names where the structure really is. */
+export function need(buf: Uint8Array, offset: number, length: number, structure: string, base = 0): void {
   if (!Number.isInteger(offset) || offset < 0 || offset + length > buf.length) {
-    throw new CorruptError(structure, offset, `needs ${length} bytes but only ${Math.max(0, buf.length - offset)} are available`);
+    throw new CorruptError(structure, base + offset, `needs ${length} bytes but only ${Math.max(0, buf.length - offset)} are available`);
   }
 }
 

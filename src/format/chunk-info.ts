@@ -1,6 +1,6 @@
 // Chunk-info entries inside a blob: v1 (16 bytes) and v2 (24 bytes) pack each chunk's
 // compressed and uncompressed extents into u64 bit fields.
-import { CorruptError, InvalidArgumentError } from '../errors.js';
+import { CorruptError, InvalidArgumentError, UnsupportedError } from '../errors.js';
 import { need, view } from './bytes.js';
 
 export const CHUNK_INFO_V1_SIZE = 16;
@@ -39,7 +39,7 @@ export function encodeChunkInfoV1(buf: Uint8Array, at: number, c: ChunkInfo): vo
 }
 
 export function decodeChunkInfoV1(buf: Uint8Array, at: number, base = 0): ChunkInfo {
-  need(buf, at, CHUNK_INFO_V1_SIZE, S1);
+  need(buf, at, CHUNK_INFO_V1_SIZE, S1, base);
   const dv = view(buf.subarray(at, at + CHUNK_INFO_V1_SIZE));
   const uncomp = dv.getBigUint64(0, true);
   const comp = dv.getBigUint64(8, true);
@@ -58,11 +58,16 @@ export function decodeChunkInfoV1(buf: Uint8Array, at: number, base = 0): ChunkI
 export const CI_V2_FLAG_COMPRESSED = 0x1;
 export const CI_V2_FLAG_ZRAN = 0x2;
 export const CI_V2_FLAG_BATCH = 0x4;
+export const CI_V2_FLAG_ENCRYPTED = 0x8;
 
 export function encodeChunkInfoV2(buf: Uint8Array, at: number, c: ChunkInfo): void {
   if (c.uncompressedOffset % 4096) throw new InvalidArgumentError(`uncompressed offset ${c.uncompressedOffset} not 4096-aligned`);
   if (c.uncompressedSize < 1 || c.uncompressedSize > 1 << 24) throw new InvalidArgumentError(`uncompressed size ${c.uncompressedSize} out of range`);
   if (c.compressedSize < 0 || c.compressedSize >= 2 ** 24) throw new InvalidArgumentError(`compressed size ${c.compressedSize} out of range`);
+  // The fields below are masked: without these checks a large offset would wrap silently.
+  if (c.uncompressedOffset < 0 || c.uncompressedOffset / 4096 > 0xffff_ffff || c.compressedOffset < 0 || c.compressedOffset > 2 ** 40 - 1) {
+    throw new InvalidArgumentError('chunk offset out of range for chunk info v2');
+  }
   const dv = view(buf.subarray(at, at + CHUNK_INFO_V2_SIZE));
   const flags = c.compressed ? BigInt(CI_V2_FLAG_COMPRESSED) : 0n;
   const uncomp = (BigInt(c.uncompressedOffset / 4096) & 0xffff_ffffn) | (BigInt(c.uncompressedSize - 1) << 32n) | (flags << 56n);
@@ -73,13 +78,17 @@ export function encodeChunkInfoV2(buf: Uint8Array, at: number, c: ChunkInfo): vo
 }
 
 export function decodeChunkInfoV2(buf: Uint8Array, at: number, base = 0): ChunkInfo {
-  need(buf, at, CHUNK_INFO_V2_SIZE, S2);
+  need(buf, at, CHUNK_INFO_V2_SIZE, S2, base);
   const dv = view(buf.subarray(at, at + CHUNK_INFO_V2_SIZE));
   const uncomp = dv.getBigUint64(0, true);
   const comp = dv.getBigUint64(8, true);
   const flags = Number(uncomp >> 56n);
-  if (flags & (CI_V2_FLAG_ZRAN | CI_V2_FLAG_BATCH)) {
-    throw new CorruptError(S2, base + at, `chunk flags 0x${flags.toString(16)} (zran/batch chunks are not supported)`);
+  if (flags & ~(CI_V2_FLAG_COMPRESSED | CI_V2_FLAG_ZRAN | CI_V2_FLAG_BATCH | CI_V2_FLAG_ENCRYPTED)) {
+    throw new CorruptError(S2, base + at, `unknown chunk flags 0x${flags.toString(16)}`);
+  }
+  // Well-formed Nydus chunks that need a zran/batch context or a cipher: never read them as plain data.
+  if (flags & (CI_V2_FLAG_ZRAN | CI_V2_FLAG_BATCH | CI_V2_FLAG_ENCRYPTED)) {
+    throw new UnsupportedError(`${S2} at offset ${base + at}: chunk flags 0x${flags.toString(16)} (zran, batch and encrypted chunks)`);
   }
   return {
     uncompressedOffset: Number(uncomp & 0xffff_ffffn) * 4096,

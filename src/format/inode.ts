@@ -41,15 +41,15 @@ export function inodeSize(extended: boolean): number {
   return extended ? EXTENDED_INODE_SIZE : COMPACT_INODE_SIZE;
 }
 
-/** `base` is the absolute offset of `buf[at]`, for error messages. */
+/** `base` is the absolute offset of `buf[0]`, for error messages. */
 export function decodeInode(buf: Uint8Array, at: number, base = 0): Inode {
-  need(buf, at, 2, S);
+  need(buf, at, 2, S, base);
   const format = buf[at]! | (buf[at + 1]! << 8);
   const extended = (format & 1) === 1;
   const layout = (format >> 1) & 0x7;
   if (format & ~0x1f) throw new CorruptError(S, base + at, `unknown i_format bits 0x${format.toString(16)}`);
   if (layout > DataLayout.ChunkBased) throw new CorruptError(S, base + at, `unknown data layout ${layout}`);
-  need(buf, at, inodeSize(extended), S);
+  need(buf, at, inodeSize(extended), S, base);
   const dv = view(buf.subarray(at, at + inodeSize(extended)));
   if (extended) {
     return {

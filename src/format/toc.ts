@@ -35,7 +35,7 @@ export function encodeTocEntry(buf: Uint8Array, at: number, e: TocEntry): void {
 }
 
 export function decodeTocEntry(buf: Uint8Array, at: number, base = 0): TocEntry {
-  need(buf, at, TOC_ENTRY_SIZE, S);
+  need(buf, at, TOC_ENTRY_SIZE, S, base);
   const b = buf.subarray(at, at + TOC_ENTRY_SIZE);
   const dv = view(b);
   return {
@@ -61,7 +61,7 @@ export function decodeToc(buf: Uint8Array, base = 0): TocEntry[] {
 
 /** The section name recorded in a 512-byte tar header (ustar name field). */
 export function tarHeaderName(header: Uint8Array, base = 0): string {
-  need(header, 0, TAR_HEADER_SIZE, 'TOC tar header');
+  need(header, 0, TAR_HEADER_SIZE, 'TOC tar header', base);
   const magic = Buffer.from(header.subarray(257, 262)).toString('latin1');
   if (magic !== 'ustar') throw new CorruptError('TOC tar header', base + 257, 'not a ustar header');
   return readFixedString(header, 0, 100);
@@ -69,7 +69,7 @@ export function tarHeaderName(header: Uint8Array, base = 0): string {
 
 /** The size recorded in a tar header (octal, or base-256 when the top bit is set). */
 export function tarHeaderSize(header: Uint8Array, base = 0): number {
-  need(header, 0, TAR_HEADER_SIZE, 'TOC tar header');
+  need(header, 0, TAR_HEADER_SIZE, 'TOC tar header', base);
   const field = header.subarray(124, 136);
   if (field[0]! & 0x80) {
     let v = 0n;

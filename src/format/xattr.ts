@@ -74,7 +74,7 @@ export interface DecodedXattrs {
 export function decodeInlineXattrs(buf: Uint8Array, at: number, size: number, base = 0): DecodedXattrs {
   const result: DecodedXattrs = { sharedIds: [], entries: new Map() };
   if (size === 0) return result;
-  need(buf, at, size, S);
+  need(buf, at, size, S, base);
   const dv = view(buf.subarray(at, at + size));
   const sharedCount = dv.getUint8(4);
   let p = XATTR_IBODY_HEADER_SIZE;

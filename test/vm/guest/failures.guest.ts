@@ -10,12 +10,13 @@ import { execFileSync } from 'node:child_process';
 import { seekData, seekHole } from '../../../src/native/index.js';
 import { cli, hashTree, manifest, mountImage, readInChild, startDaemon, umountImage, CACHE_DIR } from './harness.js';
 
-async function findCacheFile(cookie: string): Promise<string | undefined> {
+/** The cache file of `cookie` in the volume of `fsid` (cache/I<volume>/@<hash>/D<cookie>). */
+async function findCacheFile(fsid: string, cookie: string): Promise<string | undefined> {
   const walk = async (dir: string): Promise<string | undefined> => {
     for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
       const p = join(dir, e.name);
       if (e.isDirectory()) { const r = await walk(p); if (r) return r; }
-      else if (e.name.includes(cookie)) return p;
+      else if (e.name.includes(cookie) && p.includes(fsid)) return p;
     }
     return undefined;
   };
@@ -55,7 +56,7 @@ test('a corrupt chunk gives its reader EIO, never reaches the cache, and other f
     assert.equal(good.result, m.corrupt.files[m.corrupt.goodFile]);
     // The bad chunk's range of the cache file is still a hole: nothing corrupt was written.
     const blobId = m.corrupt.blobs[0]!.id;
-    const cacheFile = await findCacheFile(blobId);
+    const cacheFile = await findCacheFile('corrupt-img', blobId);
     assert.ok(cacheFile, `cache file for ${blobId} exists`);
     const fh = await open(cacheFile!, 'r');
     try {

@@ -1,0 +1,98 @@
+// Entry point for OCI layers: opens each layer file (any supported compression), streams its
+// entries through the tar reader into the overlay applier, and reports progress. Layers are
+// applied strictly in order to one tree; each layer's files go to that layer's chunk sink.
+import { IMPLICIT_DIR_META, newDir, type ChunkSink, type TreeNode } from '../../tree.js';
+import { readTar, type TarWarning } from './reader.js';
+import { LayerApplier } from './overlay.js';
+import { openLayer, type Compression } from './source.js';
+
+export interface LayerProgress {
+  layerIndex: number;
+  layerCount: number;
+  /** The layer file. */
+  source: string;
+  /** Entries of this layer handled so far (whiteouts included). */
+  entries: number;
+  /** File bytes of this layer handed to the sink so far (holes not counted). */
+  dataBytes: number;
+  /** Bytes of the layer file read so far, and its size: the ratio is the layer's progress. */
+  compressedBytesRead: number;
+  compressedSize: number;
+  done: boolean;
+}
+
+export interface ApplyLayerOptions {
+  onProgress?: (p: LayerProgress) => void;
+  onWarning?: (w: TarWarning) => void;
+  /** Largest segment handed to the sink, default 1 MiB. */
+  segmentSize?: number;
+}
+
+export interface ApplyLayersOptions<C> extends ApplyLayerOptions {
+  /** Tree to apply onto (default: an empty root, mode 0755, owned by 0:0, mtime 0). */
+  root?: TreeNode<C>;
+}
+
+export interface LayerStats {
+  source: string;
+  compression: Compression;
+  entries: number;
+  files: number;
+  dataBytes: number;
+  whiteouts: number;
+}
+
+export async function applyLayers<C>(
+  paths: readonly string[],
+  sinkForLayer: (layerIndex: number) => ChunkSink<C>,
+  opts: ApplyLayersOptions<C> = {},
+): Promise<TreeNode<C>> {
+  const root = opts.root ?? newDir<C>({ ...IMPLICIT_DIR_META });
+  for (let i = 0; i < paths.length; i++) {
+    await applyLayer(root, paths[i]!, sinkForLayer(i), opts, i, paths.length);
+  }
+  return root;
+}
+
+/** Applies one layer file onto `root` in place. */
+export async function applyLayer<C>(
+  root: TreeNode<C>,
+  path: string,
+  sink: ChunkSink<C>,
+  opts: ApplyLayerOptions = {},
+  layerIndex = 0,
+  layerCount = 1,
+): Promise<LayerStats> {
+  const layer = await openLayer(path);
+  const stats: LayerStats = { source: path, compression: layer.compression, entries: 0, files: 0, dataBytes: 0, whiteouts: 0 };
+  const report = (done: boolean): void =>
+    opts.onProgress?.({
+      layerIndex,
+      layerCount,
+      source: path,
+      entries: stats.entries,
+      dataBytes: stats.dataBytes,
+      compressedBytesRead: layer.bytesRead,
+      compressedSize: layer.fileSize,
+      done,
+    });
+  const applier = new LayerApplier<C>(root, sink, {
+    source: path,
+    onWarning: opts.onWarning,
+    onData: (n) => {
+      stats.dataBytes += n;
+      report(false);
+    },
+  });
+  const entries = readTar(layer.data, { source: path, onWarning: opts.onWarning, segmentSize: opts.segmentSize ?? 1 << 20 });
+  for await (const entry of entries) {
+    await applier.apply(entry);
+    stats.entries++;
+    report(false);
+  }
+  applier.finish();
+  stats.whiteouts = applier.whiteoutCount;
+  stats.files = applier.fileCount;
+  report(true);
+  return stats;
+}
