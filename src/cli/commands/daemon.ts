@@ -23,6 +23,10 @@ export function register(program: Command): void {
         ...(o.device ? { devicePath: o.device } : {}),
         amplifyBytes: num(o.amplify), concurrency: num(o.concurrency), readTimeoutMs: num(o.readTimeout),
       } as Record<string, unknown>);
+      // A dead daemon turns every uncached read of every mount into EIO: log a stray error
+      // and keep serving rather than exit on it.
+      process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+      process.on('uncaughtException', (err) => log.fatal({ err }, 'uncaught exception; still serving'));
       const daemon = new Daemon(config, log);
       const stopped = daemon.stopped();
       await daemon.start();

@@ -24,7 +24,8 @@ export interface DaemonProc {
   client: DaemonClient;
   socket: string;
   exited: Promise<number | null>;
-  stop(): Promise<void>;
+  /** SIGTERM; resolves with the exit code (0 for a graceful shutdown). */
+  stop(): Promise<number | null>;
   kill(): Promise<void>;
 }
 
@@ -49,7 +50,7 @@ export async function startDaemon(name: string, extra: string[] = [], cacheDir =
   }
   return {
     proc, client, socket, exited,
-    stop: async () => { if (proc.exitCode === null) { proc.kill('SIGTERM'); await exited; } },
+    stop: async () => { if (proc.exitCode === null) proc.kill('SIGTERM'); return exited; },
     kill: async () => { if (proc.exitCode === null) { proc.kill('SIGKILL'); await exited; } },
   };
 }

@@ -39,7 +39,7 @@ test('a remount under a restarted daemon fetches nothing already fetched', async
     assert.ok(fetched > 0);
     await umountImage(first, mnt);
   } finally {
-    await first.stop();
+    assert.equal(await first.stop(), 0, 'SIGTERM shuts the daemon down cleanly');
   }
   const second = await startDaemon('restart-2');
   try {
