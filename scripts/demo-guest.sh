@@ -25,7 +25,7 @@ fetched=$($ondine status --socket "$sock" --json | node -e '
   });')
 echo "fetched $fetched of $total blob bytes ($(node -e "console.log((100*$fetched/$total).toFixed(2))")%)"
 echo "== 7. read everything and check it against the source"
-if cmp "$mnt/big.bin" "$demo/src/big.bin" && diff -r "$mnt/doc" "$demo/src/doc" >/dev/null 2>&1; then
+if cmp "$mnt/big.bin" "$demo/src/big.bin" && diff -r --no-dereference "$mnt/doc" "$demo/src/doc" >/dev/null 2>&1; then
   echo "content identical"
 else
   echo "CONTENT DIFFERS" >&2; exit 1
