@@ -146,8 +146,11 @@ export class ChunkStore {
       this.progress.bytesIn += seg.data.length;
     }
     await emit();
-    // Chunks no segment touched are holes in the source; they are never read or sent.
-    this.progress.holeChunks += content.chunks.length - submitted;
+    // Chunks no segment touched are holes in the source; they are never read or sent, but
+    // they are chunks of the file all the same (dedupRatio = (chunks - holes) / unique).
+    const untouched = content.chunks.length - submitted;
+    this.progress.chunks += untouched;
+    this.progress.holeChunks += untouched;
     return content;
   }
 
