@@ -118,6 +118,9 @@ cd "${ONDINE_VM_HOST_CWD:-/}" 2>/dev/null || cd /
 
 uptime_s >"$CTL/uptime-script-start"
 trace "running $ONDINE_VM_SCRIPT $*"
+# Without --interactive nothing ever arrives on the console: give the script an empty stdin
+# instead of one that blocks forever.
+[ "$interactive" = 1 ] || exec 0</dev/null
 if [ -x "$ONDINE_VM_SCRIPT" ]; then
   "$ONDINE_VM_SCRIPT" "$@"
 else

@@ -1,9 +1,11 @@
 #!/bin/busybox sh
 # shellcheck shell=dash
 # Guest side of vm/smoke.sh. Modes:
-#   smoke-guest.sh check <host-file> <arg> <share-host-path>   the kernel and environment checks
-#   smoke-guest.sh exit <n>                  exit with <n> (exit-code propagation)
-#   smoke-guest.sh sleep <secs>              sleep (timeout handling)
+#   smoke-guest.sh check <host-file> <arg> <share-host-path>
+#       the kernel and environment checks; <host-file> must contain "from the host", <arg>
+#       must be exactly: two words, 'quotes' and $dollar
+#   smoke-guest.sh exit <n>        exit with <n> (exit-code propagation)
+#   smoke-guest.sh sleep <secs>    sleep (timeout handling)
 
 mode=${1:-check}
 case $mode in
@@ -61,8 +63,8 @@ case $v1 in
 esac
 
 # Environment contract.
-if echo "$v1" >"$ONDINE_VM_SHARE_DIR/node-version" 2>/dev/null; then ok "share $ONDINE_VM_SHARE_DIR is writable"; else not_ok "cannot write to the share $ONDINE_VM_SHARE_DIR"; fi
-if [ -n "$share_host" ] && echo "$v1" >"$share_host/via-host-path" 2>/dev/null; then
+if (echo "$v1" >"$ONDINE_VM_SHARE_DIR/node-version") 2>/dev/null; then ok "share $ONDINE_VM_SHARE_DIR is writable"; else not_ok "cannot write to the share $ONDINE_VM_SHARE_DIR"; fi
+if [ -n "$share_host" ] && (echo "$v1" >"$share_host/via-host-path") 2>/dev/null; then
   ok "share writable at its host path $share_host"
 else
   not_ok "cannot write to the share at its host path $share_host"
@@ -72,7 +74,7 @@ if [ -n "$host_file" ] && [ "$(cat "$host_file" 2>/dev/null)" = "from the host" 
 else
   not_ok "host file $host_file not readable in the guest"
 fi
-if echo x >/tmp/smoke-write && [ "$(cat /tmp/smoke-write)" = x ]; then ok "/tmp is writable"; else not_ok "/tmp is not writable"; fi
+if (echo x >/tmp/smoke-write) 2>/dev/null && [ "$(cat /tmp/smoke-write)" = x ]; then ok "/tmp is writable"; else not_ok "/tmp is not writable"; fi
 if [ "$odd_arg" = "two words, 'quotes' and \$dollar" ]; then ok "arguments arrive unchanged"; else not_ok "argument mangled: [$odd_arg]"; fi
 if [ "$(id -u)" = 0 ]; then ok "runs as root"; else not_ok "runs as uid $(id -u)"; fi
 if [ -w /proc/sys/vm/drop_caches ]; then ok "/proc/sys/vm/drop_caches is writable"; else not_ok "no writable /proc/sys/vm/drop_caches"; fi
