@@ -25,11 +25,15 @@ export interface FinishedBlob {
 }
 
 export const BLOB_DIGEST_SIZE = 32;
+const WRITE_BATCH = 4 << 20;
 
 export class BlobWriter {
   private fh: FileHandle | undefined;
   private readonly tmpPath: string;
   private readonly hash = createHash('sha256');
+  /** Bytes queued for the file (each owned by this writer: chunk buffers are never reused). */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
   private compressedEnd = 0;
   private uncompressedEnd = 0;
   readonly chunks: WrittenChunk[] = [];
@@ -42,14 +46,32 @@ export class BlobWriter {
     return this.chunks.length;
   }
 
+  /**
+   * Queues bytes for the file. Chunks are written in batches of about WRITE_BATCH bytes: one
+   * write per chunk costs a thread-pool round trip each (most chunks of real trees are small
+   * files), and the commit of the next chunk would wait for it.
+   */
   private async write(buf: Uint8Array): Promise<void> {
+    this.hash.update(buf);
+    this.pending.push(buf);
+    this.pendingBytes += buf.length;
+    if (this.pendingBytes >= WRITE_BATCH) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const bufs = this.pending;
+    const total = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
     this.fh ??= await open(this.tmpPath, 'w');
-    let done = 0;
-    while (done < buf.length) {
-      const { bytesWritten } = await this.fh.write(buf, done, buf.length - done);
+    let { bytesWritten: done } = await this.fh.writev(bufs);
+    if (done === total) return;
+    const rest = Buffer.concat(bufs, total); // a short write (rare): finish it plainly
+    while (done < total) {
+      const { bytesWritten } = await this.fh.write(rest, done, total - done);
       done += bytesWritten;
     }
-    this.hash.update(buf);
   }
 
   /** Appends a chunk; `stored` is the compressed form, or the raw data when it did not shrink. */
@@ -85,6 +107,7 @@ export class BlobWriter {
       features, ciCompressor: Compressor.None, ciEntries: n, ciOffset,
       ciCompressedSize: table.length, ciUncompressedSize: table.length,
     }));
+    await this.flush();
     await this.fh!.sync();
     await this.fh!.close();
     this.fh = undefined;
@@ -106,6 +129,8 @@ export class BlobWriter {
   }
 
   async abort(): Promise<void> {
+    this.pending = [];
+    this.pendingBytes = 0;
     await this.fh?.close().catch(() => undefined);
     await unlink(this.tmpPath).catch(() => undefined);
   }

@@ -72,6 +72,17 @@ export interface BootstrapStats {
   uniqueChunks: number;
 }
 
+/** EROFS_NAME_LEN: the kernel refuses a directory holding a longer name ("bogus dirent", EUCLEAN). */
+const NAME_MAX = 255;
+
+function direntName(name: string): Buffer {
+  const b = nameToBytes(name);
+  if (b.length === 0 || b.length > NAME_MAX) {
+    throw new InvalidArgumentError(`file name of ${b.length} bytes (${JSON.stringify(name.slice(0, 40))}...): names must be 1 to ${NAME_MAX} bytes`);
+  }
+  return b;
+}
+
 function collect(root: TreeNode): Rec[] {
   const recs: Rec[] = [];
   const byNode = new Map<TreeNode, Rec>();
@@ -92,7 +103,7 @@ function collect(root: TreeNode): Rec[] {
   while (queue.length) {
     const dir = queue.shift()!;
     const kids = [...dir.node.children!.entries()]
-      .map(([name, node]) => ({ name: nameToBytes(name), node }))
+      .map(([name, node]) => ({ name: direntName(name), node }))
       .sort((a, b) => Buffer.compare(a.name, b.name));
     dir.entries = [];
     for (const { name, node } of kids) {

@@ -80,10 +80,16 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   await mkdir(blobDir, { recursive: true });
 
   const pool = new ChunkPool(opts.workers ?? availableParallelism());
-  const store = new ChunkStore(pool, {
-    outDir: blobDir, chunkSize, compressor: codec.id, level: opts.level, digester: digester.id,
-    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-  });
+  let store: ChunkStore;
+  try {
+    store = new ChunkStore(pool, {
+      outDir: blobDir, chunkSize, compressor: codec.id, level: opts.level, digester: digester.id,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+  } catch (err) {
+    await pool.close(); // live worker threads would keep the process from exiting after the error
+    throw err;
+  }
   try {
     if (opts.chunkDict) {
       const dict = parseBootstrap(await readFile(opts.chunkDict));

@@ -32,6 +32,8 @@ export class ChunkPool {
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, { resolve: (r: ChunkJobResult) => void; reject: (e: Error) => void }>();
   private nextId = 0;
+  private broken: Error | undefined;
+  private closing = false;
 
   constructor(size = availableParallelism()) {
     const url = new URL('./chunk-worker.js', import.meta.url);
@@ -46,9 +48,16 @@ export class ChunkPool {
         if (r.error) p.reject(new OndineError('ONDINE_ERR_BUILD', 5, `chunk worker: ${r.error}`));
         else p.resolve(r);
       });
-      worker.on('error', (err) => {
+      // A dead worker would leave every job sent to it pending forever (a build that hangs):
+      // from then on the pool refuses work, and what was in flight fails.
+      const broken = (err: Error) => {
+        this.broken ??= err;
         for (const p of this.pending.values()) p.reject(err);
         this.pending.clear();
+      };
+      worker.on('error', broken);
+      worker.on('exit', (code) => {
+        if (!this.closing) broken(new OndineError('ONDINE_ERR_BUILD', 5, `chunk worker exited unexpectedly (code ${code})`));
       });
       this.slots.push(slot);
     }
@@ -60,6 +69,7 @@ export class ChunkPool {
 
   /** Transfers `data` (its ArrayBuffer must be owned by this chunk alone). */
   run(data: Buffer, compressor: number, level: number | undefined, digester: number): Promise<ChunkJobResult> {
+    if (this.broken) return Promise.reject(this.broken);
     const id = this.nextId++;
     const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     slot.busy++;
@@ -72,6 +82,7 @@ export class ChunkPool {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

@@ -49,6 +49,7 @@ export class BlobChunkMap {
 
   /** Chunks overlapping [offset, offset + length) of the uncompressed blob. */
   covering(offset: number, length: number): BlobChunk[] {
+    if (length <= 0) return []; // an empty range overlaps nothing (the scan below would return its chunk)
     const end = offset + length;
     const cs = this.chunks;
     let lo = 0;

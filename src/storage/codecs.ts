@@ -55,14 +55,17 @@ const zstdCodec: Codec = {
   id: Compressor.Zstd,
   name: 'zstd',
   compress: (d, level = 3) => zstd.compress(d, { compressionLevel: level }),
-  decompress: (d, n) => guarded('zstd', () => {
-    checkZstdContentSize(d, n);
-    return exact(zstd.decompress(d), n, 'zstd');
-  }),
+  decompress: (d, n) => guarded('zstd', () => exact(zstd.decompress(zstdFrameFor(d, n)), n, 'zstd')),
 };
 
-/** Refuses a frame that announces a content size other than expected, before allocating it. */
-function checkZstdContentSize(d: Uint8Array, want: number): void {
+/**
+ * zstd-napi sizes its output from the content sizes of *all* frames in the buffer and streams
+ * without bound when a frame announces none, so a chunk is checked before it gets there: it
+ * must be exactly one frame announcing `want` bytes. A frame that announces nothing gets a
+ * header that announces `want` (zstd then refuses to write past it). Nothing is allocated for
+ * a frame that fails these checks.
+ */
+function zstdFrameFor(d: Uint8Array, want: number): Uint8Array {
   if (d.length < 6 || d[0] !== 0x28 || d[1] !== 0xb5 || d[2] !== 0x2f || d[3] !== 0xfd) {
     throw new CorruptError('zstd chunk', 0, 'bad frame magic');
   }
@@ -71,13 +74,34 @@ function checkZstdContentSize(d: Uint8Array, want: number): void {
   const single = (fhd >> 5) & 1;
   const didFlag = fhd & 3;
   const fcsSize = fcsFlag === 0 ? (single ? 1 : 0) : 1 << fcsFlag;
-  if (fcsSize === 0) return;
   const at = 5 + (single ? 0 : 1) + [0, 1, 2, 4][didFlag]!;
   if (d.length < at + fcsSize) throw new CorruptError('zstd chunk', 0, 'truncated frame header');
-  let size = 0;
-  for (let i = fcsSize - 1; i >= 0; i--) size = size * 256 + d[at + i]!;
-  if (fcsSize === 2) size += 256;
-  if (size !== want) throw new CorruptError('zstd chunk', 0, `frame announces ${size} bytes, expected ${want}`);
+  if (fcsSize !== 0) {
+    let size = 0;
+    for (let i = fcsSize - 1; i >= 0; i--) size = size * 256 + d[at + i]!;
+    if (fcsSize === 2) size += 256;
+    if (size !== want) throw new CorruptError('zstd chunk', 0, `frame announces ${size} bytes, expected ${want}`);
+  }
+  // Walk the block headers (3 bytes: last flag, type, size) to where the frame ends.
+  let p = at + fcsSize;
+  for (;;) {
+    if (p + 3 > d.length) throw new CorruptError('zstd chunk', p, 'truncated frame');
+    const bh = d[p]! | (d[p + 1]! << 8) | (d[p + 2]! << 16);
+    const type = (bh >> 1) & 3;
+    if (type === 3) throw new CorruptError('zstd chunk', p, 'reserved block type');
+    p += 3 + (type === 1 ? 1 : bh >>> 3); // an RLE block stores one byte
+    if (bh & 1) break;
+  }
+  if (fhd & 4) p += 4; // content checksum
+  if (p > d.length) throw new CorruptError('zstd chunk', d.length, 'truncated frame');
+  if (p < d.length) throw new CorruptError('zstd chunk', p, `${d.length - p} bytes after the frame`);
+  if (fcsSize !== 0) return d;
+  const out = Buffer.alloc(d.length + 8);
+  out.set(d.subarray(0, at));
+  out[4] = fhd | 0xc0; // an 8-byte content size field; the window descriptor stays
+  out.writeBigUInt64LE(BigInt(want), at);
+  out.set(d.subarray(at), at + 8);
+  return out;
 }
 
 const BY_ID: ReadonlyMap<number, Codec> = new Map([none, lz4, gzip, zstdCodec].map((c) => [c.id, c]));
