@@ -1,6 +1,8 @@
 // Chunk digests as ops objects by on-disk id (blake3 0, sha256 1). blake3 runs natively via
-// @napi-rs/blake-hash when it is installed (it is an optional dependency with prebuilt
-// binaries); @noble/hashes is the portable fallback, ~100x slower.
+// the prebuilt binding of @napi-rs/blake-hash for linux-x64 (an optional dependency: npm skips
+// it elsewhere); @noble/hashes is the portable fallback, ~100x slower. The platform package is
+// depended on directly because npm 11 writes lock files that lack the wrapper's other
+// platforms, which `npm ci` then refuses.
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { blake3 as nobleBlake3 } from '@noble/hashes/blake3.js';
@@ -19,7 +21,7 @@ type NativeBlake3 = (input: Uint8Array) => Buffer;
 function loadNativeBlake3(): NativeBlake3 | undefined {
   try {
     const req = createRequire(import.meta.url);
-    return (req('@napi-rs/blake-hash') as { blake3: NativeBlake3 }).blake3;
+    return (req('@napi-rs/blake-hash-linux-x64-gnu') as { blake3: NativeBlake3 }).blake3;
   } catch {
     return undefined;
   }
