@@ -33,7 +33,8 @@ export interface Manifest {
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-async function hashTree(root: string): Promise<Record<string, string>> {
+/** sha256 of every regular file under root (paths relative, with a leading '/'). */
+export async function hashTree(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   const walk = async (dir: string): Promise<void> => {
     for (const e of await readdir(dir, { withFileTypes: true })) {

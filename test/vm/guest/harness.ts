@@ -2,11 +2,12 @@
 // kill real daemon processes, mount through the CLI, read files with a deadline.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, open } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { mkdir, readFile, open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DaemonClient } from '../../../src/daemon/client.js';
 import type { Manifest } from '../fixtures.js';
+export { hashTree } from '../fixtures.js';
 
 export const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 export const CLI = join(REPO, 'dist/src/cli/main.js');
@@ -81,20 +82,6 @@ export async function umountImage(d: DaemonProc, mnt: string): Promise<void> {
 }
 
 export const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-/** sha256 of every regular file under root (paths relative, with a leading '/'). */
-export async function hashTree(root: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const walk = async (dir: string): Promise<void> => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) out['/' + relative(root, p)] = sha256(await readFile(p));
-    }
-  };
-  await walk(root);
-  return out;
-}
 
 /**
  * Reads a file in a child process so that a hang cannot hang the test: resolves with the
