@@ -10,17 +10,18 @@ import { execFileSync } from 'node:child_process';
 import { seekData, seekHole } from '../../../src/native/index.js';
 import { cli, hashTree, manifest, mountImage, readInChild, startDaemon, umountImage, CACHE_DIR } from './harness.js';
 
-/** The cache file of `cookie` in the volume of `fsid` (cache/I<volume>/@<hash>/D<cookie>). */
-async function findCacheFile(fsid: string, cookie: string): Promise<string | undefined> {
-  const walk = async (dir: string): Promise<string | undefined> => {
+/** Cache files (cache/I<volume>/@<hash>/D<cookie>) whose name holds `cookie`. */
+async function cacheFiles(cookie: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  const walk = async (dir: string): Promise<void> => {
     for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
       const p = join(dir, e.name);
-      if (e.isDirectory()) { const r = await walk(p); if (r) return r; }
-      else if (e.name.includes(cookie) && p.includes(fsid)) return p;
+      if (e.isDirectory()) await walk(p);
+      else if (e.name.includes(cookie)) out.add(p);
     }
-    return undefined;
   };
-  return walk(join(CACHE_DIR, 'cache'));
+  await walk(join(CACHE_DIR, 'cache'));
+  return out;
 }
 
 test('an unknown fsid fails its mount with a clear error; the daemon keeps serving', async () => {
@@ -48,17 +49,29 @@ test('a corrupt chunk gives its reader EIO, never reaches the cache, and other f
   const d = await startDaemon('corrupt');
   try {
     const mnt = '/run/mnt-corrupt';
+    const blobId = m.corrupt.blobs[0]!.id;
+    // Other tests cache the same blob id under their own volumes: ours is the file that appears.
+    const before = await cacheFiles(blobId);
     await mountImage(d, m.corrupt.dir, mnt, { fsid: 'corrupt-img' });
     const bad = await readInChild(join(mnt, m.corrupt.badFile));
     t.diagnostic(`bad file read: ${bad.result} after ${bad.ms} ms`);
     assert.equal(bad.result, 'EIO');
     const good = await readInChild(join(mnt, m.corrupt.goodFile));
     assert.equal(good.result, m.corrupt.files[m.corrupt.goodFile]);
+    assert.equal(d.proc.exitCode, null);
+    await umountImage(d, mnt);
+    // cachefiles keeps a new object in an unlinked tmpfile and links it into the cache
+    // directory when the object is committed after the unmount: wait for it to appear.
+    let created: string[] = [];
+    for (let i = 0; i < 100 && created.length === 0; i++) {
+      created = [...await cacheFiles(blobId)].filter((p) => !before.has(p));
+      if (created.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(created.length, 1, `one new cache file for ${blobId}: ${created.join(', ')}`);
+    const cacheFile = created[0]!;
+    t.diagnostic(`cache file ${cacheFile}`);
     // The bad chunk's range of the cache file is still a hole: nothing corrupt was written.
-    const blobId = m.corrupt.blobs[0]!.id;
-    const cacheFile = await findCacheFile('corrupt-img', blobId);
-    assert.ok(cacheFile, `cache file for ${blobId} exists`);
-    const fh = await open(cacheFile!, 'r');
+    const fh = await open(cacheFile, 'r');
     try {
       const [start, end] = m.corrupt.badRange;
       const data = seekData(fh.fd, start);
@@ -66,8 +79,6 @@ test('a corrupt chunk gives its reader EIO, never reaches the cache, and other f
     } finally {
       await fh.close();
     }
-    assert.equal(d.proc.exitCode, null);
-    await umountImage(d, mnt);
   } finally {
     await d.stop();
   }
