@@ -23,17 +23,8 @@ export const FIXTURE_BLOB_ID = 'be7d77eeb719f70884758d1aa800ed0fb09d701aaec46996
 export const KiB = 1024;
 export const MiB = 1 << 20;
 
-/** mulberry32: a tiny deterministic PRNG so a failing case replays from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as prng } from '../helpers/prng.js';
+export { prng };
 
 /** Incompressible bytes from a seed. */
 export function randomBytes(n: number, seed: number): Buffer {
