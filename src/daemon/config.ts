@@ -8,7 +8,7 @@ export interface DaemonConfig {
   socketPath: string;
   devicePath: string;
   tag?: string;
-  /** Compressed bytes fetched per miss at least (read-ahead). */
+  /** Read-ahead window in compressed bytes, used when a cache object is read sequentially. */
   amplifyBytes: number;
   /** READs served at once. */
   concurrency: number;

@@ -44,6 +44,8 @@ export interface RegistryOptions {
 }
 
 const NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Bootstrap bytes written per metadata miss (aligned windows): all of a typical bootstrap. */
+const BOOTSTRAP_WINDOW = 8 << 20;
 
 export class ImageRegistry implements TargetResolver {
   private readonly images = new Map<string, ImageRecord>();
@@ -132,7 +134,9 @@ export class ImageRegistry implements TargetResolver {
       return {
         size: bytes.length,
         label: `bootstrap:${own.spec.fsid}`,
-        filler: (writer) => new FlatFiller(bytes.length, async (o, n) => bytes.subarray(o, Math.min(o + n, bytes.length)), writer),
+        // The whole bootstrap is in memory: the first metadata READ writes all of it (up to
+        // BOOTSTRAP_WINDOW at a time), so metadata never costs a READ round trip again.
+        filler: (writer) => new FlatFiller(bytes.length, async (o, n) => bytes.subarray(o, Math.min(o + n, bytes.length)), writer, { window: BOOTSTRAP_WINDOW }),
       };
     }
     for (const rec of inVolume) {

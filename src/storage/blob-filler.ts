@@ -7,18 +7,28 @@ import { alignUp } from '../format/bytes.js';
 import { BLOCK_SIZE } from '../format/constants.js';
 import type { BlobSource } from './blob-source.js';
 import type { BlobChunk, BlobChunkMap } from './blob-chunk-map.js';
-import { ChunkReader } from './chunk-reader.js';
+import { ChunkReader, type VerifiedChunk } from './chunk-reader.js';
 
 export interface RangeWriter {
   /** Writes `data` at `offset` (block aligned); pads the tail to a block with zeros. */
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Whether [offset, offset + length) already holds valid data (survives daemon restarts). */
   isCached?(offset: number, length: number): boolean;
+  /**
+   * Memory for a write of `size` bytes that write() can take without copying (contents
+   * undefined; owned by the writer again once passed to write()).
+   */
+  alloc?(size: number): Uint8Array;
+}
+
+/** What a fill may be cancelled through: an AbortController, whose signal is only made when needed. */
+export interface FillAbort {
+  readonly signal: AbortSignal;
 }
 
 export interface RangeFiller {
   readonly size: number;
-  fill(offset: number, length: number, signal?: AbortSignal): Promise<void>;
+  fill(offset: number, length: number, abort?: FillAbort): Promise<void>;
 }
 
 export interface FillStats {
@@ -47,14 +57,68 @@ export class BlobHandle {
 }
 
 export interface ChunkedFillerOptions {
-  /** Compressed bytes to fetch per miss at least (read-ahead over following chunks). */
+  /**
+   * Read-ahead window in compressed bytes: when a READ continues from data already fetched
+   * (sequential access), the chunks in this window past its end are fetched too.
+   */
   amplifyBytes?: number;
+}
+
+/** READs remembered per cache object for telling sequential readers (several at once) from random ones. */
+const RECENT_READS = 8;
+/** Chunks a sequential reader may skip (files with no data, a READ the kernel did not need). */
+const SEQUENTIAL_SLACK = 2;
+
+/** Read-ahead chunks are written in runs of up to this many bytes: one write, not one per chunk. */
+const MAX_RUN_BYTES = 1 << 20;
+
+/** Chunks written together: contiguous in the cache file, all wanted by a reader or all read-ahead. */
+interface Run {
+  chunks: BlobChunk[];
+  /** A reader waits for these: write as soon as they are verified. */
+  urgent: boolean;
+  got: VerifiedChunk[];
+  failed: number;
+  written: boolean;
+  /** The writer's memory for the whole run, chunks decompressed straight into their slots. */
+  buf?: Uint8Array;
+}
+
+function chunkEnd(c: BlobChunk): number {
+  return alignUp(c.uncompressedOffset + c.uncompressedSize, BLOCK_SIZE);
+}
+
+/** Groups chunks into runs of neighbours in the uncompressed layout. */
+function planRuns(chunks: readonly BlobChunk[], urgent: boolean): Run[] {
+  const sorted = [...chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
+  const runs: Run[] = [];
+  let cur: Run | undefined;
+  let start = 0;
+  for (const c of sorted) {
+    const last = cur?.chunks[cur.chunks.length - 1];
+    if (cur && last && c.uncompressedOffset === chunkEnd(last) && chunkEnd(c) - start <= MAX_RUN_BYTES) {
+      cur.chunks.push(c);
+    } else {
+      cur = { chunks: [c], urgent, got: [], failed: 0, written: false };
+      start = c.uncompressedOffset;
+      runs.push(cur);
+    }
+  }
+  return runs;
 }
 
 /** Fills a chunked (Nydus/Ondine) blob's cache file. One instance per open cache object. */
 export class ChunkedBlobFiller implements RangeFiller {
   private readonly inFlight = new Map<number, Promise<void>>();
   private readonly done = new Set<number>();
+  /**
+   * Chunks the cache file was found not to hold. Only this filler writes its cache file, so
+   * the answer stays true until it writes them: asking the kernel once is enough.
+   */
+  private readonly absent = new Set<number>();
+  /** Chunk positions just past the last few READs: a READ starting there is sequential. */
+  private readonly recentEnds: number[] = [];
+  private recentAt = 0;
   readonly stats: FillStats = { chunksWritten: 0, bytesWritten: 0, amplifiedChunks: 0 };
 
   constructor(
@@ -66,16 +130,21 @@ export class ChunkedBlobFiller implements RangeFiller {
 
   private cached(c: BlobChunk): boolean {
     if (this.done.has(c.index)) return true;
-    if (this.writer.isCached?.(c.uncompressedOffset, c.uncompressedSize)) {
+    if (this.absent.has(c.index) || !this.writer.isCached) return false;
+    if (this.writer.isCached(c.uncompressedOffset, c.uncompressedSize)) {
       this.done.add(c.index);
       return true;
     }
+    this.absent.add(c.index);
     return false;
   }
 
-  async fill(offset: number, length: number, signal?: AbortSignal): Promise<void> {
-    const end = Math.min(offset + length, this.size);
-    if (offset >= end) return;
+  async fill(offset: number, length: number, abort?: FillAbort): Promise<void> {
+    if (offset >= Math.min(offset + length, this.size)) return;
+    // Whole blocks: a block is written whole, so every chunk sharing a block with the range
+    // must be part of it (or the gap fill would zero a chunk's tail).
+    const end = Math.min(alignUp(offset + length, BLOCK_SIZE), this.size);
+    offset = Math.floor(offset / BLOCK_SIZE) * BLOCK_SIZE;
     const reader = await this.blob.chunkReader();
     const map = reader.map;
     const covering = map.covering(offset, end - offset);
@@ -87,25 +156,40 @@ export class ChunkedBlobFiller implements RangeFiller {
       if (pending) waits.push(pending);
       else fetch.push(c);
     }
-    if (fetch.length) {
-      const extra = this.amplify(map, fetch);
+    const extra = this.readAhead(map, covering);
+    if (fetch.length || extra.length) {
+      // Making an AbortSignal costs more than the rest of a small READ's JS work: make one
+      // only for a source that honours it.
+      const signal = reader.source.cancellable === false ? undefined : abort?.signal;
       waits.push(...this.start(reader, fetch, extra, signal));
     }
     await this.fillGaps(covering, offset, end);
     await Promise.all(waits);
   }
 
-  /** Chunks following the last miss, not cached or in flight, up to the read-ahead budget. */
-  private amplify(map: BlobChunkMap, fetch: BlobChunk[]): BlobChunk[] {
+  /**
+   * Read-ahead for sequential access: when a READ starts where one of the last few READs
+   * ended, a reader is moving forward, so the chunks of the window past the READ that are
+   * neither cached nor in flight are fetched now (keeping the window full, so fetching runs
+   * ahead of the reader). A READ elsewhere (random access) fetches only what it needs:
+   * read-ahead there would cost decompressing and verifying bytes nobody asked for.
+   */
+  private readAhead(map: BlobChunkMap, covering: BlobChunk[]): BlobChunk[] {
     const budget = this.opts.amplifyBytes ?? 1 << 20;
-    let bytes = fetch.reduce((s, c) => s + c.compressedSize, 0);
+    if (budget <= 0 || covering.length === 0) return [];
+    const first = positionOf(map, covering[0]!);
+    const next = first + covering.length;
+    const sequential = this.recentEnds.some((p) => first >= p && first <= p + SEQUENTIAL_SLACK);
+    this.recentEnds[this.recentAt] = next;
+    this.recentAt = (this.recentAt + 1) % RECENT_READS;
+    if (!sequential) return [];
     const extra: BlobChunk[] = [];
-    const last = fetch[fetch.length - 1]!;
-    for (let i = map.position(last) + 1; i < map.chunks.length && bytes < budget; i++) {
+    let bytes = 0;
+    for (let i = first + covering.length; i < map.chunks.length && bytes < budget; i++) {
       const c = map.chunks[i]!;
-      if (this.inFlight.has(c.index) || this.cached(c)) break;
-      extra.push(c);
       bytes += c.compressedSize;
+      if (this.inFlight.has(c.index) || this.cached(c)) continue;
+      extra.push(c);
     }
     return extra;
   }
@@ -114,6 +198,7 @@ export class ChunkedBlobFiller implements RangeFiller {
   private start(reader: ChunkReader, needed: BlobChunk[], extra: BlobChunk[], signal?: AbortSignal): Promise<void>[] {
     const deferred = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
     const out: Promise<void>[] = [];
+    const neededIdx = new Set(needed.map((c) => c.index));
     for (const c of [...needed, ...extra]) {
       const p = new Promise<void>((resolve, reject) => deferred.set(c.index, { resolve, reject }));
       // Read-ahead failures are nobody's business until someone reads that chunk.
@@ -121,7 +206,7 @@ export class ChunkedBlobFiller implements RangeFiller {
       const tracked = p.finally(() => this.inFlight.delete(c.index));
       tracked.catch(() => undefined);
       this.inFlight.set(c.index, tracked);
-      if (needed.includes(c)) out.push(tracked);
+      if (neededIdx.has(c.index)) out.push(tracked);
     }
     this.stats.amplifiedChunks += extra.length;
     const settle = (index: number, err?: Error) => {
@@ -131,20 +216,127 @@ export class ChunkedBlobFiller implements RangeFiller {
       if (err) d.reject(err);
       else d.resolve();
     };
-    reader.fetch([...needed, ...extra], async ({ chunk, data }) => {
-      try {
-        await this.writer.write(chunk.uncompressedOffset, data);
-        this.done.add(chunk.index);
-        this.stats.chunksWritten++;
-        this.stats.bytesWritten += data.length;
-        settle(chunk.index);
-      } catch (err) {
-        settle(chunk.index, err as Error);
-      }
-    }, { signal, onError: (c, err) => settle(c.index, err) })
-      .catch((err: Error) => { for (const i of [...deferred.keys()]) settle(i, err); })
-      .finally(() => { for (const i of [...deferred.keys()]) settle(i, new Error(`chunk ${i} was not delivered`)); });
+    const runOf = new Map<number, Run>();
+    const runs = [...planRuns(needed, true), ...planRuns(extra, false)];
+    for (const r of runs) for (const c of r.chunks) runOf.set(c.index, r);
+    const delivered = new Set<number>();
+    // Writes a run once every chunk of it was verified (or failed); what failed stays a hole.
+    const maybeWrite = (run: Run): Promise<void> | undefined => {
+      if (run.written || run.got.length + run.failed < run.chunks.length) return undefined;
+      run.written = true;
+      return this.writeRun(run, settle);
+    };
+    // With writer memory, each chunk is decompressed into its slot of its run's buffer: the
+    // write then takes the buffer as is, no copy.
+    const alloc = this.writer.alloc?.bind(this.writer);
+    const into = alloc && ((c: BlobChunk): Uint8Array | undefined => {
+      const run = runOf.get(c.index)!;
+      const first = run.chunks[0]!;
+      run.buf ??= alloc(chunkEnd(run.chunks[run.chunks.length - 1]!) - first.uncompressedOffset);
+      const rel = c.uncompressedOffset - first.uncompressedOffset;
+      return run.buf.subarray(rel, rel + c.uncompressedSize);
+    });
+    reader.fetch([...needed, ...extra], ({ chunk, data }) => {
+      delivered.add(chunk.index);
+      const run = runOf.get(chunk.index)!;
+      run.got.push({ chunk, data });
+      const w = maybeWrite(run);
+      // Awaiting lets the event loop complete the waiting READ before the read-ahead chunks
+      // behind it are verified; read-ahead writes run while the next chunks are verified.
+      return run.urgent ? w : undefined;
+    }, {
+      signal,
+      // A gap between the chunks fetched here is chunks in flight or cached: reading through
+      // it would fetch their bytes a second time.
+      maxGap: 0,
+      ...(into ? { into } : {}),
+      onError: (c, err) => {
+        delivered.add(c.index);
+        settle(c.index, err);
+        const run = runOf.get(c.index)!;
+        run.failed++;
+        void maybeWrite(run);
+      },
+    })
+      .catch((err: Error) => {
+        for (const c of [...needed, ...extra]) if (!delivered.has(c.index)) { delivered.add(c.index); settle(c.index, err); }
+      })
+      .finally(() => {
+        for (const c of [...needed, ...extra]) {
+          if (delivered.has(c.index)) continue;
+          settle(c.index, new Error(`chunk ${c.index} was not delivered`));
+          runOf.get(c.index)!.failed++;
+        }
+        for (const r of runs) void maybeWrite(r);
+      });
     return out;
+  }
+
+  /**
+   * One write for the verified chunks of a run (when they are neighbours, as they are unless
+   * one failed); each chunk's promise settles when the write that holds it does.
+   */
+  private writeRun(run: Run, settle: (index: number, err?: Error) => void): Promise<void> {
+    const parts = run.got.sort((a, b) => a.chunk.uncompressedOffset - b.chunk.uncompressedOffset);
+    if (!parts.length) return Promise.resolve();
+    if (run.buf && run.failed === 0) return this.writeWhole(run, run.buf, parts, settle);
+    const groups: VerifiedChunk[][] = [];
+    for (const p of parts) {
+      const g = groups[groups.length - 1];
+      const last = g?.[g.length - 1];
+      if (g && last && p.chunk.uncompressedOffset === chunkEnd(last.chunk)) g.push(p);
+      else groups.push([p]);
+    }
+    // Some chunk failed (its slot, if any, holds unverified bytes): write the verified
+    // neighbours group by group, each in memory of its own.
+    return Promise.all(groups.map(async (g) => {
+      const at = g[0]!.chunk.uncompressedOffset;
+      let data: Uint8Array;
+      if (g.length === 1) {
+        data = g[0]!.data;
+      } else {
+        const length = chunkEnd(g[g.length - 1]!.chunk) - at;
+        data = Buffer.allocUnsafe(length);
+        let pos = 0;
+        for (const p of g) {
+          const rel = p.chunk.uncompressedOffset - at;
+          if (rel > pos) data.fill(0, pos, rel);
+          data.set(p.data, rel);
+          pos = rel + p.data.length;
+        }
+        data.fill(0, pos, length);
+      }
+      await this.writeParts(at, data, g, settle);
+    })).then(() => undefined);
+  }
+
+  /** The run's buffer holds every chunk verified in its slot: zero the padding, one write. */
+  private writeWhole(run: Run, buf: Uint8Array, parts: VerifiedChunk[], settle: (index: number, err?: Error) => void): Promise<void> {
+    const at = run.chunks[0]!.uncompressedOffset;
+    let pos = 0;
+    for (const p of parts) {
+      const rel = p.chunk.uncompressedOffset - at;
+      if (rel > pos) buf.fill(0, pos, rel);
+      pos = rel + p.data.length;
+    }
+    buf.fill(0, pos, buf.length);
+    return this.writeParts(at, buf, parts, settle);
+  }
+
+  private async writeParts(at: number, data: Uint8Array, parts: VerifiedChunk[], settle: (index: number, err?: Error) => void): Promise<void> {
+    try {
+      await this.writer.write(at, data);
+    } catch (err) {
+      for (const p of parts) settle(p.chunk.index, err as Error);
+      return;
+    }
+    for (const p of parts) {
+      this.done.add(p.chunk.index);
+      this.absent.delete(p.chunk.index);
+      this.stats.chunksWritten++;
+      this.stats.bytesWritten += p.data.length;
+      settle(p.chunk.index);
+    }
   }
 
   /** Blocks of the range that no chunk covers hold no data; the kernel still needs them filled. */
@@ -164,17 +356,59 @@ export class ChunkedBlobFiller implements RangeFiller {
   }
 }
 
+/** Position of `chunk` in `map.chunks` (ordered by uncompressed offset): a binary search. */
+function positionOf(map: BlobChunkMap, chunk: BlobChunk): number {
+  const cs = map.chunks;
+  let lo = 0;
+  let hi = cs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cs[mid]!.uncompressedOffset < chunk.uncompressedOffset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export interface FlatFillerOptions {
+  /**
+   * Fill whole aligned windows of this many bytes around each READ (a power-of-two multiple
+   * of the block size). For the bootstrap, whose bytes the daemon holds in memory, one
+   * window covering all of it turns every later metadata READ into a cache hit.
+   */
+  window?: number;
+}
+
 /** Fills from a flat, uncompressed file-like source (the bootstrap, mkfs.erofs blobs). */
 export class FlatFiller implements RangeFiller {
   constructor(
     readonly size: number,
     private readonly read: (offset: number, length: number) => Promise<Buffer>,
     private readonly writer: RangeWriter,
+    private readonly opts: FlatFillerOptions = {},
   ) {}
 
+  /** Windows being filled, by start: concurrent READs of one window share its fill. */
+  private readonly windows = new Map<number, Promise<void>>();
+
   async fill(offset: number, length: number): Promise<void> {
-    const start = Math.floor(offset / BLOCK_SIZE) * BLOCK_SIZE;
-    const end = Math.min(offset + length, this.size);
+    const window = this.opts.window ?? 0;
+    if (window <= BLOCK_SIZE) return this.fillRange(Math.floor(offset / BLOCK_SIZE) * BLOCK_SIZE, Math.min(offset + length, this.size));
+    const waits: Promise<void>[] = [];
+    for (let at = Math.floor(offset / window) * window; at < Math.min(offset + length, this.size); at += window) {
+      let p = this.windows.get(at);
+      if (!p) {
+        const start = at;
+        const end = Math.min(at + window, this.size);
+        p = (this.writer.isCached?.(start, end - start) ? Promise.resolve() : this.fillRange(start, end))
+          .finally(() => this.windows.delete(start));
+        this.windows.set(start, p);
+      }
+      waits.push(p);
+    }
+    await Promise.all(waits);
+  }
+
+  private async fillRange(start: number, end: number): Promise<void> {
     if (start >= end) return;
     const step = 4 << 20;
     for (let at = start; at < end; at += step) {

@@ -3,6 +3,11 @@
 export interface BlobSource {
   /** For logs and errors; never contains credentials. */
   readonly description: string;
+  /**
+   * False when read() ignores its signal (a local file read is not worth cancelling), so
+   * callers need not make one. Absent means it is honoured.
+   */
+  readonly cancellable?: boolean;
   /** Reads exactly [offset, offset + length) of the blob's compressed bytes. */
   read(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer>;
   /** The blob's size in bytes. */

@@ -55,11 +55,20 @@ export class ChunkReader {
     this.digester = digesterById(map.entry.digester);
   }
 
-  /** Decompresses and verifies one chunk's compressed bytes. */
-  verify(chunk: BlobChunk, compressed: Uint8Array): Buffer {
-    const data = chunk.compressed
-      ? this.codec.decompress(compressed, chunk.uncompressedSize)
-      : codecById(0).decompress(compressed, chunk.uncompressedSize);
+  /**
+   * Decompresses and verifies one chunk's compressed bytes; into `into` (exactly the chunk's
+   * uncompressed size) when given and the codec can, else into new memory. Either way the
+   * returned bytes are only handed on once verified.
+   */
+  verify(chunk: BlobChunk, compressed: Uint8Array, into?: Uint8Array): Buffer {
+    const codec = chunk.compressed ? this.codec : codecById(0);
+    let data: Buffer;
+    if (into && codec.decompressInto && into.length === chunk.uncompressedSize) {
+      codec.decompressInto(compressed, into);
+      data = Buffer.from(into.buffer, into.byteOffset, into.byteLength);
+    } else {
+      data = codec.decompress(compressed, chunk.uncompressedSize);
+    }
     if (chunk.digest === undefined) {
       if (this.opts.requireDigest !== false) {
         throw new UnsupportedError(`chunk ${chunk.index} of blob ${this.map.blobId} has no digest to verify against`);
@@ -79,11 +88,18 @@ export class ChunkReader {
   async fetch(
     chunks: readonly BlobChunk[],
     onChunk: (v: VerifiedChunk) => void | Promise<void>,
-    opts: { signal?: AbortSignal; onError?: (chunk: BlobChunk, err: Error) => void } = {},
+    opts: {
+      signal?: AbortSignal;
+      onError?: (chunk: BlobChunk, err: Error) => void;
+      /** Where to decompress a chunk (its uncompressed size), e.g. its slot in a write buffer. */
+      into?: (chunk: BlobChunk) => Uint8Array | undefined;
+      /** Overrides the reader's gap bridging for this call (0: only back-to-back chunks share a read). */
+      maxGap?: number;
+    } = {},
   ): Promise<void> {
     const errors: Error[] = [];
     const fail = (c: BlobChunk, err: Error) => (opts.onError ? opts.onError(c, err) : errors.push(err));
-    await Promise.all(planReads(chunks, this.opts.maxGap).map(async (r) => {
+    await Promise.all(planReads(chunks, opts.maxGap ?? this.opts.maxGap).map(async (r) => {
       let bytes: Buffer;
       try {
         bytes = await this.source.read(this.map.blobId, r.offset, r.length, opts.signal);
@@ -95,7 +111,7 @@ export class ChunkReader {
         const at = c.compressedOffset - r.offset;
         let data: Buffer;
         try {
-          data = this.verify(c, bytes.subarray(at, at + c.compressedSize));
+          data = this.verify(c, bytes.subarray(at, at + c.compressedSize), opts.into?.(c));
         } catch (err) {
           fail(c, err as Error);
           continue;

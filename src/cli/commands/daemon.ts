@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .option('--config <file>', 'JSON config: cacheDir, socketPath, amplifyBytes, concurrency, readTimeoutMs, images[]')
     .option('--socket <path>', 'management socket (default /run/ondine/ondine.sock)')
     .option('--device <path>', 'cachefiles device (default /dev/cachefiles)')
-    .option('--amplify <bytes>', 'compressed bytes to fetch per miss at least (read-ahead)')
+    .option('--amplify <bytes>', 'read-ahead window in compressed bytes for sequential readers (default 1 MiB)')
     .option('--concurrency <n>', 'READs served at once')
     .option('--read-timeout <ms>', 'complete a READ unfilled (reader gets EIO) after this long')
     .action(async (o: Record<string, string | undefined>) => {

@@ -84,9 +84,11 @@ export class CachefilesFrontend {
         return;
       }
       const fd = m.fd;
+      const io = this.io;
       const writer: RangeWriter = {
-        write: (offset, data) => this.io.write(fd, offset, data),
-        isCached: (offset, length) => this.io.isAllocated(fd, offset, length),
+        write: (offset, data) => io.write(fd, offset, data),
+        isCached: (offset, length) => io.isAllocated(fd, offset, length),
+        ...(io.alloc ? { alloc: (size: number) => io.alloc!(size) } : {}),
       };
       const previous = this.objects.get(m.objectId);
       if (previous) this.retire(previous);
@@ -117,31 +119,32 @@ export class CachefilesFrontend {
     const reply = new ReadReply(this.io, obj.anonFd, m.msgId);
     const received = Date.now();
     obj.pending++;
-    void this.queue.add(async () => {
-      let timer: NodeJS.Timeout | undefined;
+    // A queue slot is held until the READ is completed (filled, failed or timed out); the fd
+    // stays open until the fill settles, even when the reader has given up.
+    void this.queue.add(() => new Promise<void>((slotDone) => {
+      // The controller, not its signal: the filler makes a signal only for a fetch that can use one.
       const abort = new AbortController();
-      const fill = (async () => obj.filler.fill(m.offset, m.length, abort.signal))();
-      // The fd stays open until the fill settles, even when the reader has given up.
-      const settled = fill.then(() => true, (err: unknown) => {
-        this.stats.readFailures++;
-        this.opts.log?.warn({ err, object: m.objectId, target: obj.target.label, offset: m.offset, length: m.length }, 'READ failed: reader gets EIO');
-        return false;
-      });
-      void settled.finally(() => this.release(obj));
       const remaining = Math.max(0, this.timeoutMs - (Date.now() - received));
-      const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), remaining); });
-      try {
-        const r = await Promise.race([settled, timedOut]);
-        if (r === 'timeout') {
-          this.stats.readTimeouts++;
-          abort.abort();
-          this.opts.log?.warn({ object: m.objectId, target: obj.target.label, offset: m.offset, length: m.length, timeoutMs: this.timeoutMs }, 'READ timed out: reader gets EIO');
-        }
-      } finally {
-        clearTimeout(timer);
+      const timer = setTimeout(() => {
+        if (reply.done) return;
+        this.stats.readTimeouts++;
+        abort.abort();
+        this.opts.log?.warn({ object: m.objectId, target: obj.target.label, offset: m.offset, length: m.length, timeoutMs: this.timeoutMs }, 'READ timed out: reader gets EIO');
         this.complete(reply);
-      }
-    });
+        slotDone();
+      }, remaining);
+      (async () => obj.filler.fill(m.offset, m.length, abort))()
+        .catch((err: unknown) => {
+          this.stats.readFailures++;
+          this.opts.log?.warn({ err, object: m.objectId, target: obj.target.label, offset: m.offset, length: m.length }, 'READ failed: reader gets EIO');
+        })
+        .finally(() => {
+          clearTimeout(timer);
+          this.complete(reply);
+          slotDone();
+          this.release(obj);
+        });
+    }));
   }
 
   private onClose(m: CloseMessage): void {

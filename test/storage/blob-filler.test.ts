@@ -1,0 +1,224 @@
+// The range filler behind every cachefiles READ: it writes exactly what the unpacked blob
+// holds, fetches each chunk once however many readers want it (and never reads a chunk's
+// bytes again through a gap), reads ahead only for sequential readers, writes nothing it
+// could not verify, and trusts what the cache file already holds.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { alignUp } from '../../src/format/bytes.js';
+import { BlobHandle, ChunkedBlobFiller, FlatFiller, type RangeWriter } from '../../src/storage/blob-filler.js';
+import { loadBlobChunkMap, type BlobChunk } from '../../src/storage/blob-chunk-map.js';
+import { LocalDirSource } from '../../src/storage/local-dir-source.js';
+import { buildImage, KiB, MiB, randomBytes, ScriptedSource, textBytes, unpackAll, type BuiltImage } from './support.js';
+
+const BLOCK = 4096;
+
+/** A cache file in memory: records writes, answers isCached from what was written. */
+class MemoryCache implements RangeWriter {
+  readonly bytes: Buffer;
+  readonly written = new Set<number>(); // block numbers
+  readonly writes: { offset: number; length: number }[] = [];
+  allocated = 0;
+
+  constructor(size: number, withAlloc = false) {
+    this.bytes = Buffer.alloc(alignUp(size, BLOCK));
+    if (withAlloc) {
+      this.alloc = (n: number) => {
+        this.allocated++;
+        return Buffer.allocUnsafe(alignUp(n, BLOCK)).fill(0xee); // stale contents on purpose
+      };
+    }
+  }
+
+  alloc?: (size: number) => Uint8Array;
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    assert.equal(offset % BLOCK, 0, `write at ${offset} is not block aligned`);
+    const length = alignUp(data.length, BLOCK);
+    this.writes.push({ offset, length });
+    this.bytes.set(data, offset);
+    this.bytes.fill(0, offset + data.length, offset + length);
+    for (let b = offset / BLOCK; b < (offset + length) / BLOCK; b++) this.written.add(b);
+  }
+
+  isCached(offset: number, length: number): boolean {
+    for (let b = Math.floor(offset / BLOCK); b < Math.ceil((offset + length) / BLOCK); b++) if (!this.written.has(b)) return false;
+    return true;
+  }
+
+  /** Asserts the written blocks of [offset, end) hold what `expected` holds. */
+  assertMatches(expected: Buffer, offset: number, end: number): void {
+    for (let b = Math.floor(offset / BLOCK); b < Math.ceil(end / BLOCK); b++) {
+      assert.ok(this.written.has(b), `block ${b} was not written`);
+      const want = Buffer.alloc(BLOCK);
+      expected.copy(want, 0, b * BLOCK, Math.min((b + 1) * BLOCK, expected.length));
+      assert.ok(this.bytes.subarray(b * BLOCK, (b + 1) * BLOCK).equals(want), `block ${b} differs from the unpacked blob`);
+    }
+  }
+}
+
+/** A source whose reads wait for release() when they touch a held chunk. */
+class GatedSource extends ScriptedSource {
+  private held: { offset: number; end: number } | undefined;
+  private waiters: (() => void)[] = [];
+  hold(c: BlobChunk): void {
+    this.held = { offset: c.compressedOffset, end: c.compressedOffset + c.compressedSize };
+  }
+  release(): void {
+    this.held = undefined;
+    for (const w of this.waiters.splice(0)) w();
+  }
+  override async read(blobId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    const h = this.held;
+    if (h && offset < h.end && offset + length > h.offset) await new Promise<void>((r) => this.waiters.push(r));
+    return super.read(blobId, offset, length, signal);
+  }
+}
+
+let img: BuiltImage;
+let blob: Buffer;
+let blobId: string;
+let chunks: readonly BlobChunk[];
+
+before(async () => {
+  // Mixed compressibility, so compressed chunk sizes differ; 16 KiB chunks: many of them.
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 12; i++) files[`f${i}`] = i % 2 ? randomBytes(40 * KiB + i * 777, i) : textBytes(56 * KiB + i * 333, i);
+  img = await buildImage(files, { chunkSize: 16 * KiB });
+  assert.equal(img.bootstrap.blobs.length, 1);
+  blobId = img.bootstrap.blobs[0]!.blobId;
+  blob = (await unpackAll(img.bootstrap, [img.blobDir], img.root)).get(blobId)!;
+  chunks = (await loadBlobChunkMap(new LocalDirSource(img.blobDir), img.bootstrap.blobs[0]!, img.bootstrap.chunks)).chunks;
+  assert.ok(chunks.length >= 30, `only ${chunks.length} chunks`);
+});
+after(() => img.cleanup());
+
+function setup(opts: { amplifyBytes?: number; withAlloc?: boolean; cache?: MemoryCache } = {}) {
+  const source = new GatedSource(new LocalDirSource(img.blobDir));
+  const entry = img.bootstrap.blobs[0]!;
+  const handle = new BlobHandle(blobId, source, () => loadBlobChunkMap(source, entry, img.bootstrap.chunks));
+  const cache = opts.cache ?? new MemoryCache(entry.uncompressedSize, opts.withAlloc);
+  const filler = new ChunkedBlobFiller(entry.uncompressedSize, handle, cache, { amplifyBytes: opts.amplifyBytes ?? 0 });
+  /** Source bytes read for chunk data (the chunk-info table read is not counted). */
+  const dataReads = () => source.log.filter((r) => r.offset < entry.ciOffset || entry.ciCompressedSize === 0);
+  return { source, cache, filler, dataReads, entry };
+}
+
+const mid = (i: number) => chunks[i]!;
+
+test('filler: random ranges fill with exactly the unpacked bytes, fetching only covering chunks', async () => {
+  const { cache, filler, dataReads } = setup();
+  const ranges = [[0, 1], [5 * BLOCK, 3 * BLOCK], [blob.length - 100, 100], [mid(10).uncompressedOffset + 1000, 20 * KiB]] as const;
+  for (const [off, len] of ranges) {
+    await filler.fill(off, len);
+    cache.assertMatches(blob, off, off + len);
+  }
+  const fetched = dataReads().reduce((s, r) => s + r.length, 0);
+  // Whole blocks are filled: a chunk sharing a block with a range is part of it.
+  const blocks = ranges.map(([o, l]) => [Math.floor(o / BLOCK) * BLOCK, alignUp(o + l, BLOCK)] as const);
+  const needed = new Set(blocks.flatMap(([s, e]) => chunks.filter((c) => c.uncompressedOffset < e && c.uncompressedOffset + c.uncompressedSize > s)));
+  assert.equal(fetched, [...needed].reduce((s, c) => s + c.compressedSize, 0), 'fetched exactly the covering chunks');
+});
+
+test('filler: many concurrent readers of overlapping ranges fetch every chunk once', async () => {
+  const { cache, filler, dataReads } = setup({ amplifyBytes: 64 * KiB });
+  const fills: Promise<void>[] = [];
+  for (let r = 0; r < 8; r++) {
+    for (let off = (r * 3 * BLOCK) % (64 * KiB); off < blob.length; off += 48 * KiB) fills.push(filler.fill(off, 24 * KiB));
+  }
+  await Promise.all(fills);
+  const seen = new Map<number, number>();
+  for (const r of dataReads()) {
+    for (const c of chunks) {
+      if (c.compressedOffset < r.offset + r.length && c.compressedOffset + c.compressedSize > r.offset) seen.set(c.index, (seen.get(c.index) ?? 0) + 1);
+    }
+  }
+  for (const [i, n] of seen) assert.equal(n, 1, `chunk ${i} was read ${n} times from the source`);
+  for (let off = 0; off < blob.length; off += 48 * KiB) cache.assertMatches(blob, off, Math.min(off + 24 * KiB, blob.length));
+});
+
+test('filler: a chunk in flight between two needed chunks is waited for, not read again through the gap', async () => {
+  const { source, cache, filler, dataReads } = setup();
+  const [a, b, c] = [mid(4), mid(5), mid(6)];
+  source.hold(b);
+  const first = filler.fill(b.uncompressedOffset, BLOCK);
+  await new Promise((r) => setImmediate(r));
+  const second = filler.fill(a.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize - a.uncompressedOffset);
+  await new Promise((r) => setImmediate(r));
+  source.release();
+  await Promise.all([first, second]);
+  const reads = dataReads();
+  const overB = reads.filter((r) => r.offset < b.compressedOffset + b.compressedSize && r.offset + r.length > b.compressedOffset);
+  assert.equal(overB.length, 1, `chunk ${b.index}'s bytes were read ${overB.length} times: ${JSON.stringify(reads)}`);
+  cache.assertMatches(blob, a.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize);
+});
+
+test('filler: sequential READs read ahead within the window; a random READ fetches only what it needs', async () => {
+  const window = 64 * KiB;
+  const { filler, dataReads } = setup({ amplifyBytes: window });
+  // Random: two far-apart READs, no read-ahead.
+  await filler.fill(mid(20).uncompressedOffset, BLOCK);
+  await filler.fill(mid(2).uncompressedOffset, BLOCK);
+  assert.equal(filler.stats.amplifiedChunks, 0, 'random READs read ahead');
+  assert.equal(dataReads().length, 2);
+  // Sequential: the next READ starts where the last one ended.
+  await filler.fill(mid(3).uncompressedOffset, BLOCK);
+  assert.ok(filler.stats.amplifiedChunks > 0, 'a sequential READ did not read ahead');
+  const ahead = dataReads().slice(2).reduce((s, r) => s + r.length, 0) - mid(3).compressedSize;
+  assert.ok(ahead > 0 && ahead <= window + 16 * KiB, `read ahead ${ahead} bytes for a ${window}-byte window`);
+  assert.ok(!dataReads().slice(2).some((r) => r.offset <= mid(20).compressedOffset && r.offset + r.length > mid(20).compressedOffset), 'read ahead refetched a cached chunk');
+});
+
+test('filler: a corrupt chunk is never written and fails its reader; its neighbours are written', async () => {
+  const { source, cache, filler } = setup({ withAlloc: true });
+  const [a, bad, c] = [mid(7), mid(8), mid(9)];
+  source.corrupt = (r, bytes) => {
+    const at = bad.compressedOffset - r.offset;
+    if (at >= 0 && at < r.length) bytes[at + Math.floor(bad.compressedSize / 2)]! ^= 0xff;
+  };
+  await assert.rejects(filler.fill(a.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize - a.uncompressedOffset));
+  assert.ok(cache.allocated > 0, 'the run buffer path was not taken');
+  for (let b = Math.floor(bad.uncompressedOffset / BLOCK); b < Math.ceil((bad.uncompressedOffset + bad.uncompressedSize) / BLOCK); b++) {
+    assert.ok(!cache.written.has(b), `block ${b} of the corrupt chunk was written`);
+  }
+  cache.assertMatches(blob, a.uncompressedOffset, a.uncompressedOffset + a.uncompressedSize);
+  cache.assertMatches(blob, c.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize);
+  // Once the source serves good bytes, the same READ succeeds.
+  source.corrupt = undefined;
+  await filler.fill(bad.uncompressedOffset, bad.uncompressedSize);
+  cache.assertMatches(blob, bad.uncompressedOffset, bad.uncompressedOffset + bad.uncompressedSize);
+});
+
+test('filler: run buffers from the writer are written whole, stale padding zeroed', async () => {
+  const { cache, filler } = setup({ withAlloc: true, amplifyBytes: 256 * KiB });
+  for (let off = 0; off < blob.length; off += 8 * KiB) await filler.fill(off, 8 * KiB);
+  cache.assertMatches(blob, 0, blob.length);
+  assert.ok(cache.allocated > 0);
+  assert.ok(cache.writes.some((w) => w.length > 16 * KiB), 'read-ahead chunks were not written as runs');
+});
+
+test('filler: what the cache file already holds is not fetched again (a restarted daemon)', async () => {
+  const first = setup({ amplifyBytes: 128 * KiB });
+  for (let off = 0; off < blob.length; off += 32 * KiB) await first.filler.fill(off, 32 * KiB);
+  const again = setup({ cache: first.cache, amplifyBytes: 128 * KiB });
+  for (let off = 0; off < blob.length; off += 32 * KiB) await again.filler.fill(off, 32 * KiB);
+  assert.equal(again.dataReads().length, 0, 'fetched data the cache file holds');
+  again.cache.assertMatches(blob, 0, blob.length);
+});
+
+test('flat filler: a window fills whole aligned windows once, shared by concurrent READs', async () => {
+  const size = 3 * MiB + 1234;
+  const data = randomBytes(size, 99);
+  const reads: [number, number][] = [];
+  const cache = new MemoryCache(size);
+  const flat = new FlatFiller(size, async (o, n) => { reads.push([o, n]); return data.subarray(o, Math.min(o + n, size)); }, cache, { window: MiB });
+  await Promise.all([flat.fill(10, 100), flat.fill(MiB - 1, 2), flat.fill(2 * MiB + 5, 50)]);
+  cache.assertMatches(data, 0, 3 * MiB);
+  assert.ok(!cache.isCached(3 * MiB, 1), 'the last window was filled without a READ in it');
+  const readBytes = reads.reduce((s, [, n]) => s + n, 0);
+  assert.equal(readBytes, 3 * MiB, 'windows were read more than once');
+  await flat.fill(3 * MiB, 1);
+  cache.assertMatches(data, 3 * MiB, size);
+  const before = reads.length;
+  await flat.fill(5, 5);
+  assert.equal(reads.length, before, 'a cached window was read again');
+});
