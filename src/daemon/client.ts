@@ -41,4 +41,25 @@ export class DaemonClient {
   stats(): Promise<Record<string, unknown>> { return this.call('GET', '/v1/stats'); }
   mounts(): Promise<Array<{ mountpoint: string; fsid: string; domain?: string; served: boolean }>> { return this.call('GET', '/v1/mounts'); }
   shutdown(): Promise<void> { return this.call('POST', '/v1/shutdown'); }
+
+  /**
+   * Polls /v1/health until a daemon answers. Gives up with ONDINE_ERR_NO_DAEMON once
+   * `exited()` returns an exit code (the daemon being waited for died) or after `timeoutMs`;
+   * `hint` (e.g. where its log is) ends the message.
+   */
+  async waitUntilUp(exited: () => number | null, timeoutMs: number, hint = ''): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await this.health();
+        return;
+      } catch (err) {
+        if (!(err instanceof DaemonUnavailableError)) throw err;
+        const code = exited();
+        if (code !== null) throw new OndineError('ONDINE_ERR_NO_DAEMON', 111, `the daemon exited (${code})${hint ? `; ${hint}` : ''}`, { cause: err });
+        if (Date.now() > deadline) throw new OndineError('ONDINE_ERR_NO_DAEMON', 110, `the daemon did not answer in ${timeoutMs / 1000} s${hint ? `; ${hint}` : ''}`, { cause: err });
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }

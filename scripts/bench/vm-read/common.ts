@@ -1,17 +1,7 @@
 // Shared by the host and guest halves of scripts/bench/vm-read.sh.
 import { createHash } from 'node:crypto';
 
-/** mulberry32: small, fast, and the same everywhere. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as rng } from '../../../test/helpers/prng.js';
 
 /** One digest for a whole tree: sha256 over "path\0sha256\n" lines in path order. */
 export function treeDigest(files: ReadonlyArray<{ path: string; sha256: string }>): string {

@@ -229,15 +229,7 @@ class Daemon {
     closeSync(logFd);
     const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
     const client = new DaemonClient(socket);
-    for (let i = 0; ; i++) {
-      try {
-        await client.health();
-        break;
-      } catch (err) {
-        if (proc.exitCode !== null || i > 600) throw new Error(`daemon ${name} did not start (exit ${proc.exitCode}); see ${cfg.out}/daemon-${name}.log`, { cause: err });
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    await client.waitUntilUp(() => proc.exitCode, 30_000, `see ${cfg.out}/daemon-${name}.log`);
     return new Daemon(proc, client, socket, exited);
   }
 

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { DEFAULT_SOCKET } from '../../daemon/config.js';
 import { DaemonClient, DaemonUnavailableError } from '../../daemon/client.js';
 import { mountFscache } from '../../daemon/mounts.js';
-import { InvalidArgumentError, OndineError } from '../../errors.js';
+import { InvalidArgumentError } from '../../errors.js';
 
 async function imagePaths(image: string, blobs?: string): Promise<{ bootstrap: string; blobDir: string }> {
   const st = await stat(image).catch(() => undefined);
@@ -35,16 +35,8 @@ async function ensureDaemon(client: DaemonClient, cacheDir: string): Promise<voi
   });
   child.unref();
   await logFd.close();
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  for (let i = 0; i < 100; i++) {
-    const code = await Promise.race([exited, new Promise<'wait'>((r) => setTimeout(() => r('wait'), 100))]);
-    if (code !== 'wait') throw new OndineError('ONDINE_ERR_NO_DAEMON', 111, `the daemon exited (${code}); see ${logPath}`);
-    try {
-      await client.health();
-      return;
-    } catch { /* not up yet */ }
-  }
-  throw new OndineError('ONDINE_ERR_NO_DAEMON', 110, `the daemon did not come up in 10 s; see ${logPath}`);
+  // A daemon killed by a signal has no exit code: report it as -1.
+  await client.waitUntilUp(() => child.exitCode ?? (child.signalCode ? -1 : null), 10_000, `see ${logPath}`);
 }
 
 export function register(program: Command): void {

@@ -40,15 +40,7 @@ export async function startDaemon(name: string, extra: string[] = [], cacheDir =
   await log.close();
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const client = new DaemonClient(socket);
-  for (let i = 0; ; i++) {
-    try {
-      await client.health();
-      break;
-    } catch (err) {
-      if (proc.exitCode !== null || i > 600) throw new Error(`daemon ${name} did not start (exit ${proc.exitCode}); log in ${LOG_DIR}`, { cause: err });
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  await client.waitUntilUp(() => proc.exitCode, 30_000, `daemon ${name}, log in ${LOG_DIR}`);
   return {
     proc, client, socket, exited,
     stop: async () => { if (proc.exitCode === null) proc.kill('SIGTERM'); return exited; },
