@@ -222,3 +222,25 @@ test('flat filler: a window fills whole aligned windows once, shared by concurre
   await flat.fill(5, 5);
   assert.equal(reads.length, before, 'a cached window was read again');
 });
+
+test('regression: lz4 chunks (a codec that cannot decompress into caller memory) fill the writer\'s run buffer, not stale bytes', async () => {
+  // Before the fix, verify() decoded lz4 into new memory and left the run buffer's slot
+  // stale, and writeWhole wrote the buffer: the cache file got 0xee instead of the chunk.
+  const lz = await buildImage({ a: textBytes(200 * KiB, 5), b: textBytes(90 * KiB, 6) }, { chunkSize: 64 * KiB, compressor: 'lz4' });
+  try {
+    const entry = lz.bootstrap.blobs[0]!;
+    const want = (await unpackAll(lz.bootstrap, [lz.blobDir], lz.root)).get(entry.blobId)!;
+    const source = new LocalDirSource(lz.blobDir);
+    const handle = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, lz.bootstrap.chunks));
+    const map = (await handle.chunkReader()).map;
+    assert.ok(map.chunks.some((c) => c.compressed), 'no lz4-compressed chunk to test with');
+    const cache = new MemoryCache(entry.uncompressedSize, true);
+    const filler = new ChunkedBlobFiller(entry.uncompressedSize, handle, cache, { amplifyBytes: 0 });
+    await filler.fill(0, entry.uncompressedSize);
+    assert.ok(cache.allocated > 0, 'the run buffer path was not taken');
+    cache.assertMatches(want, 0, want.length);
+    await source.close();
+  } finally {
+    await lz.cleanup();
+  }
+});
