@@ -5,6 +5,7 @@ import type { BlobSource } from './blob-source.js';
 import type { BlobChunk, BlobChunkMap } from './blob-chunk-map.js';
 import { decodeChunk, type ChunkDecodeSpec } from './chunk-decode.js';
 import { codecById } from './codecs.js';
+import type { DecodePool } from './decode-pool.js';
 import { digesterById } from './digests.js';
 
 export interface SourceRead {
@@ -44,16 +45,31 @@ export interface ChunkReaderOptions {
   /** Refuse chunks without a known digest (default true). */
   requireDigest?: boolean;
   maxGap?: number;
+  /**
+   * Worker threads to decode large chunks on (shared by many readers). Without one, or once
+   * it is closed or broken, every chunk decodes on the calling thread.
+   */
+  pool?: DecodePool;
+  /**
+   * Chunks of at least this many uncompressed bytes go to the pool (default 128 KiB): below
+   * that, the round trip to a worker costs more than the decode it saves.
+   */
+  poolMinBytes?: number;
 }
 
+export const DEFAULT_POOL_MIN_BYTES = 128 << 10;
+
 export class ChunkReader {
+  private readonly poolMinBytes: number;
+
   constructor(readonly source: BlobSource, readonly map: BlobChunkMap, private readonly opts: ChunkReaderOptions = {}) {
     // Unknown ids fail here, once, not on every chunk.
     codecById(map.entry.compressor);
     digesterById(map.entry.digester);
+    this.poolMinBytes = opts.poolMinBytes ?? DEFAULT_POOL_MIN_BYTES;
   }
 
-  /** What decodeChunk needs to know about `chunk`. */
+  /** What decodeChunk needs to know about `chunk` (also what a decode worker is sent). */
   spec(chunk: BlobChunk): ChunkDecodeSpec {
     return {
       blobId: this.map.blobId,
@@ -67,18 +83,37 @@ export class ChunkReader {
   }
 
   /**
-   * Decompresses and verifies one chunk's compressed bytes; into `into` (exactly the chunk's
-   * uncompressed size) when given, else into new memory. Either way the returned bytes are
-   * only handed on once verified.
+   * Decompresses and verifies one chunk's compressed bytes on this thread; into `into`
+   * (exactly the chunk's uncompressed size) when given, else into new memory. Either way the
+   * returned bytes are only handed on once verified.
    */
   verify(chunk: BlobChunk, compressed: Uint8Array, into?: Uint8Array): Buffer {
     return decodeChunk(this.spec(chunk), compressed, into);
   }
 
+  private offloads(chunk: BlobChunk): boolean {
+    const pool = this.opts.pool;
+    return pool !== undefined && pool.usable && chunk.uncompressedSize >= this.poolMinBytes;
+  }
+
   /**
-   * Fetches and verifies `chunks`. Each verified chunk is handed to `onChunk` as soon as its
-   * read completes. A bad chunk goes to `onError` when given; otherwise the call rejects with
-   * the first failure after the good chunks were delivered.
+   * verify() on a worker thread. Worker memory comes back transferred; a caller's slot
+   * (`into`) cannot be transferred, so the verified bytes are copied into it.
+   */
+  private async verifyOffThread(chunk: BlobChunk, compressed: Uint8Array, into?: (chunk: BlobChunk) => Uint8Array | undefined): Promise<Buffer> {
+    const data = await this.opts.pool!.decode(this.spec(chunk), compressed);
+    const slot = into?.(chunk);
+    if (!slot || slot.length !== data.length) return data;
+    slot.set(data);
+    return Buffer.from(slot.buffer, slot.byteOffset, slot.byteLength);
+  }
+
+  /**
+   * Fetches and verifies `chunks`. Each verified chunk is handed to `onChunk` as soon as it is
+   * verified, and onChunk is awaited: calls for the chunks of one source read never overlap.
+   * With a pool, large chunks decode on worker threads while small ones decode here, so
+   * chunks may arrive in any order. A bad chunk goes to `onError` when given; otherwise the
+   * call rejects with the first failure after the good chunks were delivered.
    */
   async fetch(
     chunks: readonly BlobChunk[],
@@ -102,17 +137,39 @@ export class ChunkReader {
         for (const c of r.chunks) fail(c, err as Error);
         return;
       }
+      const slice = (c: BlobChunk) => bytes.subarray(c.compressedOffset - r.offset, c.compressedOffset - r.offset + c.compressedSize);
+      // One delivery at a time per read: each waits for the one before (back-pressure), and
+      // once a delivery fails, later ones of this read are not made.
+      let chain: Promise<void> = Promise.resolve();
+      const deliver = (chunk: BlobChunk, data: Buffer) => (chain = chain.then(() => onChunk({ chunk, data })));
+      const pending: Promise<void>[] = [];
+      // Large chunks go to the workers first (the pool queues them), so the small ones
+      // decoded here overlap with them.
+      const local: BlobChunk[] = [];
       for (const c of r.chunks) {
-        const at = c.compressedOffset - r.offset;
+        if (!this.offloads(c)) {
+          local.push(c);
+          continue;
+        }
+        pending.push(this.verifyOffThread(c, slice(c), opts.into).then((data) => deliver(c, data), (err: Error) => { fail(c, err); }));
+      }
+      for (const c of local) {
         let data: Buffer;
         try {
-          data = this.verify(c, bytes.subarray(at, at + c.compressedSize), opts.into?.(c));
+          data = this.verify(c, slice(c), opts.into?.(c));
         } catch (err) {
           fail(c, err as Error);
           continue;
         }
-        await onChunk({ chunk: c, data });
+        const d = deliver(c, data);
+        pending.push(d);
+        try {
+          await d;
+        } catch {
+          break;
+        }
       }
+      for (const s of await Promise.allSettled(pending)) if (s.status === 'rejected') throw s.reason;
     }));
     if (errors.length) throw errors[0];
   }
