@@ -172,7 +172,10 @@ export class ChunkedBlobFiller implements RangeFiller {
       waits.push(...this.start(reader, fetch, extra, signal));
     }
     await this.fillGaps(covering, offset, end);
-    await Promise.all(waits);
+    // Settle only once every needed chunk has: a READ that fails must not leave writes of its
+    // other chunks running (chunks decoded on worker threads finish after the failing one,
+    // and the front end may close the cache file once the READ is answered).
+    for (const r of await Promise.allSettled(waits)) if (r.status === 'rejected') throw r.reason;
   }
 
   /**
