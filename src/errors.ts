@@ -21,16 +21,18 @@ export class OndineError extends Error {
 export class CorruptError extends OndineError {
   readonly structure: string;
   readonly offset: number;
+  readonly detail: string;
   constructor(structure: string, offset: number, detail: string) {
     super('ONDINE_ERR_CORRUPT', EFSCORRUPTED, `${structure} at offset ${offset}: ${detail}`);
     this.structure = structure;
     this.offset = offset;
+    this.detail = detail;
   }
 }
 
 /** Well-formed but uses something Ondine does not implement (a compressor, a layout). */
 export class UnsupportedError extends OndineError {
-  constructor(what: string) {
+  constructor(readonly what: string) {
     super('ONDINE_ERR_UNSUPPORTED', E.EOPNOTSUPP, `unsupported: ${what}`);
   }
 }
@@ -44,7 +46,7 @@ export class InvalidArgumentError extends OndineError {
 
 /** A chunk whose content does not hash to its recorded digest. */
 export class DigestMismatchError extends OndineError {
-  constructor(readonly blobId: string, readonly chunkIndex: number, expected: string, actual: string) {
+  constructor(readonly blobId: string, readonly chunkIndex: number, readonly expected: string, readonly actual: string) {
     super('ONDINE_ERR_DIGEST_MISMATCH', E.EIO,
       `chunk ${chunkIndex} of blob ${blobId}: digest mismatch (expected ${expected}, got ${actual})`);
   }
@@ -61,5 +63,15 @@ export class NotFoundError extends OndineError {
 export class FetchError extends OndineError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ONDINE_ERR_FETCH', E.EIO, message, options);
+  }
+}
+
+/**
+ * A decode worker thread died (crashed or was terminated) while it held a chunk: the chunk
+ * is not known to be bad, it was just not decoded. The reader sees EIO; a retry may succeed.
+ */
+export class DecodeWorkerError extends OndineError {
+  constructor(message: string) {
+    super('ONDINE_ERR_DECODE_WORKER', E.EIO, message);
   }
 }

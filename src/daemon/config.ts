@@ -1,6 +1,7 @@
 // Daemon configuration: defaults, an optional JSON file, then command-line flags on top.
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from '../errors.js';
+import { defaultDecodeThreads } from '../storage/decode-pool.js';
 import type { ImageSpec } from './registry.js';
 
 export interface DaemonConfig {
@@ -14,13 +15,18 @@ export interface DaemonConfig {
   concurrency: number;
   /** A READ not filled in this time is completed unfilled (its reader gets EIO). */
   readTimeoutMs: number;
+  /**
+   * Worker threads decompressing and verifying large chunks, shared by all blobs (default
+   * min(4, cores)); 0 decodes on the main thread.
+   */
+  decodeThreads: number;
   images: ImageSpec[];
 }
 
 export const DEFAULT_SOCKET = '/run/ondine/ondine.sock';
 
 export function defaults(): Omit<DaemonConfig, 'cacheDir'> {
-  return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: 1 << 20, concurrency: 16, readTimeoutMs: 30_000, images: [] };
+  return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: 1 << 20, concurrency: 16, readTimeoutMs: 30_000, decodeThreads: defaultDecodeThreads(), images: [] };
 }
 
 export async function loadConfig(file: string | undefined, flags: Partial<DaemonConfig>): Promise<DaemonConfig> {
@@ -35,8 +41,9 @@ export async function loadConfig(file: string | undefined, flags: Partial<Daemon
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
   const cfg = { ...defaults(), ...fromFile, ...defined } as DaemonConfig;
   if (!cfg.cacheDir) throw new InvalidArgumentError('a cache directory is required (--cache-dir or "cacheDir" in the config)');
-  for (const k of ['amplifyBytes', 'concurrency', 'readTimeoutMs'] as const) {
-    if (!Number.isInteger(cfg[k]) || cfg[k] < (k === 'amplifyBytes' ? 0 : 1)) throw new InvalidArgumentError(`${k} must be a positive integer`);
+  for (const k of ['amplifyBytes', 'concurrency', 'readTimeoutMs', 'decodeThreads'] as const) {
+    const min = k === 'amplifyBytes' || k === 'decodeThreads' ? 0 : 1;
+    if (!Number.isInteger(cfg[k]) || cfg[k] < min) throw new InvalidArgumentError(`${k} must be ${min ? 'a positive' : 'a non-negative'} integer`);
   }
   return cfg;
 }

@@ -8,12 +8,15 @@ import { OndineError } from '../errors.js';
 import { CachefilesDevice } from '../kernel/cachefiles/device.js';
 import { CachefilesFrontend } from '../kernel/cachefiles/frontend.js';
 import { NativeKernelIo } from '../kernel/cachefiles/kernel-io.js';
+import { DecodePool } from '../storage/decode-pool.js';
 import { startApi } from './api.js';
 import type { DaemonConfig } from './config.js';
 import { ImageRegistry } from './registry.js';
 
 export class Daemon {
   readonly registry: ImageRegistry;
+  /** One pool of decode threads for all blobs; absent with decodeThreads 0. */
+  private readonly decodePool: DecodePool | undefined;
   private device: CachefilesDevice | undefined;
   private frontend: CachefilesFrontend | undefined;
   private api: Server | undefined;
@@ -21,7 +24,11 @@ export class Daemon {
   private readonly stoppedWaiters: Array<() => void> = [];
 
   constructor(readonly config: DaemonConfig, private readonly log: Logger) {
-    this.registry = new ImageRegistry({ amplifyBytes: config.amplifyBytes });
+    // Workers start on first use: a daemon whose chunks are all small never starts one.
+    this.decodePool = config.decodeThreads > 0
+      ? new DecodePool({ size: config.decodeThreads, onWorkerExit: (err) => this.log.error({ err }, 'decode worker died') })
+      : undefined;
+    this.registry = new ImageRegistry({ amplifyBytes: config.amplifyBytes, ...(this.decodePool ? { decodePool: this.decodePool } : {}) });
   }
 
   async start(): Promise<void> {
@@ -43,7 +50,8 @@ export class Daemon {
   }
 
   stats(): unknown {
-    return { pid: process.pid, frontend: this.frontend?.stats, sources: this.registry.sourceCounters(), images: this.registry.list() };
+    const decode = { threads: this.decodePool?.size ?? 0, usable: this.decodePool?.usable ?? false };
+    return { pid: process.pid, frontend: this.frontend?.stats, sources: this.registry.sourceCounters(), decode, images: this.registry.list() };
   }
 
   stop(): Promise<void> {
@@ -54,6 +62,7 @@ export class Daemon {
       this.frontend?.closeAll();
       this.device?.close();
       await this.registry.close();
+      await this.decodePool?.close();
       this.log.info('daemon stopped');
       for (const w of this.stoppedWaiters) w();
     })();

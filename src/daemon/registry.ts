@@ -8,6 +8,7 @@ import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
 import { BlobHandle, ChunkedBlobFiller, FlatFiller } from '../storage/blob-filler.js';
 import { loadBlobChunkMap } from '../storage/blob-chunk-map.js';
 import { LocalDirSource } from '../storage/local-dir-source.js';
+import type { DecodePool } from '../storage/decode-pool.js';
 import type { BlobSource } from '../storage/blob-source.js';
 import type { CacheTarget, TargetResolver } from '../kernel/cachefiles/frontend.js';
 import { volumeName } from '../kernel/cachefiles/messages.js';
@@ -41,6 +42,8 @@ interface ImageRecord {
 
 export interface RegistryOptions {
   amplifyBytes?: number;
+  /** Worker threads every blob's chunks are decoded on (the daemon owns and closes it). */
+  decodePool?: DecodePool;
 }
 
 const NAME = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -118,7 +121,8 @@ export class ImageRegistry implements TargetResolver {
     const key = `${source.description}\0${entry.blobId}`;
     let h = this.handles.get(key);
     if (!h) {
-      h = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, rec.bootstrap.chunks));
+      const pool = this.opts.decodePool;
+      h = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, rec.bootstrap.chunks), pool ? { pool } : {});
       this.handles.set(key, h);
     }
     return h;

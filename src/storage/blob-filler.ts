@@ -7,7 +7,7 @@ import { alignUp } from '../format/bytes.js';
 import { BLOCK_SIZE } from '../format/constants.js';
 import type { BlobSource } from './blob-source.js';
 import type { BlobChunk, BlobChunkMap } from './blob-chunk-map.js';
-import { ChunkReader, type VerifiedChunk } from './chunk-reader.js';
+import { ChunkReader, type ChunkReaderOptions, type VerifiedChunk } from './chunk-reader.js';
 
 export interface RangeWriter {
   /** Writes `data` at `offset` (block aligned); pads the tail to a block with zeros. */
@@ -37,12 +37,20 @@ export interface FillStats {
   amplifiedChunks: number;
 }
 
-/** One blob as the daemon knows it: its source and (lazily, once) its chunk map. */
+/**
+ * One blob as the daemon knows it: its source and (lazily, once) its chunk map. `readerOpts`
+ * go to its ChunkReader (e.g. the daemon's decode pool, shared by all blobs).
+ */
 export class BlobHandle {
   private mapPromise: Promise<BlobChunkMap> | undefined;
   private reader: ChunkReader | undefined;
 
-  constructor(readonly blobId: string, readonly source: BlobSource, private readonly load: () => Promise<BlobChunkMap>) {}
+  constructor(
+    readonly blobId: string,
+    readonly source: BlobSource,
+    private readonly load: () => Promise<BlobChunkMap>,
+    private readonly readerOpts: ChunkReaderOptions = {},
+  ) {}
 
   async chunkReader(): Promise<ChunkReader> {
     if (!this.mapPromise) {
@@ -51,7 +59,7 @@ export class BlobHandle {
       this.mapPromise.catch(() => { this.mapPromise = undefined; });
     }
     const map = await this.mapPromise;
-    this.reader ??= new ChunkReader(this.source, map);
+    this.reader ??= new ChunkReader(this.source, map, this.readerOpts);
     return this.reader;
   }
 }
@@ -164,7 +172,10 @@ export class ChunkedBlobFiller implements RangeFiller {
       waits.push(...this.start(reader, fetch, extra, signal));
     }
     await this.fillGaps(covering, offset, end);
-    await Promise.all(waits);
+    // Settle only once every needed chunk has: a READ that fails must not leave writes of its
+    // other chunks running (chunks decoded on worker threads finish after the failing one,
+    // and the front end may close the cache file once the READ is answered).
+    for (const r of await Promise.allSettled(waits)) if (r.status === 'rejected') throw r.reason;
   }
 
   /**

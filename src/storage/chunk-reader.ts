@@ -1,11 +1,12 @@
 // Fetch → decompress → verify for a set of chunks of one blob. Adjacent compressed ranges are
 // merged into one source read (a registry round trip costs ~3.6 ms here; a few KiB of gap
 // costs nothing). Nothing leaves this module unverified.
-import { DigestMismatchError, UnsupportedError } from '../errors.js';
 import type { BlobSource } from './blob-source.js';
 import type { BlobChunk, BlobChunkMap } from './blob-chunk-map.js';
-import { codecById, type Codec } from './codecs.js';
-import { digesterById, type Digester } from './digests.js';
+import { decodeChunk, type ChunkDecodeSpec } from './chunk-decode.js';
+import { codecById } from './codecs.js';
+import type { DecodePool } from './decode-pool.js';
+import { digesterById } from './digests.js';
 
 export interface SourceRead {
   offset: number;
@@ -44,46 +45,75 @@ export interface ChunkReaderOptions {
   /** Refuse chunks without a known digest (default true). */
   requireDigest?: boolean;
   maxGap?: number;
+  /**
+   * Worker threads to decode large chunks on (shared by many readers). Without one, or once
+   * it is closed or broken, every chunk decodes on the calling thread.
+   */
+  pool?: DecodePool;
+  /**
+   * Chunks of at least this many uncompressed bytes go to the pool (default 128 KiB): below
+   * that, the round trip to a worker costs more than the decode it saves.
+   */
+  poolMinBytes?: number;
 }
 
+export const DEFAULT_POOL_MIN_BYTES = 128 << 10;
+
 export class ChunkReader {
-  private readonly codec: Codec;
-  private readonly digester: Digester;
+  private readonly poolMinBytes: number;
 
   constructor(readonly source: BlobSource, readonly map: BlobChunkMap, private readonly opts: ChunkReaderOptions = {}) {
-    this.codec = codecById(map.entry.compressor);
-    this.digester = digesterById(map.entry.digester);
+    // Unknown ids fail here, once, not on every chunk.
+    codecById(map.entry.compressor);
+    digesterById(map.entry.digester);
+    this.poolMinBytes = opts.poolMinBytes ?? DEFAULT_POOL_MIN_BYTES;
+  }
+
+  /** What decodeChunk needs to know about `chunk` (also what a decode worker is sent). */
+  spec(chunk: BlobChunk): ChunkDecodeSpec {
+    return {
+      blobId: this.map.blobId,
+      chunkIndex: chunk.index,
+      codec: chunk.compressed ? this.map.entry.compressor : 0,
+      digester: this.map.entry.digester,
+      uncompressedSize: chunk.uncompressedSize,
+      digest: chunk.digest,
+      requireDigest: this.opts.requireDigest !== false,
+    };
   }
 
   /**
-   * Decompresses and verifies one chunk's compressed bytes; into `into` (exactly the chunk's
-   * uncompressed size) when given and the codec can, else into new memory. Either way the
+   * Decompresses and verifies one chunk's compressed bytes on this thread; into `into`
+   * (exactly the chunk's uncompressed size) when given, else into new memory. Either way the
    * returned bytes are only handed on once verified.
    */
   verify(chunk: BlobChunk, compressed: Uint8Array, into?: Uint8Array): Buffer {
-    const codec = chunk.compressed ? this.codec : codecById(0);
-    let data: Buffer;
-    if (into && codec.decompressInto && into.length === chunk.uncompressedSize) {
-      codec.decompressInto(compressed, into);
-      data = Buffer.from(into.buffer, into.byteOffset, into.byteLength);
-    } else {
-      data = codec.decompress(compressed, chunk.uncompressedSize);
-    }
-    if (chunk.digest === undefined) {
-      if (this.opts.requireDigest !== false) {
-        throw new UnsupportedError(`chunk ${chunk.index} of blob ${this.map.blobId} has no digest to verify against`);
-      }
-      return data;
-    }
-    const actual = this.digester.digest(data);
-    if (actual !== chunk.digest) throw new DigestMismatchError(this.map.blobId, chunk.index, chunk.digest, actual);
-    return data;
+    return decodeChunk(this.spec(chunk), compressed, into);
+  }
+
+  private offloads(chunk: BlobChunk): boolean {
+    const pool = this.opts.pool;
+    return pool !== undefined && pool.usable && chunk.uncompressedSize >= this.poolMinBytes;
   }
 
   /**
-   * Fetches and verifies `chunks`. Each verified chunk is handed to `onChunk` as soon as its
-   * read completes. A bad chunk goes to `onError` when given; otherwise the call rejects with
-   * the first failure after the good chunks were delivered.
+   * verify() on a worker thread. Worker memory comes back transferred; a caller's slot
+   * (`into`) cannot be transferred, so the verified bytes are copied into it.
+   */
+  private async verifyOffThread(chunk: BlobChunk, compressed: Uint8Array, into?: (chunk: BlobChunk) => Uint8Array | undefined): Promise<Buffer> {
+    const data = await this.opts.pool!.decode(this.spec(chunk), compressed);
+    const slot = into?.(chunk);
+    if (!slot || slot.length !== data.length) return data;
+    slot.set(data);
+    return Buffer.from(slot.buffer, slot.byteOffset, slot.byteLength);
+  }
+
+  /**
+   * Fetches and verifies `chunks`. Each verified chunk is handed to `onChunk` as soon as it is
+   * verified, and onChunk is awaited: calls for the chunks of one source read never overlap.
+   * With a pool, large chunks decode on worker threads while small ones decode here, so
+   * chunks may arrive in any order. A bad chunk goes to `onError` when given; otherwise the
+   * call rejects with the first failure after the good chunks were delivered.
    */
   async fetch(
     chunks: readonly BlobChunk[],
@@ -107,17 +137,39 @@ export class ChunkReader {
         for (const c of r.chunks) fail(c, err as Error);
         return;
       }
+      const slice = (c: BlobChunk) => bytes.subarray(c.compressedOffset - r.offset, c.compressedOffset - r.offset + c.compressedSize);
+      // One delivery at a time per read: each waits for the one before (back-pressure), and
+      // once a delivery fails, later ones of this read are not made.
+      let chain: Promise<void> = Promise.resolve();
+      const deliver = (chunk: BlobChunk, data: Buffer) => (chain = chain.then(() => onChunk({ chunk, data })));
+      const pending: Promise<void>[] = [];
+      // Large chunks go to the workers first (the pool queues them), so the small ones
+      // decoded here overlap with them.
+      const local: BlobChunk[] = [];
       for (const c of r.chunks) {
-        const at = c.compressedOffset - r.offset;
+        if (!this.offloads(c)) {
+          local.push(c);
+          continue;
+        }
+        pending.push(this.verifyOffThread(c, slice(c), opts.into).then((data) => deliver(c, data), (err: Error) => { fail(c, err); }));
+      }
+      for (const c of local) {
         let data: Buffer;
         try {
-          data = this.verify(c, bytes.subarray(at, at + c.compressedSize), opts.into?.(c));
+          data = this.verify(c, slice(c), opts.into?.(c));
         } catch (err) {
           fail(c, err as Error);
           continue;
         }
-        await onChunk({ chunk: c, data });
+        const d = deliver(c, data);
+        pending.push(d);
+        try {
+          await d;
+        } catch {
+          break;
+        }
       }
+      for (const s of await Promise.allSettled(pending)) if (s.status === 'rejected') throw s.reason;
     }));
     if (errors.length) throw errors[0];
   }

@@ -7,6 +7,7 @@ import type { BlobTableEntry } from '../format/blob-table.js';
 import type { BlobSource } from './blob-source.js';
 import { loadBlobChunkMap } from './blob-chunk-map.js';
 import { ChunkReader } from './chunk-reader.js';
+import type { DecodePool } from './decode-pool.js';
 
 export interface UnpackProgress {
   blobId: string;
@@ -28,6 +29,8 @@ export interface UnpackOptions {
   /** Compressed bytes per source read batch. */
   batchBytes?: number;
   concurrency?: number;
+  /** Worker threads for decoding large chunks (see ChunkReaderOptions.pool). */
+  pool?: DecodePool;
   onProgress?: (p: UnpackProgress) => void;
 }
 
@@ -35,7 +38,7 @@ export async function unpackBlob(
   bootstrap: Bootstrap, entry: BlobTableEntry, source: BlobSource, outPath: string, opts: UnpackOptions = {},
 ): Promise<UnpackResult> {
   const map = await loadBlobChunkMap(source, entry, bootstrap.chunks);
-  const reader = new ChunkReader(source, map);
+  const reader = new ChunkReader(source, map, opts.pool ? { pool: opts.pool } : {});
   const fh = await open(outPath, 'w');
   const result: UnpackResult = { blobId: entry.blobId, path: outPath, uncompressedSize: entry.uncompressedSize, chunks: map.chunks.length, bytesWritten: 0, failures: [] };
   try {

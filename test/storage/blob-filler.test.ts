@@ -8,7 +8,8 @@ import { alignUp } from '../../src/format/bytes.js';
 import { BlobHandle, ChunkedBlobFiller, FlatFiller, type RangeWriter } from '../../src/storage/blob-filler.js';
 import { loadBlobChunkMap, type BlobChunk } from '../../src/storage/blob-chunk-map.js';
 import { LocalDirSource } from '../../src/storage/local-dir-source.js';
-import { buildImage, KiB, MiB, randomBytes, ScriptedSource, textBytes, unpackAll, type BuiltImage } from './support.js';
+import { DecodePool } from '../../src/storage/decode-pool.js';
+import { buildImage, KiB, MiB, randomBytes, ReversingPool, ScriptedSource, textBytes, unpackAll, type BuiltImage } from './support.js';
 
 const BLOCK = 4096;
 
@@ -78,6 +79,7 @@ let img: BuiltImage;
 let blob: Buffer;
 let blobId: string;
 let chunks: readonly BlobChunk[];
+let pool: DecodePool;
 
 before(async () => {
   // Mixed compressibility, so compressed chunk sizes differ; 16 KiB chunks: many of them.
@@ -89,13 +91,17 @@ before(async () => {
   blob = (await unpackAll(img.bootstrap, [img.blobDir], img.root)).get(blobId)!;
   chunks = (await loadBlobChunkMap(new LocalDirSource(img.blobDir), img.bootstrap.blobs[0]!, img.bootstrap.chunks)).chunks;
   assert.ok(chunks.length >= 30, `only ${chunks.length} chunks`);
+  pool = new DecodePool({ size: 2 });
 });
-after(() => img.cleanup());
+after(async () => {
+  await pool?.close();
+  await img.cleanup();
+});
 
-function setup(opts: { amplifyBytes?: number; withAlloc?: boolean; cache?: MemoryCache } = {}) {
+function setup(opts: { amplifyBytes?: number; withAlloc?: boolean; cache?: MemoryCache; pool?: DecodePool } = {}) {
   const source = new GatedSource(new LocalDirSource(img.blobDir));
   const entry = img.bootstrap.blobs[0]!;
-  const handle = new BlobHandle(blobId, source, () => loadBlobChunkMap(source, entry, img.bootstrap.chunks));
+  const handle = new BlobHandle(blobId, source, () => loadBlobChunkMap(source, entry, img.bootstrap.chunks), opts.pool ? { pool: opts.pool, poolMinBytes: 1 } : {});
   const cache = opts.cache ?? new MemoryCache(entry.uncompressedSize, opts.withAlloc);
   const filler = new ChunkedBlobFiller(entry.uncompressedSize, handle, cache, { amplifyBytes: opts.amplifyBytes ?? 0 });
   /** Source bytes read for chunk data (the chunk-info table read is not counted). */
@@ -105,106 +111,113 @@ function setup(opts: { amplifyBytes?: number; withAlloc?: boolean; cache?: Memor
 
 const mid = (i: number) => chunks[i]!;
 
-test('filler: random ranges fill with exactly the unpacked bytes, fetching only covering chunks', async () => {
-  const { cache, filler, dataReads } = setup();
-  const ranges = [[0, 1], [5 * BLOCK, 3 * BLOCK], [blob.length - 100, 100], [mid(10).uncompressedOffset + 1000, 20 * KiB]] as const;
-  for (const [off, len] of ranges) {
-    await filler.fill(off, len);
-    cache.assertMatches(blob, off, off + len);
-  }
-  const fetched = dataReads().reduce((s, r) => s + r.length, 0);
-  // Whole blocks are filled: a chunk sharing a block with a range is part of it.
-  const blocks = ranges.map(([o, l]) => [Math.floor(o / BLOCK) * BLOCK, alignUp(o + l, BLOCK)] as const);
-  const needed = new Set(blocks.flatMap(([s, e]) => chunks.filter((c) => c.uncompressedOffset < e && c.uncompressedOffset + c.uncompressedSize > s)));
-  assert.equal(fetched, [...needed].reduce((s, c) => s + c.compressedSize, 0), 'fetched exactly the covering chunks');
-});
+for (const mode of ['sync', 'pool'] as const) {
+  // Every filler test runs twice: decoding on this thread, and on the decode pool (every chunk,
+  // whatever its size, so chunks of one read complete and arrive in any order).
+  const tag = mode === 'pool' ? ' (decode pool)' : '';
+  const use = (opts: Parameters<typeof setup>[0] = {}) => setup({ ...opts, ...(mode === 'pool' ? { pool } : {}) });
 
-test('filler: many concurrent readers of overlapping ranges fetch every chunk once', async () => {
-  const { cache, filler, dataReads } = setup({ amplifyBytes: 64 * KiB });
-  const fills: Promise<void>[] = [];
-  for (let r = 0; r < 8; r++) {
-    for (let off = (r * 3 * BLOCK) % (64 * KiB); off < blob.length; off += 48 * KiB) fills.push(filler.fill(off, 24 * KiB));
-  }
-  await Promise.all(fills);
-  const seen = new Map<number, number>();
-  for (const r of dataReads()) {
-    for (const c of chunks) {
-      if (c.compressedOffset < r.offset + r.length && c.compressedOffset + c.compressedSize > r.offset) seen.set(c.index, (seen.get(c.index) ?? 0) + 1);
+  test(`filler${tag}: random ranges fill with exactly the unpacked bytes, fetching only covering chunks`, async () => {
+    const { cache, filler, dataReads } = use();
+    const ranges = [[0, 1], [5 * BLOCK, 3 * BLOCK], [blob.length - 100, 100], [mid(10).uncompressedOffset + 1000, 20 * KiB]] as const;
+    for (const [off, len] of ranges) {
+      await filler.fill(off, len);
+      cache.assertMatches(blob, off, off + len);
     }
-  }
-  for (const [i, n] of seen) assert.equal(n, 1, `chunk ${i} was read ${n} times from the source`);
-  for (let off = 0; off < blob.length; off += 48 * KiB) cache.assertMatches(blob, off, Math.min(off + 24 * KiB, blob.length));
-});
+    const fetched = dataReads().reduce((s, r) => s + r.length, 0);
+    // Whole blocks are filled: a chunk sharing a block with a range is part of it.
+    const blocks = ranges.map(([o, l]) => [Math.floor(o / BLOCK) * BLOCK, alignUp(o + l, BLOCK)] as const);
+    const needed = new Set(blocks.flatMap(([s, e]) => chunks.filter((c) => c.uncompressedOffset < e && c.uncompressedOffset + c.uncompressedSize > s)));
+    assert.equal(fetched, [...needed].reduce((s, c) => s + c.compressedSize, 0), 'fetched exactly the covering chunks');
+  });
 
-test('filler: a chunk in flight between two needed chunks is waited for, not read again through the gap', async () => {
-  const { source, cache, filler, dataReads } = setup();
-  const [a, b, c] = [mid(4), mid(5), mid(6)];
-  source.hold(b);
-  const first = filler.fill(b.uncompressedOffset, BLOCK);
-  await new Promise((r) => setImmediate(r));
-  const second = filler.fill(a.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize - a.uncompressedOffset);
-  await new Promise((r) => setImmediate(r));
-  source.release();
-  await Promise.all([first, second]);
-  const reads = dataReads();
-  const overB = reads.filter((r) => r.offset < b.compressedOffset + b.compressedSize && r.offset + r.length > b.compressedOffset);
-  assert.equal(overB.length, 1, `chunk ${b.index}'s bytes were read ${overB.length} times: ${JSON.stringify(reads)}`);
-  cache.assertMatches(blob, a.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize);
-});
+  test(`filler${tag}: many concurrent readers of overlapping ranges fetch every chunk once`, async () => {
+    const { cache, filler, dataReads } = use({ amplifyBytes: 64 * KiB });
+    const fills: Promise<void>[] = [];
+    for (let r = 0; r < 8; r++) {
+      for (let off = (r * 3 * BLOCK) % (64 * KiB); off < blob.length; off += 48 * KiB) fills.push(filler.fill(off, 24 * KiB));
+    }
+    await Promise.all(fills);
+    const seen = new Map<number, number>();
+    for (const r of dataReads()) {
+      for (const c of chunks) {
+        if (c.compressedOffset < r.offset + r.length && c.compressedOffset + c.compressedSize > r.offset) seen.set(c.index, (seen.get(c.index) ?? 0) + 1);
+      }
+    }
+    for (const [i, n] of seen) assert.equal(n, 1, `chunk ${i} was read ${n} times from the source`);
+    for (let off = 0; off < blob.length; off += 48 * KiB) cache.assertMatches(blob, off, Math.min(off + 24 * KiB, blob.length));
+  });
 
-test('filler: sequential READs read ahead within the window; a random READ fetches only what it needs', async () => {
-  const window = 64 * KiB;
-  const { filler, dataReads } = setup({ amplifyBytes: window });
-  // Random: two far-apart READs, no read-ahead.
-  await filler.fill(mid(20).uncompressedOffset, BLOCK);
-  await filler.fill(mid(2).uncompressedOffset, BLOCK);
-  assert.equal(filler.stats.amplifiedChunks, 0, 'random READs read ahead');
-  assert.equal(dataReads().length, 2);
-  // Sequential: the next READ starts where the last one ended.
-  await filler.fill(mid(3).uncompressedOffset, BLOCK);
-  assert.ok(filler.stats.amplifiedChunks > 0, 'a sequential READ did not read ahead');
-  const ahead = dataReads().slice(2).reduce((s, r) => s + r.length, 0) - mid(3).compressedSize;
-  assert.ok(ahead > 0 && ahead <= window + 16 * KiB, `read ahead ${ahead} bytes for a ${window}-byte window`);
-  assert.ok(!dataReads().slice(2).some((r) => r.offset <= mid(20).compressedOffset && r.offset + r.length > mid(20).compressedOffset), 'read ahead refetched a cached chunk');
-});
+  test(`filler${tag}: a chunk in flight between two needed chunks is waited for, not read again through the gap`, async () => {
+    const { source, cache, filler, dataReads } = use();
+    const [a, b, c] = [mid(4), mid(5), mid(6)];
+    source.hold(b);
+    const first = filler.fill(b.uncompressedOffset, BLOCK);
+    await new Promise((r) => setImmediate(r));
+    const second = filler.fill(a.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize - a.uncompressedOffset);
+    await new Promise((r) => setImmediate(r));
+    source.release();
+    await Promise.all([first, second]);
+    const reads = dataReads();
+    const overB = reads.filter((r) => r.offset < b.compressedOffset + b.compressedSize && r.offset + r.length > b.compressedOffset);
+    assert.equal(overB.length, 1, `chunk ${b.index}'s bytes were read ${overB.length} times: ${JSON.stringify(reads)}`);
+    cache.assertMatches(blob, a.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize);
+  });
 
-test('filler: a corrupt chunk is never written and fails its reader; its neighbours are written', async () => {
-  const { source, cache, filler } = setup({ withAlloc: true });
-  const [a, bad, c] = [mid(7), mid(8), mid(9)];
-  source.corrupt = (r, bytes) => {
-    const at = bad.compressedOffset - r.offset;
-    if (at >= 0 && at < r.length) bytes[at + Math.floor(bad.compressedSize / 2)]! ^= 0xff;
-  };
-  await assert.rejects(filler.fill(a.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize - a.uncompressedOffset));
-  assert.ok(cache.allocated > 0, 'the run buffer path was not taken');
-  for (let b = Math.floor(bad.uncompressedOffset / BLOCK); b < Math.ceil((bad.uncompressedOffset + bad.uncompressedSize) / BLOCK); b++) {
-    assert.ok(!cache.written.has(b), `block ${b} of the corrupt chunk was written`);
-  }
-  cache.assertMatches(blob, a.uncompressedOffset, a.uncompressedOffset + a.uncompressedSize);
-  cache.assertMatches(blob, c.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize);
-  // Once the source serves good bytes, the same READ succeeds.
-  source.corrupt = undefined;
-  await filler.fill(bad.uncompressedOffset, bad.uncompressedSize);
-  cache.assertMatches(blob, bad.uncompressedOffset, bad.uncompressedOffset + bad.uncompressedSize);
-});
+  test(`filler${tag}: sequential READs read ahead within the window; a random READ fetches only what it needs`, async () => {
+    const window = 64 * KiB;
+    const { filler, dataReads } = use({ amplifyBytes: window });
+    // Random: two far-apart READs, no read-ahead.
+    await filler.fill(mid(20).uncompressedOffset, BLOCK);
+    await filler.fill(mid(2).uncompressedOffset, BLOCK);
+    assert.equal(filler.stats.amplifiedChunks, 0, 'random READs read ahead');
+    assert.equal(dataReads().length, 2);
+    // Sequential: the next READ starts where the last one ended.
+    await filler.fill(mid(3).uncompressedOffset, BLOCK);
+    assert.ok(filler.stats.amplifiedChunks > 0, 'a sequential READ did not read ahead');
+    const ahead = dataReads().slice(2).reduce((s, r) => s + r.length, 0) - mid(3).compressedSize;
+    assert.ok(ahead > 0 && ahead <= window + 16 * KiB, `read ahead ${ahead} bytes for a ${window}-byte window`);
+    assert.ok(!dataReads().slice(2).some((r) => r.offset <= mid(20).compressedOffset && r.offset + r.length > mid(20).compressedOffset), 'read ahead refetched a cached chunk');
+  });
 
-test('filler: run buffers from the writer are written whole, stale padding zeroed', async () => {
-  const { cache, filler } = setup({ withAlloc: true, amplifyBytes: 256 * KiB });
-  for (let off = 0; off < blob.length; off += 8 * KiB) await filler.fill(off, 8 * KiB);
-  cache.assertMatches(blob, 0, blob.length);
-  assert.ok(cache.allocated > 0);
-  assert.ok(cache.writes.some((w) => w.length > 16 * KiB), 'read-ahead chunks were not written as runs');
-});
+  test(`filler${tag}: a corrupt chunk is never written and fails its reader; its neighbours are written`, async () => {
+    const { source, cache, filler } = use({ withAlloc: true });
+    const [a, bad, c] = [mid(7), mid(8), mid(9)];
+    source.corrupt = (r, bytes) => {
+      const at = bad.compressedOffset - r.offset;
+      if (at >= 0 && at < r.length) bytes[at + Math.floor(bad.compressedSize / 2)]! ^= 0xff;
+    };
+    await assert.rejects(filler.fill(a.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize - a.uncompressedOffset));
+    assert.ok(cache.allocated > 0, 'the run buffer path was not taken');
+    for (let b = Math.floor(bad.uncompressedOffset / BLOCK); b < Math.ceil((bad.uncompressedOffset + bad.uncompressedSize) / BLOCK); b++) {
+      assert.ok(!cache.written.has(b), `block ${b} of the corrupt chunk was written`);
+    }
+    cache.assertMatches(blob, a.uncompressedOffset, a.uncompressedOffset + a.uncompressedSize);
+    cache.assertMatches(blob, c.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize);
+    // Once the source serves good bytes, the same READ succeeds.
+    source.corrupt = undefined;
+    await filler.fill(bad.uncompressedOffset, bad.uncompressedSize);
+    cache.assertMatches(blob, bad.uncompressedOffset, bad.uncompressedOffset + bad.uncompressedSize);
+  });
 
-test('filler: what the cache file already holds is not fetched again (a restarted daemon)', async () => {
-  const first = setup({ amplifyBytes: 128 * KiB });
-  for (let off = 0; off < blob.length; off += 32 * KiB) await first.filler.fill(off, 32 * KiB);
-  const again = setup({ cache: first.cache, amplifyBytes: 128 * KiB });
-  for (let off = 0; off < blob.length; off += 32 * KiB) await again.filler.fill(off, 32 * KiB);
-  assert.equal(again.dataReads().length, 0, 'fetched data the cache file holds');
-  again.cache.assertMatches(blob, 0, blob.length);
-});
+  test(`filler${tag}: run buffers from the writer are written whole, stale padding zeroed`, async () => {
+    const { cache, filler } = use({ withAlloc: true, amplifyBytes: 256 * KiB });
+    for (let off = 0; off < blob.length; off += 8 * KiB) await filler.fill(off, 8 * KiB);
+    cache.assertMatches(blob, 0, blob.length);
+    assert.ok(cache.allocated > 0);
+    assert.ok(cache.writes.some((w) => w.length > 16 * KiB), 'read-ahead chunks were not written as runs');
+  });
 
+  test(`filler${tag}: what the cache file already holds is not fetched again (a restarted daemon)`, async () => {
+    const first = use({ amplifyBytes: 128 * KiB });
+    for (let off = 0; off < blob.length; off += 32 * KiB) await first.filler.fill(off, 32 * KiB);
+    const again = use({ cache: first.cache, amplifyBytes: 128 * KiB });
+    for (let off = 0; off < blob.length; off += 32 * KiB) await again.filler.fill(off, 32 * KiB);
+    assert.equal(again.dataReads().length, 0, 'fetched data the cache file holds');
+    again.cache.assertMatches(blob, 0, blob.length);
+  });
+
+}
 test('flat filler: a window fills whole aligned windows once, shared by concurrent READs', async () => {
   const size = 3 * MiB + 1234;
   const data = randomBytes(size, 99);
@@ -221,4 +234,52 @@ test('flat filler: a window fills whole aligned windows once, shared by concurre
   const before = reads.length;
   await flat.fill(5, 5);
   assert.equal(reads.length, before, 'a cached window was read again');
+});
+
+test('regression: lz4 chunks (a codec that cannot decompress into caller memory) fill the writer\'s run buffer, not stale bytes', async () => {
+  // Before the fix, verify() decoded lz4 into new memory and left the run buffer's slot
+  // stale, and writeWhole wrote the buffer: the cache file got 0xee instead of the chunk.
+  const lz = await buildImage({ a: textBytes(200 * KiB, 5), b: textBytes(90 * KiB, 6) }, { chunkSize: 64 * KiB, compressor: 'lz4' });
+  try {
+    const entry = lz.bootstrap.blobs[0]!;
+    const want = (await unpackAll(lz.bootstrap, [lz.blobDir], lz.root)).get(entry.blobId)!;
+    for (const readerOpts of [{}, { pool, poolMinBytes: 1 }]) {
+      const source = new LocalDirSource(lz.blobDir);
+      const handle = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, lz.bootstrap.chunks), readerOpts);
+      const map = (await handle.chunkReader()).map;
+      assert.ok(map.chunks.some((c) => c.compressed), 'no lz4-compressed chunk to test with');
+      const cache = new MemoryCache(entry.uncompressedSize, true);
+      const filler = new ChunkedBlobFiller(entry.uncompressedSize, handle, cache, { amplifyBytes: 0 });
+      await filler.fill(0, entry.uncompressedSize);
+      assert.ok(cache.allocated > 0, 'the run buffer path was not taken');
+      cache.assertMatches(want, 0, want.length);
+      await source.close();
+    }
+  } finally {
+    await lz.cleanup();
+  }
+});
+
+test('filler (decode pool): chunks verified in reverse order are still written whole, in runs, with the right bytes', async () => {
+  const reversing = new ReversingPool({ size: 2 });
+  try {
+    const source = new LocalDirSource(img.blobDir);
+    const entry = img.bootstrap.blobs[0]!;
+    const handle = new BlobHandle(blobId, source, () => loadBlobChunkMap(source, entry, img.bootstrap.chunks), { pool: reversing, poolMinBytes: 1 });
+    const cache = new MemoryCache(entry.uncompressedSize, true);
+    const filler = new ChunkedBlobFiller(entry.uncompressedSize, handle, cache, { amplifyBytes: 256 * KiB });
+    // Sequential READs: each carries read-ahead, so one source read holds many chunks.
+    for (let off = 0; off < blob.length; off += 8 * KiB) await filler.fill(off, 8 * KiB);
+    assert.ok(reversing.reversedBatches > 0, 'no read delivered more than one chunk out of order');
+    cache.assertMatches(blob, 0, blob.length);
+    assert.ok(cache.writes.some((w) => w.length > 16 * KiB), 'read-ahead chunks were not written as runs');
+    // And a READ spanning many chunks at once, on a fresh cache.
+    const cold = new MemoryCache(entry.uncompressedSize, true);
+    const one = new ChunkedBlobFiller(entry.uncompressedSize, handle, cold, { amplifyBytes: 0 });
+    await one.fill(0, blob.length);
+    cold.assertMatches(blob, 0, blob.length);
+    await source.close();
+  } finally {
+    await reversing.close();
+  }
 });

@@ -12,6 +12,7 @@ import { build, type BuildOptions, type BuildResult } from '../../src/build/buil
 import { parseBootstrap, type Bootstrap } from '../../src/format/bootstrap.js';
 import { LocalDirSource } from '../../src/storage/local-dir-source.js';
 import { unpackBlob } from '../../src/storage/unpack.js';
+import { DecodePool } from '../../src/storage/decode-pool.js';
 
 /** Compiled to dist/test/storage/support.js: the repository is three levels up. */
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -202,4 +203,33 @@ export function readFiles(boot: Bootstrap, blobs: Map<string, Buffer>): Map<stri
     out.set(path, data);
   }
   return out;
+}
+
+/**
+ * A decode pool that hands back the results of the jobs given in one turn of the event loop
+ * (the large chunks of one source read) in reverse order: out-of-order delivery, for sure.
+ */
+export class ReversingPool extends DecodePool {
+  /** Batches released with more than one job. */
+  reversedBatches = 0;
+  private batch: Array<{ p: Promise<Buffer>; resolve: (b: Buffer) => void; reject: (e: Error) => void }> = [];
+
+  override decode(...args: Parameters<DecodePool['decode']>): Promise<Buffer> {
+    const p = super.decode(...args);
+    return new Promise<Buffer>((resolve, reject) => {
+      if (this.batch.length === 0) setImmediate(() => void this.release());
+      this.batch.push({ p, resolve, reject });
+    });
+  }
+
+  private async release(): Promise<void> {
+    const batch = this.batch.splice(0);
+    const results = await Promise.allSettled(batch.map((b) => b.p));
+    if (batch.length > 1) this.reversedBatches++;
+    for (let i = batch.length - 1; i >= 0; i--) {
+      const r = results[i]!;
+      if (r.status === 'fulfilled') batch[i]!.resolve(r.value);
+      else batch[i]!.reject(r.reason as Error);
+    }
+  }
 }

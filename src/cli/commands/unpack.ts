@@ -3,7 +3,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { parseBootstrap } from '../../format/bootstrap.js';
-import { OndineError } from '../../errors.js';
+import { InvalidArgumentError, OndineError } from '../../errors.js';
+import { DecodePool, defaultDecodeThreads } from '../../storage/decode-pool.js';
 import { LocalDirSource } from '../../storage/local-dir-source.js';
 import { unpackBlob } from '../../storage/unpack.js';
 import { formatBytes, ProgressLine } from '../progress.js';
@@ -14,16 +15,21 @@ export function register(program: Command): void {
     .argument('<bootstrap>', 'bootstrap file')
     .requiredOption('--blobs <dir>', 'directory holding the blobs, named by blob id')
     .requiredOption('-o, --output <dir>', 'output directory: one file per blob, named by blob id')
-    .action(async (path: string, o: { blobs: string; output: string }) => {
+    .option('--decode-threads <n>', 'worker threads decompressing and verifying large chunks (default min(4, cores); 0: this thread)')
+    .action(async (path: string, o: { blobs: string; output: string; decodeThreads?: string }) => {
+      const threads = o.decodeThreads === undefined ? defaultDecodeThreads() : Number(o.decodeThreads);
+      if (!Number.isInteger(threads) || threads < 0) throw new InvalidArgumentError(`--decode-threads ${o.decodeThreads}: a non-negative integer`);
       const b = parseBootstrap(await readFile(path));
       if (!b.isRafs) throw new OndineError('ONDINE_ERR_UNSUPPORTED', 95, `${path} has no RAFS blob table: nothing to unpack`);
       await mkdir(o.output, { recursive: true });
       const source = new LocalDirSource(o.blobs);
+      const pool = threads > 0 ? new DecodePool({ size: threads }) : undefined;
       const progress = new ProgressLine();
       let failed = 0;
       try {
         for (const entry of b.blobs) {
           const r = await unpackBlob(b, entry, source, join(o.output, entry.blobId), {
+            ...(pool ? { pool } : {}),
             onProgress: (p) => progress.update(`unpacking ${p.blobId.slice(0, 12)}: ${p.chunksDone}/${p.chunkCount} chunks`),
           });
           progress.done();
@@ -32,6 +38,7 @@ export function register(program: Command): void {
           process.stdout.write(`${r.path}: ${formatBytes(r.uncompressedSize)}, ${r.chunks} chunks, ${r.failures.length ? `${r.failures.length} FAILED` : 'all verified'}\n`);
         }
       } finally {
+        await pool?.close();
         await source.close();
       }
       if (failed) throw new OndineError('ONDINE_ERR_DIGEST_MISMATCH', 5, `${failed} chunk(s) failed verification and were not written`);

@@ -9,6 +9,7 @@ import { CachefilesFrontend } from '../../../src/kernel/cachefiles/frontend.js';
 import type { KernelIo } from '../../../src/kernel/cachefiles/kernel-io.js';
 import { Opcode, encodeMessage, parseMessage, type Message } from '../../../src/kernel/cachefiles/messages.js';
 import { ImageRegistry } from '../../../src/daemon/registry.js';
+import { DecodePool } from '../../../src/storage/decode-pool.js';
 import { build } from '../../../src/build/builder.js';
 import { parseBootstrap } from '../../../src/format/bootstrap.js';
 
@@ -133,6 +134,51 @@ test('a READ that cannot be filled still completes (reader gets EIO), and a corr
   assert.deepEqual(io.completes, [[60, 2]]);
   assert.equal(io.writes, 0, 'nothing written for a chunk that failed verification');
   assert.equal(fe.stats.readFailures, 1);
+});
+
+test('with the registry\'s decode pool, READs fill the same bytes (chunks decoded on workers), and a corrupt chunk is still never written', async (t) => {
+  const img = await makeImage(t);
+  let jobs = 0;
+  const pool = new (class extends DecodePool {
+    override decode(...args: Parameters<DecodePool['decode']>): Promise<Buffer> {
+      jobs++;
+      return super.decode(...args);
+    }
+  })({ size: 2 });
+  t.after(() => pool.close());
+  const reg = new ImageRegistry({ amplifyBytes: 0, decodePool: pool });
+  await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
+  const io = new RecordingIo();
+  const fe = new CachefilesFrontend(io, reg);
+  const size = img.bootstrap.blobs[0]!.uncompressedSize;
+  fe.handle(open(1, 1, 90, 'erofs,img1', img.blobId));
+  for (let off = 0; off < size; off += 1 << 20) fe.handle(read(10 + off / (1 << 20), 1, off, Math.min(1 << 20, size - off)));
+  await fe.idle();
+  assert.ok(jobs >= 3, `only ${jobs} chunks went to the pool`);
+  assert.equal(fe.stats.readFailures, 0);
+  const ino = img.bootstrap.lookup('/big');
+  const file = io.files.get(90)!;
+  for (const m of img.bootstrap.chunkMap(ino)) {
+    const at = m.chunk.blkaddr * 4096;
+    assert.ok(file.subarray(at, at + m.length).equals(img.data.subarray(m.fileOffset, m.fileOffset + m.length)), `chunk at ${m.fileOffset}`);
+  }
+  // The same blob with a byte of its first chunk flipped: the READ fails, nothing is written.
+  const blobPath = join(img.out, 'blobs', img.blobId);
+  const blob = await readFile(blobPath);
+  blob[100] ^= 0xff;
+  await writeFile(blobPath, blob);
+  const reg2 = new ImageRegistry({ amplifyBytes: 0, decodePool: pool });
+  await reg2.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
+  const io2 = new RecordingIo();
+  const fe2 = new CachefilesFrontend(io2, reg2);
+  const before = jobs;
+  fe2.handle(open(1, 1, 91, 'erofs,img1', img.blobId));
+  fe2.handle(read(2, 1, 0, 4096));
+  await fe2.idle();
+  assert.equal(jobs, before + 1, 'the corrupt chunk was not decoded on the pool');
+  assert.deepEqual(io2.completes, [[91, 2]]);
+  assert.equal(io2.writes, 0, 'nothing written for a chunk that failed verification');
+  assert.equal(fe2.stats.readFailures, 1);
 });
 
 test('a READ that outlives its timeout is completed unfilled; the fd closes only after the fill settles', async (t) => {
