@@ -260,6 +260,7 @@ export class ChunkedBlobFiller implements RangeFiller {
       // A gap between the chunks fetched here is chunks in flight or cached: reading through
       // it would fetch their bytes a second time.
       maxGap: 0,
+      urgent: (c) => neededIdx.has(c.index),
       ...(into ? { into } : {}),
       onError: (c, err) => {
         delivered.add(c.index);

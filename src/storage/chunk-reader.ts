@@ -125,6 +125,12 @@ export class ChunkReader {
       into?: (chunk: BlobChunk) => Uint8Array | undefined;
       /** Overrides the reader's gap bridging for this call (0: only back-to-back chunks share a read). */
       maxGap?: number;
+      /**
+       * Chunks a reader is waiting for: decoded on this thread at once, since a worker round
+       * trip adds latency to the one read that matters; the pool takes the rest (read-ahead),
+       * where throughput counts.
+       */
+      urgent?: (chunk: BlobChunk) => boolean;
     } = {},
   ): Promise<void> {
     const errors: Error[] = [];
@@ -147,7 +153,7 @@ export class ChunkReader {
       // decoded here overlap with them.
       const local: BlobChunk[] = [];
       for (const c of r.chunks) {
-        if (!this.offloads(c)) {
+        if (!this.offloads(c) || opts.urgent?.(c)) {
           local.push(c);
           continue;
         }

@@ -20,6 +20,8 @@ class RecordingIo implements KernelIo {
   files = new Map<number, Buffer>();
   writeDelayMs = 0;
   writes = 0;
+  /** [fd, offset, padded length] of every write. */
+  written: Array<[number, number, number]> = [];
   command(cmd: string): void { this.commands.push(cmd); }
   readComplete(fd: number, msgId: number): void { this.completes.push([fd, msgId]); }
   async write(fd: number, offset: number, data: Uint8Array): Promise<void> {
@@ -32,6 +34,7 @@ class RecordingIo implements KernelIo {
     out.set(data, offset);
     this.files.set(fd, out);
     this.writes++;
+    this.written.push([fd, offset, end - offset]);
   }
   isAllocated(): boolean { return false; }
   close(fd: number): void { this.closed.push(fd); }
@@ -136,7 +139,7 @@ test('a READ that cannot be filled still completes (reader gets EIO), and a corr
   assert.equal(fe.stats.readFailures, 1);
 });
 
-test('with the registry\'s decode pool, READs fill the same bytes (chunks decoded on workers), and a corrupt chunk is still never written', async (t) => {
+test('with the registry\'s decode pool, read-ahead chunks are decoded on workers, READs on this thread; a corrupt chunk is never written', async (t) => {
   const img = await makeImage(t);
   let jobs = 0;
   const pool = new (class extends DecodePool {
@@ -146,39 +149,49 @@ test('with the registry\'s decode pool, READs fill the same bytes (chunks decode
     }
   })({ size: 2 });
   t.after(() => pool.close());
-  const reg = new ImageRegistry({ amplifyBytes: 0, decodePool: pool });
-  await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
-  const io = new RecordingIo();
-  const fe = new CachefilesFrontend(io, reg);
-  const size = img.bootstrap.blobs[0]!.uncompressedSize;
-  fe.handle(open(1, 1, 90, 'erofs,img1', img.blobId));
-  for (let off = 0; off < size; off += 1 << 20) fe.handle(read(10 + off / (1 << 20), 1, off, Math.min(1 << 20, size - off)));
-  await fe.idle();
-  assert.ok(jobs >= 3, `only ${jobs} chunks went to the pool`);
-  assert.equal(fe.stats.readFailures, 0);
+  const entry = img.bootstrap.blobs[0]!;
+  const size = entry.uncompressedSize;
+  const MiB = 1 << 20;
+  const chunks = Math.ceil(size / MiB);
+  assert.ok(chunks >= 3);
+  const run = async (fsid: string, fd: number) => {
+    const reg = new ImageRegistry({ amplifyBytes: 64 * MiB, decodePool: pool });
+    await reg.add({ fsid, bootstrap: join(img.out, 'bootstrap') });
+    const io = new RecordingIo();
+    const fe = new CachefilesFrontend(io, reg);
+    fe.handle(open(1, 1, fd, `erofs,${fsid}`, img.blobId));
+    // READ by READ, in order: from the second on the blob is read sequentially, so the
+    // chunks past each READ are fetched ahead.
+    for (let off = 0, id = 10; off < size; off += MiB, id++) {
+      fe.handle(read(id, 1, off, Math.min(MiB, size - off)));
+      await fe.idle();
+    }
+    return { io, fe };
+  };
+  const ok = await run('img1', 90);
+  assert.equal(ok.fe.stats.readFailures, 0);
+  assert.ok(jobs >= 1, 'no read-ahead chunk went to the pool');
+  assert.ok(jobs <= chunks - 2, `${jobs} of ${chunks} chunks went to the pool: the first two READs' own chunks must be decoded on this thread`);
   const ino = img.bootstrap.lookup('/big');
-  const file = io.files.get(90)!;
+  const file = ok.io.files.get(90)!;
   for (const m of img.bootstrap.chunkMap(ino)) {
     const at = m.chunk.blkaddr * 4096;
     assert.ok(file.subarray(at, at + m.length).equals(img.data.subarray(m.fileOffset, m.fileOffset + m.length)), `chunk at ${m.fileOffset}`);
   }
-  // The same blob with a byte of its first chunk flipped: the READ fails, nothing is written.
+  // The same blob with a byte of its third chunk (a read-ahead one) flipped: the read-ahead
+  // fails quietly on the pool, the READ that then needs it fails, and its range is never written.
+  const bad = [...img.bootstrap.chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset)[2]!;
   const blobPath = join(img.out, 'blobs', img.blobId);
   const blob = await readFile(blobPath);
-  blob[100] ^= 0xff;
+  blob[bad.compressedOffset + 10] ^= 0xff;
   await writeFile(blobPath, blob);
-  const reg2 = new ImageRegistry({ amplifyBytes: 0, decodePool: pool });
-  await reg2.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
-  const io2 = new RecordingIo();
-  const fe2 = new CachefilesFrontend(io2, reg2);
   const before = jobs;
-  fe2.handle(open(1, 1, 91, 'erofs,img1', img.blobId));
-  fe2.handle(read(2, 1, 0, 4096));
-  await fe2.idle();
-  assert.equal(jobs, before + 1, 'the corrupt chunk was not decoded on the pool');
-  assert.deepEqual(io2.completes, [[91, 2]]);
-  assert.equal(io2.writes, 0, 'nothing written for a chunk that failed verification');
-  assert.equal(fe2.stats.readFailures, 1);
+  const broken = await run('img2', 91);
+  assert.ok(jobs > before, 'the corrupt chunk was not decoded on the pool');
+  assert.ok(broken.fe.stats.readFailures >= 1, 'no READ failed');
+  for (const [, off, len] of broken.io.written) {
+    assert.ok(off + len <= bad.uncompressedOffset || off >= bad.uncompressedOffset + bad.uncompressedSize, `a write [${off}, +${len}) covers the corrupt chunk`);
+  }
 });
 
 test('a READ that outlives its timeout is completed unfilled; the fd closes only after the fill settles', async (t) => {
