@@ -65,9 +65,18 @@ export class BlobChunkMap {
     return out;
   }
 
-  /** Position of a chunk in `chunks` (for amplification: the chunks that follow it). */
+  /** Position of a chunk in `chunks` (for read-ahead: the chunks that follow it); -1 if not there. */
   position(chunk: BlobChunk): number {
-    return this.chunks.indexOf(chunk);
+    // A binary search: it runs on every READ, and chunks are ordered by their distinct offsets.
+    const cs = this.chunks;
+    let lo = 0;
+    let hi = cs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cs[mid]!.uncompressedOffset < chunk.uncompressedOffset) lo = mid + 1;
+      else hi = mid;
+    }
+    return cs[lo] === chunk ? lo : -1;
   }
 }
 

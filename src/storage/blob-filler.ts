@@ -96,6 +96,21 @@ function chunkEnd(c: BlobChunk): number {
   return alignUp(c.uncompressedOffset + c.uncompressedSize, BLOCK_SIZE);
 }
 
+/**
+ * Lays verified chunks (sorted) out in `buf`, which starts at uncompressed offset `at`: each
+ * chunk's bytes at its place (copied, unless they were decompressed there), zeros around them.
+ */
+function layOut(buf: Uint8Array, at: number, parts: readonly VerifiedChunk[]): void {
+  let pos = 0;
+  for (const p of parts) {
+    const rel = p.chunk.uncompressedOffset - at;
+    if (rel > pos) buf.fill(0, pos, rel);
+    if (p.data.buffer !== buf.buffer || p.data.byteOffset !== buf.byteOffset + rel) buf.set(p.data, rel);
+    pos = rel + p.data.length;
+  }
+  buf.fill(0, pos, buf.length);
+}
+
 /** Groups chunks into runs of neighbours in the uncompressed layout. */
 function planRuns(chunks: readonly BlobChunk[], urgent: boolean): Run[] {
   const sorted = [...chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
@@ -188,7 +203,7 @@ export class ChunkedBlobFiller implements RangeFiller {
   private readAhead(map: BlobChunkMap, covering: BlobChunk[]): BlobChunk[] {
     const budget = this.opts.amplifyBytes ?? 1 << 20;
     if (budget <= 0 || covering.length === 0) return [];
-    const first = positionOf(map, covering[0]!);
+    const first = map.position(covering[0]!);
     const next = first + covering.length;
     const sequential = this.recentEnds.some((p) => first >= p && first <= p + SEQUENTIAL_SLACK);
     this.recentEnds[this.recentAt] = next;
@@ -210,7 +225,8 @@ export class ChunkedBlobFiller implements RangeFiller {
     const deferred = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
     const out: Promise<void>[] = [];
     const neededIdx = new Set(needed.map((c) => c.index));
-    for (const c of [...needed, ...extra]) {
+    const all = [...needed, ...extra];
+    for (const c of all) {
       const p = new Promise<void>((resolve, reject) => deferred.set(c.index, { resolve, reject }));
       // Read-ahead failures are nobody's business until someone reads that chunk.
       p.catch(() => undefined);
@@ -247,7 +263,8 @@ export class ChunkedBlobFiller implements RangeFiller {
       const rel = c.uncompressedOffset - first.uncompressedOffset;
       return run.buf.subarray(rel, rel + c.uncompressedSize);
     });
-    reader.fetch([...needed, ...extra], ({ chunk, data }) => {
+    let fetchError: Error | undefined;
+    reader.fetch(all, ({ chunk, data }) => {
       delivered.add(chunk.index);
       const run = runOf.get(chunk.index)!;
       run.got.push({ chunk, data });
@@ -270,13 +287,12 @@ export class ChunkedBlobFiller implements RangeFiller {
         void maybeWrite(run);
       },
     })
-      .catch((err: Error) => {
-        for (const c of [...needed, ...extra]) if (!delivered.has(c.index)) { delivered.add(c.index); settle(c.index, err); }
-      })
+      .catch((err: Error) => { fetchError = err; })
       .finally(() => {
-        for (const c of [...needed, ...extra]) {
+        // Chunks the fetch never delivered fail (a run waiting on them then writes the rest).
+        for (const c of all) {
           if (delivered.has(c.index)) continue;
-          settle(c.index, new Error(`chunk ${c.index} was not delivered`));
+          settle(c.index, fetchError ?? new Error(`chunk ${c.index} was not delivered`));
           runOf.get(c.index)!.failed++;
         }
         for (const r of runs) void maybeWrite(r);
@@ -291,7 +307,11 @@ export class ChunkedBlobFiller implements RangeFiller {
   private writeRun(run: Run, settle: (index: number, err?: Error) => void): Promise<void> {
     const parts = run.got.sort((a, b) => a.chunk.uncompressedOffset - b.chunk.uncompressedOffset);
     if (!parts.length) return Promise.resolve();
-    if (run.buf && run.failed === 0) return this.writeWhole(run, run.buf, parts, settle);
+    if (run.buf && run.failed === 0) {
+      const at = run.chunks[0]!.uncompressedOffset;
+      layOut(run.buf, at, parts);
+      return this.writeParts(at, run.buf, parts, settle);
+    }
     const groups: VerifiedChunk[][] = [];
     for (const p of parts) {
       const g = groups[groups.length - 1];
@@ -301,38 +321,13 @@ export class ChunkedBlobFiller implements RangeFiller {
     }
     // Some chunk failed (its slot, if any, holds unverified bytes): write the verified
     // neighbours group by group, each in memory of its own.
-    return Promise.all(groups.map(async (g) => {
+    return Promise.all(groups.map((g) => {
       const at = g[0]!.chunk.uncompressedOffset;
-      let data: Uint8Array;
-      if (g.length === 1) {
-        data = g[0]!.data;
-      } else {
-        const length = chunkEnd(g[g.length - 1]!.chunk) - at;
-        data = Buffer.allocUnsafe(length);
-        let pos = 0;
-        for (const p of g) {
-          const rel = p.chunk.uncompressedOffset - at;
-          if (rel > pos) data.fill(0, pos, rel);
-          data.set(p.data, rel);
-          pos = rel + p.data.length;
-        }
-        data.fill(0, pos, length);
-      }
-      await this.writeParts(at, data, g, settle);
+      if (g.length === 1) return this.writeParts(at, g[0]!.data, g, settle);
+      const data = Buffer.allocUnsafe(chunkEnd(g[g.length - 1]!.chunk) - at);
+      layOut(data, at, g);
+      return this.writeParts(at, data, g, settle);
     })).then(() => undefined);
-  }
-
-  /** The run's buffer holds every chunk verified in its slot: zero the padding, one write. */
-  private writeWhole(run: Run, buf: Uint8Array, parts: VerifiedChunk[], settle: (index: number, err?: Error) => void): Promise<void> {
-    const at = run.chunks[0]!.uncompressedOffset;
-    let pos = 0;
-    for (const p of parts) {
-      const rel = p.chunk.uncompressedOffset - at;
-      if (rel > pos) buf.fill(0, pos, rel);
-      pos = rel + p.data.length;
-    }
-    buf.fill(0, pos, buf.length);
-    return this.writeParts(at, buf, parts, settle);
   }
 
   private async writeParts(at: number, data: Uint8Array, parts: VerifiedChunk[], settle: (index: number, err?: Error) => void): Promise<void> {
@@ -351,34 +346,24 @@ export class ChunkedBlobFiller implements RangeFiller {
     }
   }
 
-  /** Blocks of the range that no chunk covers hold no data; the kernel still needs them filled. */
+  /**
+   * Blocks of the range (block aligned at `offset`) that no chunk covers hold no data; the
+   * kernel still needs them filled.
+   */
   private async fillGaps(covering: BlobChunk[], offset: number, end: number): Promise<void> {
-    let pos = Math.floor(offset / BLOCK_SIZE) * BLOCK_SIZE;
+    let pos = offset;
     const gaps: Array<[number, number]> = [];
     for (const c of covering) {
       if (c.uncompressedOffset > pos) gaps.push([pos, c.uncompressedOffset]);
-      pos = Math.max(pos, alignUp(c.uncompressedOffset + c.uncompressedSize, BLOCK_SIZE));
+      pos = Math.max(pos, chunkEnd(c));
     }
-    const tail = Math.min(alignUp(end, BLOCK_SIZE), alignUp(this.size, BLOCK_SIZE));
+    const tail = alignUp(end, BLOCK_SIZE);
     if (pos < tail) gaps.push([pos, tail]);
     for (const [a, b] of gaps) {
       if (this.writer.isCached?.(a, b - a)) continue;
       await this.writer.write(a, Buffer.alloc(b - a));
     }
   }
-}
-
-/** Position of `chunk` in `map.chunks` (ordered by uncompressed offset): a binary search. */
-function positionOf(map: BlobChunkMap, chunk: BlobChunk): number {
-  const cs = map.chunks;
-  let lo = 0;
-  let hi = cs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (cs[mid]!.uncompressedOffset < chunk.uncompressedOffset) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 export interface FlatFillerOptions {

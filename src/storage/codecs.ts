@@ -26,12 +26,16 @@ export interface Codec {
 const { DCtx } = createRequire(import.meta.url)('zstd-napi/binding') as typeof import('zstd-napi/binding.js');
 const dctx = new DCtx();
 
+function checkSize(got: number, want: number, codec: string): void {
+  if (got !== want) throw new CorruptError(`${codec} chunk`, 0, `decompressed to ${got} bytes, expected ${want}`);
+}
+
 function exact(out: Buffer, want: number, codec: string): Buffer {
-  if (out.length !== want) throw new CorruptError(`${codec} chunk`, 0, `decompressed to ${out.length} bytes, expected ${want}`);
+  checkSize(out.length, want, codec);
   return out;
 }
 
-function guarded(codec: string, fn: () => Buffer): Buffer {
+function guarded<T>(codec: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
@@ -73,11 +77,7 @@ const zstdCodec: Codec = {
   decompress: (d, n) => guarded('zstd', () => exact(zstd.decompress(zstdFrameFor(d, n)), n, 'zstd')),
   // The frame checks bound the output; zstd itself refuses to write past `out`.
   decompressInto: (d, out) => {
-    guarded('zstd', () => {
-      const n = dctx.decompress(out, zstdFrameFor(d, out.length));
-      if (n !== out.length) throw new CorruptError('zstd chunk', 0, `decompressed to ${n} bytes, expected ${out.length}`);
-      return Buffer.alloc(0);
-    });
+    checkSize(guarded('zstd', () => dctx.decompress(out, zstdFrameFor(d, out.length))), out.length, 'zstd');
   },
 };
 
