@@ -57,26 +57,24 @@ export function textBytes(n: number, seed: number): Buffer {
 
 /** Asserts that `fn` throws (or rejects with) an OndineError of `code`; returns it. */
 export async function rejectsWith(fn: () => unknown, code: string, message?: RegExp): Promise<OndineError> {
-  let caught: unknown;
   try {
     await fn();
   } catch (err) {
-    caught = err;
+    return assertOndineError(err, code, message);
   }
-  assert.ok(caught !== undefined, `expected ${code}, nothing was thrown`);
-  assert.ok(caught instanceof OndineError, `expected an OndineError, got ${String((caught as Error)?.stack ?? caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (message) assert.match(caught.message, message);
-  return caught;
+  return assertOndineError(undefined, code, message);
 }
 
 export function throwsWith(fn: () => unknown, code: string, message?: RegExp): OndineError {
-  let caught: unknown;
   try {
     fn();
   } catch (err) {
-    caught = err;
+    return assertOndineError(err, code, message);
   }
+  return assertOndineError(undefined, code, message);
+}
+
+function assertOndineError(caught: unknown, code: string, message?: RegExp): OndineError {
   assert.ok(caught !== undefined, `expected ${code}, nothing was thrown`);
   assert.ok(caught instanceof OndineError, `expected an OndineError, got ${String((caught as Error)?.stack ?? caught)}`);
   assert.equal(caught.code, code, caught.message);
