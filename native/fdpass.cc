@@ -11,6 +11,32 @@
 namespace ondine {
 namespace {
 
+// Room for more fds than one, so a sender's extra ones are received (and closed), not left
+// to truncation.
+constexpr int kMaxFds = 4;
+
+// What both ends pass to sendmsg/recvmsg: one payload byte (a stream socket cannot carry
+// control data with zero bytes) and aligned room for the SCM_RIGHTS control message.
+struct FdMessage {
+  char byte = 0;
+  struct iovec iov;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  struct msghdr msg;
+
+  explicit FdMessage(size_t controlLen) {
+    std::memset(&control, 0, sizeof(control));
+    std::memset(&msg, 0, sizeof(msg));
+    iov.iov_base = &byte;
+    iov.iov_len = 1;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = controlLen;
+  }
+  FdMessage(const FdMessage&) = delete;
+  FdMessage& operator=(const FdMessage&) = delete;
+};
+
 Napi::Value Socketpair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool nonBlocking = info[0].ToBoolean().Value();
@@ -29,28 +55,16 @@ Napi::Value SendFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sock = FdArg(info, 0);
   int fd = FdArg(info, 1);
-  // One payload byte carries the control message (a stream socket cannot send zero bytes).
-  char byte = 'F';
-  struct iovec iov = {&byte, 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } control;
-  std::memset(&control, 0, sizeof(control));
-  struct msghdr msg;
-  std::memset(&msg, 0, sizeof(msg));
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof(control.buf);
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  FdMessage m(CMSG_SPACE(sizeof(int)));
+  m.byte = 'F';
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&m.msg);
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
   cmsg->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
   ssize_t n;
   do {
-    n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    n = sendmsg(sock, &m.msg, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n < 0) ThrowErrno(env, errno, "sendmsg");
   return env.Undefined();
@@ -59,19 +73,8 @@ Napi::Value SendFd(const Napi::CallbackInfo& info) {
 Napi::Value RecvFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sock = FdArg(info, 0);
-  char byte = 0;
-  struct iovec iov = {&byte, 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * 4)];
-    struct cmsghdr align;
-  } control;
-  std::memset(&control, 0, sizeof(control));
-  struct msghdr msg;
-  std::memset(&msg, 0, sizeof(msg));
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof(control.buf);
+  FdMessage m(sizeof(m.control));
+  struct msghdr& msg = m.msg;
   ssize_t n;
   do {
     n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
@@ -81,12 +84,12 @@ Napi::Value RecvFd(const Napi::CallbackInfo& info) {
     ThrowErrno(env, errno, "recvmsg");
   }
   // Collect every fd that arrived so none leaks, whatever else is wrong with the message.
-  int received[4];
+  int received[kMaxFds];
   int count = 0;
   for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t j = 0; j < k && count < 4; j++) {
+    for (size_t j = 0; j < k && count < kMaxFds; j++) {
       std::memcpy(&received[count++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
     }
   }
