@@ -1,6 +1,7 @@
 #!/bin/sh
-# Second half of the demo, run where /dev/cachefiles exists (the VM, or a capable host):
-# start the daemon, mount the image lazily, read a little, show how little was fetched.
+# Second half of the demo, run where a lazy path works (the host over fanotify, or the VM
+# over cachefiles): start the daemon, mount the image lazily, read a little, show how little
+# was fetched.
 set -eu
 demo=$1
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,5 +32,5 @@ else
   echo "CONTENT DIFFERS" >&2; exit 1
 fi
 $ondine umount "$mnt" --socket "$sock"
-node -e "require('http').request({socketPath:'$sock',method:'POST',path:'/v1/shutdown'}).end()"
+$ondine stop --socket "$sock"
 echo "== done"

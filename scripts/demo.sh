@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a built-in default: build a sample image, serve it with the daemon and
-# mount it lazily over cachefiles — inside the Ondine test VM when this kernel has no
-# on-demand cachefiles (the usual case: distribution kernels leave it off).
+# mount it lazily — on this host over fanotify pre-content events where the kernel has them
+# (Linux 6.14+), else over cachefiles inside the Ondine test VM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >&2
@@ -19,9 +19,14 @@ echo "== 2. build the image (bootstrap + blobs)" >&2
 node dist/src/cli/main.js build "$demo/src" -o "$demo/image"
 node dist/src/cli/main.js inspect "$demo/image/bootstrap"
 
-if [ -c /dev/cachefiles ] && grep -qw erofs /proc/filesystems; then
-  echo "== 3. this kernel has on-demand cachefiles: serving on the host" >&2
+cache=${ONDINE_CACHE_DIR:-/var/cache/ondine}
+if node dist/src/cli/main.js probe --cache-dir "$cache" --mode fanotify >&2; then
+  echo "== 3. this kernel has fanotify pre-content events: serving on the host (fanotify path, no VM)" >&2
   exec bash scripts/demo-guest.sh "$demo"
 fi
-echo "== 3. no /dev/cachefiles on this kernel: booting the Ondine test VM (QEMU/TCG)" >&2
+if [ -c /dev/cachefiles ] && grep -qw erofs /proc/filesystems; then
+  echo "== 3. this kernel has on-demand cachefiles: serving on the host (cachefiles path)" >&2
+  exec bash scripts/demo-guest.sh "$demo"
+fi
+echo "== 3. neither path on this kernel: booting the Ondine test VM (QEMU/TCG, cachefiles path)" >&2
 exec vm/run.sh --timeout 900 scripts/demo-guest.sh "$demo"

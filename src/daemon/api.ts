@@ -5,13 +5,18 @@ import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { OndineError } from '../errors.js';
-import type { ImageRegistry, ImageSpec } from './registry.js';
+import type { ImageCatalog, ImageSpec } from './catalog.js';
+import type { FanotifyMounts, FanotifyMountSpec } from './fanotify-mounts.js';
 import { listFscacheMounts } from './mounts.js';
 
 export interface ApiContext {
-  registry: ImageRegistry;
-  stats(): unknown;
-  shutdown(): void;
+  catalog: ImageCatalog;
+  /** Present when the daemon serves the fanotify path (it then mounts and unmounts). */
+  fanotify: FanotifyMounts | undefined;
+  health(): Record<string, unknown>;
+  stats(): Promise<unknown>;
+  /** Refuses (throws ONDINE_ERR_BUSY) while mounts are live, unless forced. */
+  shutdown(force: boolean): Promise<void>;
   log?: Logger;
 }
 
@@ -38,8 +43,13 @@ function send(res: ServerResponse, status: number, value?: unknown): void {
 }
 
 const STATUS: Record<string, number> = {
-  ONDINE_ERR_INVALID: 400, ONDINE_ERR_NOT_FOUND: 404, ONDINE_ERR_EXISTS: 409, ONDINE_ERR_CORRUPT: 422, ONDINE_ERR_UNSUPPORTED: 422,
+  ONDINE_ERR_INVALID: 400, ONDINE_ERR_NOT_FOUND: 404, ONDINE_ERR_EXISTS: 409, ONDINE_ERR_BUSY: 409, ONDINE_ERR_CORRUPT: 422, ONDINE_ERR_UNSUPPORTED: 422,
 };
+
+function fanotifyOf(ctx: ApiContext): FanotifyMounts {
+  if (!ctx.fanotify) throw new OndineError('ONDINE_ERR_UNSUPPORTED', 95, 'this daemon does not serve the fanotify path (see `ondine status`: modes)');
+  return ctx.fanotify;
+}
 
 export async function startApi(socketPath: string, ctx: ApiContext): Promise<Server> {
   await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
@@ -49,18 +59,32 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
       const url = new URL(req.url ?? '/', 'http://ondine');
       const path = url.pathname;
       try {
-        if (req.method === 'GET' && path === '/v1/health') return send(res, 200, { ok: true, pid: process.pid });
-        if (req.method === 'GET' && path === '/v1/images') return send(res, 200, ctx.registry.list());
+        if (req.method === 'GET' && path === '/v1/health') return send(res, 200, ctx.health());
+        if (req.method === 'GET' && path === '/v1/images') return send(res, 200, ctx.catalog.list());
         if (req.method === 'GET' && path === '/v1/mounts') {
-          const known = new Set(ctx.registry.list().map((i) => `${i.domain ?? ''}\0${i.fsid}`));
-          return send(res, 200, (await listFscacheMounts()).map((mnt) => ({ ...mnt, served: known.has(`${mnt.domain ?? ''}\0${mnt.fsid}`) })));
+          const known = new Set(ctx.catalog.list().map((i) => `${i.domain ?? ''}\0${i.fsid}`));
+          const fscache = (await listFscacheMounts()).map((mnt) => ({ mode: 'cachefiles', ...mnt, served: known.has(`${mnt.domain ?? ''}\0${mnt.fsid}`) }));
+          return send(res, 200, [...fscache, ...(ctx.fanotify?.list().map((m) => ({ ...m, served: true })) ?? [])]);
+        }
+        if (req.method === 'POST' && path === '/v1/mounts') {
+          const spec = (await body(req)) as FanotifyMountSpec;
+          if (typeof spec?.bootstrap !== 'string' || typeof spec?.mountpoint !== 'string') {
+            throw new OndineError('ONDINE_ERR_INVALID', 22, 'a mount needs "bootstrap" and "mountpoint"');
+          }
+          return send(res, 201, await fanotifyOf(ctx).mount(spec));
+        }
+        if (req.method === 'DELETE' && path === '/v1/mounts') {
+          const mountpoint = url.searchParams.get('mountpoint');
+          if (!mountpoint) throw new OndineError('ONDINE_ERR_INVALID', 22, 'DELETE /v1/mounts needs ?mountpoint=');
+          await fanotifyOf(ctx).umount(mountpoint);
+          return send(res, 204);
         }
         if (req.method === 'POST' && path === '/v1/images') {
           const spec = (await body(req)) as ImageSpec;
           if (typeof spec?.fsid !== 'string' || typeof spec?.bootstrap !== 'string') {
             throw new OndineError('ONDINE_ERR_INVALID', 22, 'an image needs "fsid" and "bootstrap"');
           }
-          const info = await ctx.registry.add(spec);
+          const info = await ctx.catalog.add(spec);
           ctx.log?.info({ fsid: info.fsid, domain: info.domain, bootstrap: info.bootstrap }, 'image registered');
           return send(res, 201, info);
         }
@@ -68,15 +92,15 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
         if (req.method === 'DELETE' && m) {
           const fsid = decodeURIComponent(m[1]!);
           const domain = url.searchParams.get('domain') ?? undefined;
-          if (!ctx.registry.remove(fsid, domain)) throw new OndineError('ONDINE_ERR_NOT_FOUND', 2, `no image with fsid "${fsid}"`);
+          if (!ctx.catalog.remove(fsid, domain)) throw new OndineError('ONDINE_ERR_NOT_FOUND', 2, `no image with fsid "${fsid}"`);
           ctx.log?.info({ fsid, domain }, 'image unregistered');
           return send(res, 204);
         }
-        if (req.method === 'GET' && path === '/v1/stats') return send(res, 200, ctx.stats());
+        if (req.method === 'GET' && path === '/v1/stats') return send(res, 200, await ctx.stats());
         if (req.method === 'POST' && path === '/v1/shutdown') {
-          send(res, 202, { ok: true });
-          ctx.shutdown();
-          return;
+          const force = url.searchParams.get('force') === '1';
+          await ctx.shutdown(force);
+          return send(res, 202, { ok: true });
         }
         send(res, 404, { code: 'ONDINE_ERR_NOT_FOUND', message: `no route ${req.method} ${path}` });
       } catch (err) {

@@ -1,12 +1,23 @@
 // Talks to a running daemon over its unix socket.
 import { request } from 'node:http';
 import { OndineError } from '../errors.js';
-import type { ImageInfo, ImageSpec } from './registry.js';
+import type { ImageInfo, ImageSpec } from './catalog.js';
+import type { FanotifyMountInfo, FanotifyMountSpec } from './fanotify-mounts.js';
 
 export class DaemonUnavailableError extends OndineError {
   constructor(socketPath: string, cause: unknown) {
     super('ONDINE_ERR_NO_DAEMON', 111, `no daemon answers on ${socketPath} (${(cause as Error).message})`, { cause });
   }
+}
+
+export interface DaemonHealth {
+  ok: boolean;
+  problems?: string[];
+  pid: number;
+  workerPid: number;
+  supervisorPid: number | null;
+  modes: Array<'cachefiles' | 'fanotify'>;
+  cacheDir: string;
 }
 
 export class DaemonClient {
@@ -22,6 +33,7 @@ export class DaemonClient {
           const text = Buffer.concat(parts).toString('utf8');
           const value = text ? JSON.parse(text) as Record<string, unknown> : undefined;
           if ((res.statusCode ?? 500) >= 400) {
+            // The daemon's own code and message, as if the error had happened here.
             reject(new OndineError(String(value?.code ?? 'ONDINE_ERR_DAEMON'), 5, String(value?.message ?? `daemon answered ${res.statusCode}`)));
           } else resolve(value as T);
         });
@@ -32,15 +44,17 @@ export class DaemonClient {
     });
   }
 
-  health(): Promise<{ ok: boolean; pid: number }> { return this.call('GET', '/v1/health'); }
+  health(): Promise<DaemonHealth> { return this.call('GET', '/v1/health'); }
   images(): Promise<ImageInfo[]> { return this.call('GET', '/v1/images'); }
   register(spec: ImageSpec): Promise<ImageInfo> { return this.call('POST', '/v1/images', spec); }
   unregister(fsid: string, domain?: string): Promise<void> {
     return this.call('DELETE', `/v1/images/${encodeURIComponent(fsid)}${domain ? `?domain=${encodeURIComponent(domain)}` : ''}`);
   }
   stats(): Promise<Record<string, unknown>> { return this.call('GET', '/v1/stats'); }
-  mounts(): Promise<Array<{ mountpoint: string; fsid: string; domain?: string; served: boolean }>> { return this.call('GET', '/v1/mounts'); }
-  shutdown(): Promise<void> { return this.call('POST', '/v1/shutdown'); }
+  mounts(): Promise<Array<{ mode: 'cachefiles' | 'fanotify'; mountpoint: string; fsid?: string; domain?: string; served: boolean }>> { return this.call('GET', '/v1/mounts'); }
+  mount(spec: FanotifyMountSpec): Promise<FanotifyMountInfo> { return this.call('POST', '/v1/mounts', spec); }
+  umount(mountpoint: string): Promise<void> { return this.call('DELETE', `/v1/mounts?mountpoint=${encodeURIComponent(mountpoint)}`); }
+  shutdown(force = false): Promise<void> { return this.call('POST', `/v1/shutdown${force ? '?force=1' : ''}`); }
 
   /**
    * Polls /v1/health until a daemon answers. Gives up with ONDINE_ERR_NO_DAEMON once

@@ -2,7 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from '../errors.js';
 import { defaultDecodeThreads } from '../storage/decode-pool.js';
-import type { ImageSpec } from './registry.js';
+import type { ImageSpec } from './catalog.js';
+import type { ModeChoice } from './probe.js';
 
 export interface DaemonConfig {
   cacheDir: string;
@@ -21,12 +22,14 @@ export interface DaemonConfig {
    */
   decodeThreads: number;
   images: ImageSpec[];
+  /** Front ends to serve: auto (every one this kernel and cache directory allow), or one. */
+  mode: ModeChoice;
 }
 
 export const DEFAULT_SOCKET = '/run/ondine/ondine.sock';
 
 export function defaults(): Omit<DaemonConfig, 'cacheDir'> {
-  return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: 1 << 20, concurrency: 16, readTimeoutMs: 30_000, decodeThreads: defaultDecodeThreads(), images: [] };
+  return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: 1 << 20, concurrency: 16, readTimeoutMs: 30_000, decodeThreads: defaultDecodeThreads(), images: [], mode: 'auto' };
 }
 
 export async function loadConfig(file: string | undefined, flags: Partial<DaemonConfig>): Promise<DaemonConfig> {
@@ -45,5 +48,6 @@ export async function loadConfig(file: string | undefined, flags: Partial<Daemon
     const min = k === 'amplifyBytes' || k === 'decodeThreads' ? 0 : 1;
     if (!Number.isInteger(cfg[k]) || cfg[k] < min) throw new InvalidArgumentError(`${k} must be ${min ? 'a positive' : 'a non-negative'} integer`);
   }
+  if (!['auto', 'fanotify', 'cachefiles'].includes(cfg.mode)) throw new InvalidArgumentError(`mode must be auto, fanotify or cachefiles, not "${String(cfg.mode)}"`);
   return cfg;
 }

@@ -1,4 +1,5 @@
-// EROFS fscache mounts: the mount(2) call and reading them back from /proc/self/mountinfo.
+// EROFS mounts: fscache (fsid=) and file-backed (bootstrap + device= cache files), and
+// reading them back from /proc/self/mountinfo.
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { OndineError } from '../errors.js';
@@ -46,4 +47,30 @@ export async function listFscacheMounts(): Promise<FscacheMount[]> {
     out.push({ mountpoint, fsid, ...(domain ? { domain } : {}) });
   }
   return out;
+}
+
+/** Whether `dir` is a mount point now. */
+export async function isMountPoint(dir: string): Promise<boolean> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text.split('\n').some((l) => unescapeMountPath(l.split(' ')[4] ?? '') === dir);
+}
+
+function unescapeMountPath(p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/**
+ * A read-only file-backed EROFS mount of `bootstrap` with `devices` as its blobs, in device
+ * order: no loop device (over a loop device no pre-content event would ever arrive).
+ */
+export async function mountFileBacked(bootstrap: string, devices: readonly string[], mountpoint: string): Promise<void> {
+  const data = devices.map((d) => `device=${d}`).join(',');
+  try {
+    await mountAsync(bootstrap, mountpoint, 'erofs', MS_RDONLY, data);
+  } catch (err) {
+    if (err instanceof NativeError) {
+      throw new OndineError('ONDINE_ERR_MOUNT', err.errno, `mounting ${bootstrap} on ${mountpoint} (file-backed EROFS) failed: ${err.code}`, { cause: err });
+    }
+    throw err;
+  }
 }

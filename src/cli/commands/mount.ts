@@ -1,5 +1,7 @@
-// `ondine mount <image> <mountpoint>`: register the image with the daemon (starting one if
-// none runs) and mount it in fscache mode. State lives in the daemon, not here.
+// `ondine mount <image> <mountpoint>`: make sure a daemon runs (starting one if none does),
+// then mount the image lazily through the path chosen: fanotify (the daemon stores the
+// bootstrap, marks the cache files and mounts file-backed EROFS) or cachefiles (the image is
+// registered and mounted with fsid=). State lives in the daemon, not here.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, stat } from 'node:fs/promises';
@@ -7,21 +9,41 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { DEFAULT_SOCKET } from '../../daemon/config.js';
-import { DaemonClient, DaemonUnavailableError } from '../../daemon/client.js';
+import { DaemonClient, DaemonUnavailableError, type DaemonHealth } from '../../daemon/client.js';
 import { mountFscache } from '../../daemon/mounts.js';
-import { InvalidArgumentError } from '../../errors.js';
+import { InvalidArgumentError, NotFoundError, OndineError } from '../../errors.js';
+
+const DEFAULT_CACHE_DIR = '/var/cache/ondine';
 
 async function imagePaths(image: string, blobs?: string): Promise<{ bootstrap: string; blobDir: string }> {
   const st = await stat(image).catch(() => undefined);
-  if (!st) throw new InvalidArgumentError(`image "${image}" does not exist`);
+  if (!st) throw new NotFoundError(`image "${image}"`);
   const bootstrap = resolve(st.isDirectory() ? join(image, 'bootstrap') : image);
   return { bootstrap, blobDir: resolve(blobs ?? join(dirname(bootstrap), 'blobs')) };
 }
 
-async function ensureDaemon(client: DaemonClient, cacheDir: string): Promise<void> {
+/**
+ * The last error the daemon logged before it died: its own words (a CLI error line, or the
+ * message of a pino line at error level or above), so the user sees why, not just an exit code.
+ */
+export function lastDaemonError(log: string): string | undefined {
+  const lines = log.split('\n').filter((l) => l.trim());
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const l = lines[i]!;
+    if (l.startsWith('ondine: ')) return l.slice('ondine: '.length);
+    if (l.startsWith('{')) {
+      try {
+        const j = JSON.parse(l) as { level?: number; msg?: string; err?: { message?: string } };
+        if ((j.level ?? 0) >= 50) return [j.msg, j.err?.message].filter(Boolean).join(': ');
+      } catch { /* not JSON */ }
+    }
+  }
+  return undefined;
+}
+
+async function ensureDaemon(client: DaemonClient, cacheDir: string, mode: string): Promise<DaemonHealth> {
   try {
-    await client.health();
-    return;
+    return await client.health();
   } catch (err) {
     if (!(err instanceof DaemonUnavailableError)) throw err;
   }
@@ -29,29 +51,60 @@ async function ensureDaemon(client: DaemonClient, cacheDir: string): Promise<voi
   await mkdir(dirname(client.socketPath), { recursive: true, mode: 0o700 });
   const logPath = join(dirname(client.socketPath), 'daemon.log');
   const logFd = await open(logPath, 'a');
+  const logStart = (await logFd.stat()).size;
   const main = fileURLToPath(new URL('../main.js', import.meta.url));
-  const child = spawn(process.execPath, [main, 'daemon', '--cache-dir', cacheDir, '--socket', client.socketPath], {
+  const child = spawn(process.execPath, [main, 'daemon', '--cache-dir', cacheDir, '--socket', client.socketPath, '--mode', mode], {
     detached: true, stdio: ['ignore', logFd.fd, logFd.fd],
   });
   child.unref();
   await logFd.close();
-  // A daemon killed by a signal has no exit code: report it as -1.
-  await client.waitUntilUp(() => child.exitCode ?? (child.signalCode ? -1 : null), 10_000, `see ${logPath}`);
+  try {
+    // A daemon killed by a signal has no exit code: report it as -1.
+    await client.waitUntilUp(() => child.exitCode ?? (child.signalCode ? -1 : null), 15_000, `see ${logPath}`);
+  } catch (err) {
+    const text = (await readFile(logPath).catch(() => Buffer.alloc(0))).subarray(logStart).toString('utf8');
+    const why = lastDaemonError(text);
+    if (why) throw new OndineError('ONDINE_ERR_NO_DAEMON', 111, `the daemon could not start: ${why}`, { cause: err });
+    throw err;
+  }
+  return client.health();
 }
 
 export function register(program: Command): void {
   program.command('mount')
-    .description('mount an image lazily: EROFS over fscache, data fetched on first read')
+    .description('mount an image lazily: data fetched on first read (fanotify or cachefiles)')
     .argument('<image>', 'a bootstrap file, or an image directory (bootstrap + blobs/)')
     .argument('<mountpoint>', 'directory to mount on')
-    .option('--fsid <id>', 'fscache id (default: derived from the bootstrap digest)')
-    .option('--domain <id>', 'share blobs with other images mounted in this domain')
+    .option('--mode <mode>', 'auto (fanotify where it works, else cachefiles), fanotify or cachefiles', 'auto')
+    .option('--fsid <id>', 'cachefiles: fscache id (default: derived from the bootstrap digest)')
+    .option('--domain <id>', 'cachefiles: share blobs with other images mounted in this domain')
     .option('--blobs <dir>', 'blob directory (default: blobs/ beside the bootstrap)')
-    .option('--device <tag=path...>', 'flat device image for a device tag (mkfs.erofs images)')
+    .option('--device <tag=path...>', 'cachefiles: flat device image for a device tag (mkfs.erofs images)')
     .option('--socket <path>', 'daemon socket', DEFAULT_SOCKET)
-    .option('--cache-dir <dir>', 'cache directory if a daemon must be started', '/var/cache/ondine')
-    .action(async (image: string, mountpoint: string, o: { fsid?: string; domain?: string; blobs?: string; device?: string[]; socket: string; cacheDir: string }) => {
+    .option('--cache-dir <dir>', 'cache directory, if a daemon must be started', DEFAULT_CACHE_DIR)
+    .action(async (image: string, mountpoint: string, o: { mode: string; fsid?: string; domain?: string; blobs?: string; device?: string[]; socket: string; cacheDir: string }, cmd: Command) => {
+      if (!['auto', 'fanotify', 'cachefiles'].includes(o.mode)) throw new InvalidArgumentError(`--mode must be auto, fanotify or cachefiles, not "${o.mode}"`);
       const { bootstrap, blobDir } = await imagePaths(image, o.blobs);
+      const target = resolve(mountpoint);
+      const st = await stat(target).catch(() => undefined);
+      if (!st) throw new NotFoundError(`mount point ${target} (create the directory first)`);
+      if (!st.isDirectory()) throw new InvalidArgumentError(`mount point ${target} is not a directory`);
+      const cacheDir = resolve(o.cacheDir);
+      const client = new DaemonClient(o.socket);
+      const health = await ensureDaemon(client, cacheDir, o.mode);
+      if (cmd.getOptionValueSource('cacheDir') === 'cli' && resolve(health.cacheDir) !== cacheDir) {
+        throw new OndineError('ONDINE_ERR_CACHE_DIR', 22, `the daemon on ${o.socket} uses cache directory ${health.cacheDir}, not ${cacheDir}: drop --cache-dir, or stop that daemon first`);
+      }
+      const mode = o.mode === 'auto' ? (health.modes.includes('fanotify') ? 'fanotify' : 'cachefiles') : o.mode;
+      if (!health.modes.includes(mode as 'fanotify' | 'cachefiles')) {
+        throw new OndineError('ONDINE_ERR_UNSUPPORTED', 95, `the daemon on ${o.socket} does not serve ${mode} (it serves: ${health.modes.join(', ') || 'nothing'})`);
+      }
+      if (mode === 'fanotify') {
+        if (o.device?.length || o.fsid || o.domain) throw new InvalidArgumentError('--fsid, --domain and --device are cachefiles options; add --mode cachefiles');
+        await client.mount({ bootstrap, blobDir, mountpoint: target });
+        process.stdout.write(`mounted ${bootstrap} on ${target} (fanotify)\n`);
+        return;
+      }
       const fsid = o.fsid ?? `ondine-${createHash('sha256').update(await readFile(bootstrap)).digest('hex').slice(0, 16)}`;
       const devices: Record<string, string> = {};
       for (const d of o.device ?? []) {
@@ -59,15 +112,13 @@ export function register(program: Command): void {
         if (i <= 0) throw new InvalidArgumentError(`--device ${d}: expected tag=path`);
         devices[d.slice(0, i)] = resolve(d.slice(i + 1));
       }
-      const client = new DaemonClient(o.socket);
-      await ensureDaemon(client, o.cacheDir);
       await client.register({ fsid, bootstrap, blobDir, ...(o.domain ? { domain: o.domain } : {}), ...(o.device ? { devices } : {}) });
       try {
-        await mountFscache(mountpoint, fsid, o.domain, Object.keys(devices));
+        await mountFscache(target, fsid, o.domain, Object.keys(devices));
       } catch (err) {
         await client.unregister(fsid, o.domain).catch(() => undefined);
         throw err;
       }
-      process.stdout.write(`mounted ${bootstrap} on ${mountpoint} (fsid ${fsid}${o.domain ? `, domain ${o.domain}` : ''})\n`);
+      process.stdout.write(`mounted ${bootstrap} on ${target} (cachefiles, fsid ${fsid}${o.domain ? `, domain ${o.domain}` : ''})\n`);
     });
 }

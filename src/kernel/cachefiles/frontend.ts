@@ -4,7 +4,7 @@
 import { constants } from 'node:os';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import type { RangeFiller, RangeWriter } from '../../storage/blob-filler.js';
+import type { BlobCache, RangeWriter } from '../../storage/blob-cache.js';
 import { Opcode, type Message, type OpenMessage, type ReadMessage, type CloseMessage } from './messages.js';
 import { OpenReply, ReadReply } from './replies.js';
 import type { KernelIo } from './kernel-io.js';
@@ -14,7 +14,8 @@ export interface CacheTarget {
   size: number;
   /** For logs and counters. */
   label: string;
-  filler(writer: RangeWriter): RangeFiller;
+  /** The cache file's contents on demand (shared by every open of the same cache file). */
+  cache: BlobCache;
 }
 
 export interface TargetResolver {
@@ -42,7 +43,7 @@ export interface FrontendStats {
 class CacheObject {
   pending = 0;
   closing = false;
-  constructor(readonly objectId: number, readonly anonFd: number, readonly target: CacheTarget, readonly filler: RangeFiller) {}
+  constructor(readonly objectId: number, readonly anonFd: number, readonly target: CacheTarget, readonly writer: RangeWriter) {}
 }
 
 export class CachefilesFrontend {
@@ -92,7 +93,7 @@ export class CachefilesFrontend {
       };
       const previous = this.objects.get(m.objectId);
       if (previous) this.retire(previous);
-      const obj = new CacheObject(m.objectId, fd, target, target.filler(writer));
+      const obj = new CacheObject(m.objectId, fd, target, writer);
       this.objects.set(m.objectId, obj);
       this.stats.liveObjects = this.objects.size;
       reply.accept(target.size);
@@ -133,7 +134,7 @@ export class CachefilesFrontend {
         this.complete(reply);
         slotDone();
       }, remaining);
-      (async () => obj.filler.fill(m.offset, m.length, abort))()
+      (async () => obj.target.cache.fill(m.offset, m.length, obj.writer, abort))()
         .catch((err: unknown) => {
           this.stats.readFailures++;
           this.opts.log?.warn({ err, object: m.objectId, target: obj.target.label, offset: m.offset, length: m.length }, 'READ failed: reader gets EIO');

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { CachefilesFrontend } from '../../../src/kernel/cachefiles/frontend.js';
 import type { KernelIo } from '../../../src/kernel/cachefiles/kernel-io.js';
 import { Opcode, encodeMessage, parseMessage, type Message } from '../../../src/kernel/cachefiles/messages.js';
-import { ImageRegistry } from '../../../src/daemon/registry.js';
+import { ImageCatalog } from '../../../src/daemon/catalog.js';
+import { CachefilesTargets } from '../../../src/daemon/cachefiles-targets.js';
 import { DecodePool } from '../../../src/storage/decode-pool.js';
 import { build } from '../../../src/build/builder.js';
 import { parseBootstrap } from '../../../src/format/bootstrap.js';
@@ -81,10 +82,10 @@ test('messages: parse what the kernel sends, refuse short or inconsistent ones',
 
 test('OPEN of an unknown fsid is refused with ENOENT and its fd closed; known ones get their size', async (t) => {
   const img = await makeImage(t);
-  const reg = new ImageRegistry();
+  const reg = new ImageCatalog();
   await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
   const io = new RecordingIo();
-  const fe = new CachefilesFrontend(io, reg);
+  const fe = new CachefilesFrontend(io, new CachefilesTargets(reg));
   fe.handle(open(1, 10, 100, 'erofs,nope', 'nope'));
   assert.deepEqual(io.commands, ['copen 1,-2']);
   assert.deepEqual(io.closed, [100]);
@@ -100,11 +101,11 @@ test('OPEN of an unknown fsid is refused with ENOENT and its fd closed; known on
 
 test('READ fills exactly the blob bytes, always completes, and concurrent READs of a chunk fetch once', async (t) => {
   const img = await makeImage(t);
-  const reg = new ImageRegistry({ amplifyBytes: 0 });
+  const reg = new ImageCatalog({ amplifyBytes: 0 });
   await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
   const io = new RecordingIo();
   io.writeDelayMs = 20;
-  const fe = new CachefilesFrontend(io, reg);
+  const fe = new CachefilesFrontend(io, new CachefilesTargets(reg));
   fe.handle(open(1, 1, 50, 'erofs,img1', img.blobId));
   for (let i = 0; i < 5; i++) fe.handle(read(10 + i, 1, 4096, 4096));
   await fe.idle();
@@ -127,10 +128,10 @@ test('a READ that cannot be filled still completes (reader gets EIO), and a corr
   const blob = await readFile(blobPath);
   blob[100] ^= 0xff; // inside the first chunk's compressed bytes
   await writeFile(blobPath, blob);
-  const reg = new ImageRegistry({ amplifyBytes: 0 });
+  const reg = new ImageCatalog({ amplifyBytes: 0 });
   await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
   const io = new RecordingIo();
-  const fe = new CachefilesFrontend(io, reg);
+  const fe = new CachefilesFrontend(io, new CachefilesTargets(reg));
   fe.handle(open(1, 1, 60, 'erofs,img1', img.blobId));
   fe.handle(read(2, 1, 0, 4096));
   await fe.idle();
@@ -155,10 +156,10 @@ test('with the registry\'s decode pool, read-ahead chunks are decoded on workers
   const chunks = Math.ceil(size / MiB);
   assert.ok(chunks >= 3);
   const run = async (fsid: string, fd: number) => {
-    const reg = new ImageRegistry({ amplifyBytes: 64 * MiB, decodePool: pool });
+    const reg = new ImageCatalog({ amplifyBytes: 64 * MiB, decodePool: pool });
     await reg.add({ fsid, bootstrap: join(img.out, 'bootstrap') });
     const io = new RecordingIo();
-    const fe = new CachefilesFrontend(io, reg);
+    const fe = new CachefilesFrontend(io, new CachefilesTargets(reg));
     fe.handle(open(1, 1, fd, `erofs,${fsid}`, img.blobId));
     // READ by READ, in order: from the second on the blob is read sequentially, so the
     // chunks past each READ are fetched ahead.
@@ -196,11 +197,11 @@ test('with the registry\'s decode pool, read-ahead chunks are decoded on workers
 
 test('a READ that outlives its timeout is completed unfilled; the fd closes only after the fill settles', async (t) => {
   const img = await makeImage(t);
-  const reg = new ImageRegistry({ amplifyBytes: 0 });
+  const reg = new ImageCatalog({ amplifyBytes: 0 });
   await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
   const io = new RecordingIo();
   io.writeDelayMs = 300;
-  const fe = new CachefilesFrontend(io, reg, { readTimeoutMs: 50 });
+  const fe = new CachefilesFrontend(io, new CachefilesTargets(reg), { readTimeoutMs: 50 });
   fe.handle(open(1, 1, 70, 'erofs,img1', img.blobId));
   fe.handle(read(2, 1, 0, 4096));
   fe.handle(close(3, 1));
@@ -214,10 +215,10 @@ test('a READ that outlives its timeout is completed unfilled; the fd closes only
 
 test('a second OPEN of a live object replaces it; CLOSE of an unknown object is ignored', async (t) => {
   const img = await makeImage(t);
-  const reg = new ImageRegistry();
+  const reg = new ImageCatalog();
   await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
   const io = new RecordingIo();
-  const fe = new CachefilesFrontend(io, reg);
+  const fe = new CachefilesFrontend(io, new CachefilesTargets(reg));
   fe.handle(open(1, 5, 80, 'erofs,img1', 'img1'));
   fe.handle(open(2, 5, 81, 'erofs,img1', 'img1'));
   assert.deepEqual(io.closed, [80]);

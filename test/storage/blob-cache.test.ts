@@ -5,13 +5,18 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { alignUp } from '../../src/format/bytes.js';
-import { BlobHandle, ChunkedBlobFiller, FlatFiller, type RangeWriter } from '../../src/storage/blob-filler.js';
+import { BlobHandle, ChunkedBlobCache, FlatBlobCache, type BlobCache, type FillAbort, type RangeWriter } from '../../src/storage/blob-cache.js';
 import { loadBlobChunkMap, type BlobChunk } from '../../src/storage/blob-chunk-map.js';
 import { LocalDirSource } from '../../src/storage/local-dir-source.js';
 import { DecodePool } from '../../src/storage/decode-pool.js';
 import { buildImage, KiB, MiB, randomBytes, ReversingPool, ScriptedSource, textBytes, unpackAll, type BuiltImage } from './support.js';
 
 const BLOCK = 4096;
+
+/** A blob cache with one writer for every fill (the tests' cache file). */
+function bind<C extends BlobCache>(blobCache: C, writer: RangeWriter) {
+  return { cache: blobCache, fill: (offset: number, length: number, abort?: FillAbort) => blobCache.fill(offset, length, writer, abort) };
+}
 
 /** A cache file in memory: records writes, answers isCached from what was written. */
 class MemoryCache implements RangeWriter {
@@ -103,7 +108,7 @@ function setup(opts: { amplifyBytes?: number; withAlloc?: boolean; cache?: Memor
   const entry = img.bootstrap.blobs[0]!;
   const handle = new BlobHandle(blobId, source, () => loadBlobChunkMap(source, entry, img.bootstrap.chunks), opts.pool ? { pool: opts.pool, poolMinBytes: 1 } : {});
   const cache = opts.cache ?? new MemoryCache(entry.uncompressedSize, opts.withAlloc);
-  const filler = new ChunkedBlobFiller(entry.uncompressedSize, handle, cache, { amplifyBytes: opts.amplifyBytes ?? 0 });
+  const filler = bind(new ChunkedBlobCache(entry.uncompressedSize, handle, { amplifyBytes: opts.amplifyBytes ?? 0 }), cache);
   /** Source bytes read for chunk data (the chunk-info table read is not counted). */
   const dataReads = () => source.log.filter((r) => r.offset < entry.ciOffset || entry.ciCompressedSize === 0);
   return { source, cache, filler, dataReads, entry };
@@ -170,11 +175,11 @@ for (const mode of ['sync', 'pool'] as const) {
     // Random: two far-apart READs, no read-ahead.
     await filler.fill(mid(20).uncompressedOffset, BLOCK);
     await filler.fill(mid(2).uncompressedOffset, BLOCK);
-    assert.equal(filler.stats.amplifiedChunks, 0, 'random READs read ahead');
+    assert.equal(filler.cache.stats.amplifiedChunks, 0, 'random READs read ahead');
     assert.equal(dataReads().length, 2);
     // Sequential: the next READ starts where the last one ended.
     await filler.fill(mid(3).uncompressedOffset, BLOCK);
-    assert.ok(filler.stats.amplifiedChunks > 0, 'a sequential READ did not read ahead');
+    assert.ok(filler.cache.stats.amplifiedChunks > 0, 'a sequential READ did not read ahead');
     const ahead = dataReads().slice(2).reduce((s, r) => s + r.length, 0) - mid(3).compressedSize;
     assert.ok(ahead > 0 && ahead <= window + 16 * KiB, `read ahead ${ahead} bytes for a ${window}-byte window`);
     assert.ok(!dataReads().slice(2).some((r) => r.offset <= mid(20).compressedOffset && r.offset + r.length > mid(20).compressedOffset), 'read ahead refetched a cached chunk');
@@ -223,7 +228,7 @@ test('flat filler: a window fills whole aligned windows once, shared by concurre
   const data = randomBytes(size, 99);
   const reads: [number, number][] = [];
   const cache = new MemoryCache(size);
-  const flat = new FlatFiller(size, async (o, n) => { reads.push([o, n]); return data.subarray(o, Math.min(o + n, size)); }, cache, { window: MiB });
+  const flat = bind(new FlatBlobCache(size, async (o, n) => { reads.push([o, n]); return data.subarray(o, Math.min(o + n, size)); }, { window: MiB }), cache);
   await Promise.all([flat.fill(10, 100), flat.fill(MiB - 1, 2), flat.fill(2 * MiB + 5, 50)]);
   cache.assertMatches(data, 0, 3 * MiB);
   assert.ok(!cache.isCached(3 * MiB, 1), 'the last window was filled without a READ in it');
@@ -249,7 +254,7 @@ test('regression: lz4 chunks (a codec that cannot decompress into caller memory)
       const map = (await handle.chunkReader()).map;
       assert.ok(map.chunks.some((c) => c.compressed), 'no lz4-compressed chunk to test with');
       const cache = new MemoryCache(entry.uncompressedSize, true);
-      const filler = new ChunkedBlobFiller(entry.uncompressedSize, handle, cache, { amplifyBytes: 0 });
+      const filler = bind(new ChunkedBlobCache(entry.uncompressedSize, handle, { amplifyBytes: 0 }), cache);
       await filler.fill(0, entry.uncompressedSize);
       assert.ok(cache.allocated > 0, 'the run buffer path was not taken');
       cache.assertMatches(want, 0, want.length);
@@ -267,7 +272,7 @@ test('filler (decode pool): chunks verified in reverse order are still written w
     const entry = img.bootstrap.blobs[0]!;
     const handle = new BlobHandle(blobId, source, () => loadBlobChunkMap(source, entry, img.bootstrap.chunks), { pool: reversing, poolMinBytes: 1 });
     const cache = new MemoryCache(entry.uncompressedSize, true);
-    const filler = new ChunkedBlobFiller(entry.uncompressedSize, handle, cache, { amplifyBytes: 256 * KiB });
+    const filler = bind(new ChunkedBlobCache(entry.uncompressedSize, handle, { amplifyBytes: 256 * KiB }), cache);
     // Sequential READs: each carries read-ahead, so one source read holds many chunks.
     for (let off = 0; off < blob.length; off += 8 * KiB) await filler.fill(off, 8 * KiB);
     assert.ok(reversing.reversedBatches > 0, 'no read delivered more than one chunk out of order');
@@ -275,7 +280,7 @@ test('filler (decode pool): chunks verified in reverse order are still written w
     assert.ok(cache.writes.some((w) => w.length > 16 * KiB), 'read-ahead chunks were not written as runs');
     // And a READ spanning many chunks at once, on a fresh cache.
     const cold = new MemoryCache(entry.uncompressedSize, true);
-    const one = new ChunkedBlobFiller(entry.uncompressedSize, handle, cold, { amplifyBytes: 0 });
+    const one = bind(new ChunkedBlobCache(entry.uncompressedSize, handle, { amplifyBytes: 0 }), cold);
     await one.fill(0, blob.length);
     cold.assertMatches(blob, 0, blob.length);
     await source.close();

@@ -1,17 +1,19 @@
-// The images the daemon serves, and the answer to the kernel's question "which bytes is this
-// cache object?": (volume, cookie) → the bootstrap, a chunked data blob, or a flat blob.
-// Blobs are shared: one handle (one chunk map, one source) per blob id and source.
-import { readFile, stat, open } from 'node:fs/promises';
+// The images the daemon serves, with neutral lookups shared by both front ends: an image by
+// fsid (within its domain), a blob by id. Blobs are shared: one handle (one chunk map, one
+// source) per blob id and source, whichever image or front end asks. Front ends keep small
+// adapters of their own (cachefiles-targets.ts, fanotify-mounts.ts); nothing kernel-specific
+// lives here.
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseBootstrap, type Bootstrap } from '../format/bootstrap.js';
+import type { BlobTableEntry } from '../format/blob-table.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
-import { BlobHandle, ChunkedBlobFiller, FlatFiller } from '../storage/blob-filler.js';
+import { BlobHandle } from '../storage/blob-cache.js';
 import { loadBlobChunkMap } from '../storage/blob-chunk-map.js';
 import { LocalDirSource } from '../storage/local-dir-source.js';
+import { FlatFileSource } from '../storage/flat-file-source.js';
 import type { DecodePool } from '../storage/decode-pool.js';
 import type { BlobSource } from '../storage/blob-source.js';
-import type { CacheTarget, TargetResolver } from '../kernel/cachefiles/frontend.js';
-import { volumeName } from '../kernel/cachefiles/messages.js';
 
 export interface ImageSpec {
   fsid: string;
@@ -32,30 +34,29 @@ export interface ImageInfo {
   blobs: string[];
 }
 
-interface ImageRecord {
+export interface ImageRecord {
   spec: ImageSpec & { blobDir: string };
   bytes: Buffer;
   bootstrap: Bootstrap;
   source: LocalDirSource;
-  deviceSizes: Map<string, number>;
+  /** Flat device images by tag, each read through one open file. */
+  flat: Map<string, FlatFileSource>;
 }
 
-export interface RegistryOptions {
+export interface CatalogOptions {
   amplifyBytes?: number;
   /** Worker threads every blob's chunks are decoded on (the daemon owns and closes it). */
   decodePool?: DecodePool;
 }
 
 const NAME = /^[A-Za-z0-9._:-]{1,128}$/;
-/** Bootstrap bytes written per metadata miss (aligned windows): all of a typical bootstrap. */
-const BOOTSTRAP_WINDOW = 8 << 20;
 
-export class ImageRegistry implements TargetResolver {
+export class ImageCatalog {
   private readonly images = new Map<string, ImageRecord>();
   private readonly sources = new Map<string, LocalDirSource>();
   private readonly handles = new Map<string, BlobHandle>();
 
-  constructor(private readonly opts: RegistryOptions = {}) {}
+  constructor(readonly opts: CatalogOptions = {}) {}
 
   private static key(volume: string, fsid: string): string {
     return `${volume}\0${fsid}`;
@@ -67,7 +68,7 @@ export class ImageRegistry implements TargetResolver {
     const bootstrapPath = resolve(input.bootstrap);
     const spec = { ...input, bootstrap: bootstrapPath, blobDir: resolve(input.blobDir ?? join(dirname(bootstrapPath), 'blobs')) };
     const volume = spec.domain ?? spec.fsid;
-    const key = ImageRegistry.key(volume, spec.fsid);
+    const key = ImageCatalog.key(volume, spec.fsid);
     const existing = this.images.get(key);
     if (existing) {
       if (existing.spec.bootstrap === spec.bootstrap && existing.spec.blobDir === spec.blobDir) return this.info(existing);
@@ -80,30 +81,47 @@ export class ImageRegistry implements TargetResolver {
       throw new NotFoundError(`bootstrap ${bootstrapPath}`);
     }
     const bootstrap = parseBootstrap(bytes);
-    if (bootstrap.blockSize !== 4096) throw new InvalidArgumentError(`block size ${bootstrap.blockSize}: fscache mode needs the page size (4096)`);
-    const deviceSizes = new Map<string, number>();
-    for (const [tag, path] of Object.entries(spec.devices ?? {})) {
-      deviceSizes.set(tag, (await stat(path)).size);
-    }
+    if (bootstrap.blockSize !== 4096) throw new InvalidArgumentError(`block size ${bootstrap.blockSize}: the kernel front ends need the page size (4096)`);
     bootstrap.devices.forEach((d, i) => {
       if (!d.tag && !spec.devices) throw new InvalidArgumentError(`device ${i + 1} of ${bootstrapPath} has an empty tag: give its image with devices (mount it with -o device=)`);
     });
+    const flat = new Map<string, FlatFileSource>();
+    for (const [tag, path] of Object.entries(spec.devices ?? {})) {
+      const st = await stat(path).catch(() => undefined);
+      if (!st?.isFile()) throw new NotFoundError(`device image ${path}`);
+      flat.set(tag, new FlatFileSource(path, st.size));
+    }
     let source = this.sources.get(spec.blobDir);
     if (!source) {
       source = new LocalDirSource(spec.blobDir);
       this.sources.set(spec.blobDir, source);
     }
-    const rec: ImageRecord = { spec, bytes, bootstrap, source, deviceSizes };
+    const rec: ImageRecord = { spec, bytes, bootstrap, source, flat };
     this.images.set(key, rec);
     return this.info(rec);
   }
 
   remove(fsid: string, domain?: string): boolean {
-    return this.images.delete(ImageRegistry.key(domain ?? fsid, fsid));
+    const key = ImageCatalog.key(domain ?? fsid, fsid);
+    const rec = this.images.get(key);
+    if (!rec) return false;
+    this.images.delete(key);
+    for (const f of rec.flat.values()) void f.close();
+    return true;
   }
 
   list(): ImageInfo[] {
     return [...this.images.values()].map((r) => this.info(r));
+  }
+
+  /** The image registered under `fsid` in `volume` (its domain, or its own fsid). */
+  image(volume: string, fsid: string): ImageRecord | undefined {
+    return this.images.get(ImageCatalog.key(volume, fsid));
+  }
+
+  /** Images of one volume (a domain shares blobs across its images). */
+  inVolume(volume: string): ImageRecord[] {
+    return [...this.images.values()].filter((r) => (r.spec.domain ?? r.spec.fsid) === volume);
   }
 
   private info(r: ImageRecord): ImageInfo {
@@ -116,65 +134,31 @@ export class ImageRegistry implements TargetResolver {
     return out;
   }
 
-  private handle(source: BlobSource & { dir?: string }, rec: ImageRecord, index: number): BlobHandle {
-    const entry = rec.bootstrap.blobs[index]!;
+  /** Sources by description (blob directories); for a front end that opens its own. */
+  source(blobDir: string): LocalDirSource {
+    const dir = resolve(blobDir);
+    let source = this.sources.get(dir);
+    if (!source) {
+      source = new LocalDirSource(dir);
+      this.sources.set(dir, source);
+    }
+    return source;
+  }
+
+  /** The one handle of blob `entry` from `source` (its chunk map is loaded once, on first use). */
+  blob(source: BlobSource, entry: BlobTableEntry, bootstrap: Bootstrap): BlobHandle {
     const key = `${source.description}\0${entry.blobId}`;
     let h = this.handles.get(key);
     if (!h) {
       const pool = this.opts.decodePool;
-      h = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, rec.bootstrap.chunks), pool ? { pool } : {});
+      h = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, bootstrap.chunks), pool ? { pool } : {});
       this.handles.set(key, h);
     }
     return h;
   }
 
-  resolve(volumeKey: string, cookieKey: string): CacheTarget | undefined {
-    const volume = volumeName(volumeKey);
-    if (volume === undefined) return undefined;
-    const inVolume = [...this.images.values()].filter((r) => (r.spec.domain ?? r.spec.fsid) === volume);
-    const own = inVolume.find((r) => r.spec.fsid === cookieKey);
-    if (own) {
-      const bytes = own.bytes;
-      return {
-        size: bytes.length,
-        label: `bootstrap:${own.spec.fsid}`,
-        // The whole bootstrap is in memory: the first metadata READ writes all of it (up to
-        // BOOTSTRAP_WINDOW at a time), so metadata never costs a READ round trip again.
-        filler: (writer) => new FlatFiller(bytes.length, async (o, n) => bytes.subarray(o, Math.min(o + n, bytes.length)), writer, { window: BOOTSTRAP_WINDOW }),
-      };
-    }
-    for (const rec of inVolume) {
-      const flat = rec.spec.devices?.[cookieKey];
-      if (flat !== undefined) {
-        const size = rec.deviceSizes.get(cookieKey)!;
-        return { size, label: `device:${cookieKey}`, filler: (writer) => new FlatFiller(size, (o, n) => readRange(flat, o, n), writer) };
-      }
-      const index = rec.bootstrap.devices.findIndex((d) => d.tag === cookieKey);
-      if (index >= 0 && rec.bootstrap.blobs[index]) {
-        const entry = rec.bootstrap.blobs[index]!;
-        const handle = this.handle(rec.source, rec, index);
-        return {
-          size: entry.uncompressedSize,
-          label: `blob:${entry.blobId.slice(0, 12)}`,
-          filler: (writer) => new ChunkedBlobFiller(entry.uncompressedSize, handle, writer, { amplifyBytes: this.opts.amplifyBytes ?? 1 << 20 }),
-        };
-      }
-    }
-    return undefined;
-  }
-
   async close(): Promise<void> {
+    for (const rec of this.images.values()) for (const f of rec.flat.values()) await f.close();
     await Promise.all([...this.sources.values()].map((s) => s.close()));
-  }
-}
-
-async function readRange(path: string, offset: number, length: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, offset);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
   }
 }

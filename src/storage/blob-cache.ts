@@ -1,8 +1,11 @@
-// Fills byte ranges of a cache file (the uncompressed blob layout) on demand. A front end
-// (cachefiles READ, fanotify pre-access) asks for a range; the filler works out which chunks
-// cover it, adds read-ahead (amplification), fetches each chunk at most once even when many
-// readers want it, verifies, and writes it through the front end's RangeWriter. A range is
-// either written whole and verified, or fill() rejects: nothing unverified is ever written.
+// One cache file (the uncompressed blob layout) filled on demand, shared by every front end
+// and every reader of it: a front end (cachefiles READ, fanotify pre-access) asks for a range
+// and passes the writer (the fd) to write through for that call; the cache works out which
+// chunks cover it, adds read-ahead for sequential readers, fetches each chunk at most once
+// however many readers want it, verifies, and writes it. It owns in-flight chunk sharing,
+// what is known present, and read-ahead history; never paths, inodes or kernel messages.
+// A range is either written whole and verified, or fill() rejects: nothing unverified is
+// ever written.
 import { alignUp } from '../format/bytes.js';
 import { BLOCK_SIZE } from '../format/constants.js';
 import type { BlobSource } from './blob-source.js';
@@ -26,9 +29,12 @@ export interface FillAbort {
   readonly signal: AbortSignal;
 }
 
-export interface RangeFiller {
+/** A cache file's contents on demand: fill() writes [offset, offset + length) through `writer`. */
+export interface BlobCache {
   readonly size: number;
-  fill(offset: number, length: number, abort?: FillAbort): Promise<void>;
+  fill(offset: number, length: number, writer: RangeWriter, abort?: FillAbort): Promise<void>;
+  /** Whether every byte of the cache file is known written (no fill can be needed again). */
+  readonly complete: boolean;
 }
 
 export interface FillStats {
@@ -64,7 +70,7 @@ export class BlobHandle {
   }
 }
 
-export interface ChunkedFillerOptions {
+export interface ChunkedCacheOptions {
   /**
    * Read-ahead window in compressed bytes: when a READ continues from data already fetched
    * (sequential access), the chunks in this window past its end are fetched too.
@@ -130,8 +136,8 @@ function planRuns(chunks: readonly BlobChunk[], urgent: boolean): Run[] {
   return runs;
 }
 
-/** Fills a chunked (Nydus/Ondine) blob's cache file. One instance per open cache object. */
-export class ChunkedBlobFiller implements RangeFiller {
+/** A chunked (Nydus/Ondine) blob's cache file. One instance per cache file, not per open. */
+export class ChunkedBlobCache implements BlobCache {
   private readonly inFlight = new Map<number, Promise<void>>();
   private readonly done = new Set<number>();
   /**
@@ -147,14 +153,29 @@ export class ChunkedBlobFiller implements RangeFiller {
   constructor(
     readonly size: number,
     private readonly blob: BlobHandle,
-    private readonly writer: RangeWriter,
-    private readonly opts: ChunkedFillerOptions = {},
+    private readonly opts: ChunkedCacheOptions = {},
   ) {}
 
-  private cached(c: BlobChunk): boolean {
+  /** Chunks in the blob, once its chunk map has been loaded (until then, not complete). */
+  private chunkCount = -1;
+
+  /**
+   * Forgets what is known present (not what is in flight): for a cache file the kernel may
+   * have replaced, e.g. on a new cachefiles OPEN. The next fills ask the file again.
+   */
+  resetPresence(): void {
+    this.done.clear();
+    this.absent.clear();
+  }
+
+  get complete(): boolean {
+    return this.chunkCount >= 0 && this.done.size >= this.chunkCount;
+  }
+
+  private cached(c: BlobChunk, writer: RangeWriter): boolean {
     if (this.done.has(c.index)) return true;
-    if (this.absent.has(c.index) || !this.writer.isCached) return false;
-    if (this.writer.isCached(c.uncompressedOffset, c.uncompressedSize)) {
+    if (this.absent.has(c.index) || !writer.isCached) return false;
+    if (writer.isCached(c.uncompressedOffset, c.uncompressedSize)) {
       this.done.add(c.index);
       return true;
     }
@@ -162,7 +183,7 @@ export class ChunkedBlobFiller implements RangeFiller {
     return false;
   }
 
-  async fill(offset: number, length: number, abort?: FillAbort): Promise<void> {
+  async fill(offset: number, length: number, writer: RangeWriter, abort?: FillAbort): Promise<void> {
     if (offset >= Math.min(offset + length, this.size)) return;
     // Whole blocks: a block is written whole, so every chunk sharing a block with the range
     // must be part of it (or the gap fill would zero a chunk's tail).
@@ -170,23 +191,24 @@ export class ChunkedBlobFiller implements RangeFiller {
     offset = Math.floor(offset / BLOCK_SIZE) * BLOCK_SIZE;
     const reader = await this.blob.chunkReader();
     const map = reader.map;
+    this.chunkCount = map.chunks.length;
     const covering = map.covering(offset, end - offset);
     const waits: Promise<void>[] = [];
     const fetch: BlobChunk[] = [];
     for (const c of covering) {
-      if (this.cached(c)) continue;
+      if (this.cached(c, writer)) continue;
       const pending = this.inFlight.get(c.index);
       if (pending) waits.push(pending);
       else fetch.push(c);
     }
-    const extra = this.readAhead(map, covering);
+    const extra = this.readAhead(map, covering, writer);
     if (fetch.length || extra.length) {
       // Making an AbortSignal costs more than the rest of a small READ's JS work: make one
       // only for a source that honours it.
       const signal = reader.source.cancellable === false ? undefined : abort?.signal;
-      waits.push(...this.start(reader, fetch, extra, signal));
+      waits.push(...this.start(reader, writer, fetch, extra, signal));
     }
-    await this.fillGaps(covering, offset, end);
+    await this.fillGaps(writer, covering, offset, end);
     // Settle only once every needed chunk has: a READ that fails must not leave writes of its
     // other chunks running (chunks decoded on worker threads finish after the failing one,
     // and the front end may close the cache file once the READ is answered).
@@ -200,7 +222,7 @@ export class ChunkedBlobFiller implements RangeFiller {
    * ahead of the reader). A READ elsewhere (random access) fetches only what it needs:
    * read-ahead there would cost decompressing and verifying bytes nobody asked for.
    */
-  private readAhead(map: BlobChunkMap, covering: BlobChunk[]): BlobChunk[] {
+  private readAhead(map: BlobChunkMap, covering: BlobChunk[], writer: RangeWriter): BlobChunk[] {
     const budget = this.opts.amplifyBytes ?? 1 << 20;
     if (budget <= 0 || covering.length === 0) return [];
     const first = map.position(covering[0]!);
@@ -214,14 +236,17 @@ export class ChunkedBlobFiller implements RangeFiller {
     for (let i = first + covering.length; i < map.chunks.length && bytes < budget; i++) {
       const c = map.chunks[i]!;
       bytes += c.compressedSize;
-      if (this.inFlight.has(c.index) || this.cached(c)) continue;
+      if (this.inFlight.has(c.index) || this.cached(c, writer)) continue;
       extra.push(c);
     }
     return extra;
   }
 
-  /** Starts one fetch for `needed` + `extra`; returns the promises of the needed chunks. */
-  private start(reader: ChunkReader, needed: BlobChunk[], extra: BlobChunk[], signal?: AbortSignal): Promise<void>[] {
+  /**
+   * Starts one fetch for `needed` + `extra`, written through `writer` (the fd of the fill that
+   * started it; later fills of the same chunks wait on it); returns the needed chunks' promises.
+   */
+  private start(reader: ChunkReader, writer: RangeWriter, needed: BlobChunk[], extra: BlobChunk[], signal?: AbortSignal): Promise<void>[] {
     const deferred = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
     const out: Promise<void>[] = [];
     const neededIdx = new Set(needed.map((c) => c.index));
@@ -251,11 +276,11 @@ export class ChunkedBlobFiller implements RangeFiller {
     const maybeWrite = (run: Run): Promise<void> | undefined => {
       if (run.written || run.got.length + run.failed < run.chunks.length) return undefined;
       run.written = true;
-      return this.writeRun(run, settle);
+      return this.writeRun(writer, run, settle);
     };
     // With writer memory, each chunk is decompressed into its slot of its run's buffer: the
     // write then takes the buffer as is, no copy.
-    const alloc = this.writer.alloc?.bind(this.writer);
+    const alloc = writer.alloc?.bind(writer);
     const into = alloc && ((c: BlobChunk): Uint8Array | undefined => {
       const run = runOf.get(c.index)!;
       const first = run.chunks[0]!;
@@ -304,13 +329,13 @@ export class ChunkedBlobFiller implements RangeFiller {
    * One write for the verified chunks of a run (when they are neighbours, as they are unless
    * one failed); each chunk's promise settles when the write that holds it does.
    */
-  private writeRun(run: Run, settle: (index: number, err?: Error) => void): Promise<void> {
+  private writeRun(writer: RangeWriter, run: Run, settle: (index: number, err?: Error) => void): Promise<void> {
     const parts = run.got.sort((a, b) => a.chunk.uncompressedOffset - b.chunk.uncompressedOffset);
     if (!parts.length) return Promise.resolve();
     if (run.buf && run.failed === 0) {
       const at = run.chunks[0]!.uncompressedOffset;
       layOut(run.buf, at, parts);
-      return this.writeParts(at, run.buf, parts, settle);
+      return this.writeParts(writer, at, run.buf, parts, settle);
     }
     const groups: VerifiedChunk[][] = [];
     for (const p of parts) {
@@ -323,16 +348,16 @@ export class ChunkedBlobFiller implements RangeFiller {
     // neighbours group by group, each in memory of its own.
     return Promise.all(groups.map((g) => {
       const at = g[0]!.chunk.uncompressedOffset;
-      if (g.length === 1) return this.writeParts(at, g[0]!.data, g, settle);
+      if (g.length === 1) return this.writeParts(writer, at, g[0]!.data, g, settle);
       const data = Buffer.allocUnsafe(chunkEnd(g[g.length - 1]!.chunk) - at);
       layOut(data, at, g);
-      return this.writeParts(at, data, g, settle);
+      return this.writeParts(writer, at, data, g, settle);
     })).then(() => undefined);
   }
 
-  private async writeParts(at: number, data: Uint8Array, parts: VerifiedChunk[], settle: (index: number, err?: Error) => void): Promise<void> {
+  private async writeParts(writer: RangeWriter, at: number, data: Uint8Array, parts: VerifiedChunk[], settle: (index: number, err?: Error) => void): Promise<void> {
     try {
-      await this.writer.write(at, data);
+      await writer.write(at, data);
     } catch (err) {
       for (const p of parts) settle(p.chunk.index, err as Error);
       return;
@@ -350,7 +375,7 @@ export class ChunkedBlobFiller implements RangeFiller {
    * Blocks of the range (block aligned at `offset`) that no chunk covers hold no data; the
    * kernel still needs them filled.
    */
-  private async fillGaps(covering: BlobChunk[], offset: number, end: number): Promise<void> {
+  private async fillGaps(writer: RangeWriter, covering: BlobChunk[], offset: number, end: number): Promise<void> {
     let pos = offset;
     const gaps: Array<[number, number]> = [];
     for (const c of covering) {
@@ -360,13 +385,13 @@ export class ChunkedBlobFiller implements RangeFiller {
     const tail = alignUp(end, BLOCK_SIZE);
     if (pos < tail) gaps.push([pos, tail]);
     for (const [a, b] of gaps) {
-      if (this.writer.isCached?.(a, b - a)) continue;
-      await this.writer.write(a, Buffer.alloc(b - a));
+      if (writer.isCached?.(a, b - a)) continue;
+      await writer.write(a, Buffer.alloc(b - a));
     }
   }
 }
 
-export interface FlatFillerOptions {
+export interface FlatCacheOptions {
   /**
    * Fill whole aligned windows of this many bytes around each READ (a power-of-two multiple
    * of the block size). For the bootstrap, whose bytes the daemon holds in memory, one
@@ -375,28 +400,30 @@ export interface FlatFillerOptions {
   window?: number;
 }
 
-/** Fills from a flat, uncompressed file-like source (the bootstrap, mkfs.erofs blobs). */
-export class FlatFiller implements RangeFiller {
+/** A cache file filled from a flat, uncompressed file-like source (the bootstrap, mkfs.erofs blobs). */
+export class FlatBlobCache implements BlobCache {
   constructor(
     readonly size: number,
     private readonly read: (offset: number, length: number) => Promise<Buffer>,
-    private readonly writer: RangeWriter,
-    private readonly opts: FlatFillerOptions = {},
+    private readonly opts: FlatCacheOptions = {},
   ) {}
+
+  /** Flat caches are small or device images; nothing asks whether they are complete. */
+  readonly complete = false;
 
   /** Windows being filled, by start: concurrent READs of one window share its fill. */
   private readonly windows = new Map<number, Promise<void>>();
 
-  async fill(offset: number, length: number): Promise<void> {
+  async fill(offset: number, length: number, writer: RangeWriter): Promise<void> {
     const window = this.opts.window ?? 0;
-    if (window <= BLOCK_SIZE) return this.fillRange(Math.floor(offset / BLOCK_SIZE) * BLOCK_SIZE, Math.min(offset + length, this.size));
+    if (window <= BLOCK_SIZE) return this.fillRange(writer, Math.floor(offset / BLOCK_SIZE) * BLOCK_SIZE, Math.min(offset + length, this.size));
     const waits: Promise<void>[] = [];
     for (let at = Math.floor(offset / window) * window; at < Math.min(offset + length, this.size); at += window) {
       let p = this.windows.get(at);
       if (!p) {
         const start = at;
         const end = Math.min(at + window, this.size);
-        p = (this.writer.isCached?.(start, end - start) ? Promise.resolve() : this.fillRange(start, end))
+        p = (writer.isCached?.(start, end - start) ? Promise.resolve() : this.fillRange(writer, start, end))
           .finally(() => this.windows.delete(start));
         this.windows.set(start, p);
       }
@@ -405,12 +432,12 @@ export class FlatFiller implements RangeFiller {
     await Promise.all(waits);
   }
 
-  private async fillRange(start: number, end: number): Promise<void> {
+  private async fillRange(writer: RangeWriter, start: number, end: number): Promise<void> {
     if (start >= end) return;
     const step = 4 << 20;
     for (let at = start; at < end; at += step) {
       const n = Math.min(step, end - at);
-      await this.writer.write(at, await this.read(at, n));
+      await writer.write(at, await this.read(at, n));
     }
   }
 }

@@ -1,0 +1,272 @@
+// The fanotify front end's view of the catalog, and its mounts: for `ondine mount` it stores
+// the bootstrap whole, makes one sparse cache file per blob (shared by every image that has
+// the blob), marks the incomplete ones for pre-content events BEFORE mounting (a file opened
+// unmarked never raises events), and mounts EROFS file-backed over them (no loop device).
+// It answers "which cache file is this event about?" by inode, drops the mark of a blob once
+// its file has no hole (warm reads then cost no event), and keeps a state file so a
+// restarted worker serves the mounts that outlived it.
+import { closeSync, openSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { constants } from 'node:os';
+import type { Logger } from 'pino';
+import { parseBootstrap, type Bootstrap } from '../format/bootstrap.js';
+import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
+import { AT_FDCWD, FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanotifyMark, MNT_DETACH, NativeError, umount2Async } from '../native/index.js';
+import { ChunkedBlobCache } from '../storage/blob-cache.js';
+import { CacheDir, fileComplete } from '../storage/cache-dir.js';
+import type { FanotifyTarget, TargetLookup } from '../kernel/fanotify/frontend.js';
+import type { ImageCatalog } from './catalog.js';
+import { isMountPoint, mountFileBacked } from './mounts.js';
+
+export interface FanotifyMountSpec {
+  bootstrap: string;
+  /** Directory of blobs named by id (default: blobs/ beside the bootstrap). */
+  blobDir?: string;
+  mountpoint: string;
+}
+
+export interface FanotifyMountInfo {
+  mode: 'fanotify';
+  mountpoint: string;
+  bootstrap: string;
+  blobDir: string;
+  /** The bootstrap's copy in the cache directory (what the kernel mounted). */
+  bootstrapCache: string;
+  blobs: Array<{ id: string; cacheFile: string; complete: boolean }>;
+}
+
+interface BlobFile {
+  blobId: string;
+  path: string;
+  /** Read-only fd for presence checks (SEEK_HOLE); opening and seeking raise no event. */
+  fd: number;
+  cache: ChunkedBlobCache;
+  marked: boolean;
+  users: Set<string>;
+  target: FanotifyTarget;
+}
+
+interface StateFile {
+  version: 1;
+  cacheDir: string;
+  mounts: Array<{ mountpoint: string; bootstrap: string; blobDir: string }>;
+}
+
+export class FanotifyMounts implements TargetLookup {
+  private readonly byIno = new Map<string, BlobFile>();
+  private readonly blobs = new Map<string, BlobFile>();
+  private readonly mounts = new Map<string, FanotifyMountInfo>();
+  readonly dir: CacheDir;
+
+  constructor(
+    private readonly catalog: ImageCatalog,
+    cacheDir: string,
+    private readonly group: number,
+    private readonly statePath: string,
+    private readonly log?: Logger,
+  ) {
+    this.dir = new CacheDir(cacheDir);
+  }
+
+  byInode(dev: number | bigint, ino: number | bigint): FanotifyTarget | undefined {
+    return this.byIno.get(`${dev}:${ino}`)?.target;
+  }
+
+  list(): FanotifyMountInfo[] {
+    return [...this.mounts.values()].map((m) => ({
+      ...m,
+      blobs: m.blobs.map((b) => ({ ...b, complete: !(this.blobs.get(b.id)?.marked ?? false) })),
+    }));
+  }
+
+  get size(): number {
+    return this.mounts.size;
+  }
+
+  /** Mounts an image lazily; on any failure nothing stays mounted or marked for it. */
+  async mount(spec: FanotifyMountSpec): Promise<FanotifyMountInfo> {
+    const mountpoint = resolve(spec.mountpoint);
+    const st = statSync(mountpoint, { throwIfNoEntry: false });
+    if (!st) throw new NotFoundError(`mount point ${mountpoint} (create the directory first)`);
+    if (!st.isDirectory()) throw new InvalidArgumentError(`mount point ${mountpoint} is not a directory`);
+    if (this.mounts.has(mountpoint) || await isMountPoint(mountpoint)) {
+      throw new OndineError('ONDINE_ERR_BUSY', constants.errno.EBUSY, `${mountpoint} is already a mount point; unmount it first`);
+    }
+    const bootstrapPath = resolve(spec.bootstrap);
+    const blobDir = resolve(spec.blobDir ?? resolve(bootstrapPath, '..', 'blobs'));
+    const { bootstrap, cachePath } = await this.loadBootstrap(bootstrapPath);
+    const files: BlobFile[] = [];
+    try {
+      for (let i = 0; i < bootstrap.devices.length; i++) files.push(this.acquire(bootstrap, i, blobDir, mountpoint));
+      await mountFileBacked(cachePath, files.map((f) => f.path), mountpoint);
+    } catch (err) {
+      for (const f of files) this.release(f, mountpoint);
+      throw err;
+    }
+    const info: FanotifyMountInfo = {
+      mode: 'fanotify', mountpoint, bootstrap: bootstrapPath, blobDir, bootstrapCache: cachePath,
+      blobs: files.map((f) => ({ id: f.blobId, cacheFile: f.path, complete: !f.marked })),
+    };
+    this.mounts.set(mountpoint, info);
+    this.save();
+    this.log?.info({ mountpoint, bootstrap: bootstrapPath, blobs: files.length, marked: files.filter((f) => f.marked).length }, 'mounted (fanotify)');
+    return info;
+  }
+
+  /** Unmounts, then releases the marks and fds no other mount needs. */
+  async umount(target: string, opts: { detach?: boolean } = {}): Promise<void> {
+    const mountpoint = resolve(target);
+    const info = this.mounts.get(mountpoint);
+    if (!info) throw new NotFoundError(`an Ondine fanotify mount at ${mountpoint}`);
+    try {
+      await umount2Async(mountpoint, opts.detach ? MNT_DETACH : 0);
+    } catch (err) {
+      if (err instanceof NativeError && err.code === 'EBUSY') {
+        throw new OndineError('ONDINE_ERR_BUSY', err.errno, `${mountpoint} is busy (a process has files open there); close them and retry`, { cause: err });
+      }
+      if (!(err instanceof NativeError && err.code === 'EINVAL')) throw err; // EINVAL: already unmounted
+    }
+    this.forget(info);
+    this.log?.info({ mountpoint }, 'unmounted (fanotify)');
+  }
+
+  /** Unmounts everything (detached, so a busy mount cannot stop a shutdown). */
+  async umountAll(): Promise<void> {
+    for (const m of [...this.mounts.keys()]) await this.umount(m, { detach: true }).catch((err: unknown) => this.log?.error({ err, mountpoint: m }, 'unmount failed'));
+  }
+
+  /**
+   * Rebuilds from the state file what a previous worker served (marks survive in the group
+   * the supervisor holds): mounts no longer in the kernel are dropped.
+   */
+  async restore(): Promise<void> {
+    let state: StateFile;
+    try {
+      state = JSON.parse(readFileSync(this.statePath, 'utf8')) as StateFile;
+    } catch {
+      return;
+    }
+    for (const m of state.mounts ?? []) {
+      if (!(await isMountPoint(m.mountpoint))) continue;
+      try {
+        const { bootstrap, cachePath } = await this.loadBootstrap(m.bootstrap);
+        const files = bootstrap.devices.map((_, i) => this.acquire(bootstrap, i, m.blobDir, m.mountpoint));
+        this.mounts.set(m.mountpoint, {
+          mode: 'fanotify', mountpoint: m.mountpoint, bootstrap: m.bootstrap, blobDir: m.blobDir, bootstrapCache: cachePath,
+          blobs: files.map((f) => ({ id: f.blobId, cacheFile: f.path, complete: !f.marked })),
+        });
+      } catch (err) {
+        this.log?.error({ err, mountpoint: m.mountpoint }, 'could not restore a mount: its uncached reads get EIO');
+      }
+    }
+    this.log?.info({ mounts: this.mounts.size }, 'restored mounts from the state file');
+    this.save();
+  }
+
+  private async loadBootstrap(path: string): Promise<{ bootstrap: Bootstrap; cachePath: string }> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch {
+      throw new NotFoundError(`bootstrap ${path}`);
+    }
+    const bootstrap = parseBootstrap(bytes);
+    if (bootstrap.blockSize !== 4096) throw new InvalidArgumentError(`block size ${bootstrap.blockSize}: file-backed lazy mounts need the page size (4096)`);
+    bootstrap.devices.forEach((d, i) => {
+      if (!d.tag && !bootstrap.blobs[i]) throw new InvalidArgumentError(`device ${i + 1} of ${path} is a flat device image (mkfs.erofs); serve it over cachefiles, or build the image with ondine`);
+    });
+    return { bootstrap, cachePath: this.dir.storeBootstrap(bytes) };
+  }
+
+  /** The cache file of device i's blob, made and marked if new; `user` now holds it. */
+  private acquire(bootstrap: Bootstrap, i: number, blobDir: string, user: string): BlobFile {
+    const entry = bootstrap.blobs[i];
+    if (!entry) throw new InvalidArgumentError(`device ${i + 1} has no blob table entry`);
+    let f = this.blobs.get(entry.blobId);
+    if (!f) {
+      const path = this.dir.ensureBlob(entry.blobId, entry.uncompressedSize);
+      const fd = openSync(path, 'r');
+      let marked = false;
+      try {
+        if (!fileComplete(fd)) {
+          fanotifyMark(this.group, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, path);
+          marked = true;
+        }
+      } catch (err) {
+        closeSync(fd);
+        if (err instanceof NativeError && (err.code === 'EOPNOTSUPP' || err.code === 'EINVAL')) {
+          throw new OndineError('ONDINE_ERR_CACHE_DIR', err.errno, `the filesystem of ${this.dir.cacheDir} refuses fanotify pre-content marks (tmpfs and overlayfs do); use a cache directory on ext4, xfs or btrfs`, { cause: err });
+        }
+        throw err;
+      }
+      const st = statSync(path);
+      const handle = this.catalog.blob(this.catalog.source(blobDir), entry, bootstrap);
+      const cache = new ChunkedBlobCache(entry.uncompressedSize, handle, { amplifyBytes: this.catalog.opts.amplifyBytes ?? 1 << 20 });
+      const file: BlobFile = {
+        blobId: entry.blobId, path, fd, cache, marked, users: new Set(),
+        target: { label: `blob:${entry.blobId.slice(0, 12)}`, cache, filled: () => this.maybeComplete(file) },
+      };
+      f = file;
+      this.blobs.set(entry.blobId, f);
+      this.byIno.set(`${st.dev}:${st.ino}`, f);
+    }
+    f.users.add(user);
+    return f;
+  }
+
+  /** Drops the mark of a blob whose cache file has no hole left: warm reads cost no event. */
+  private maybeComplete(f: BlobFile): void {
+    if (!f.marked || !f.cache.complete || !fileComplete(f.fd)) return;
+    try {
+      fanotifyMark(this.group, FAN_MARK_REMOVE, FAN_PRE_ACCESS, AT_FDCWD, f.path);
+    } catch (err) {
+      if (!(err instanceof NativeError && err.code === 'ENOENT')) throw err;
+    }
+    f.marked = false;
+    this.log?.info({ blob: f.blobId }, 'blob complete: mark removed');
+  }
+
+  private release(f: BlobFile, user: string): void {
+    f.users.delete(user);
+    if (f.users.size > 0) return;
+    if (f.marked) {
+      try {
+        fanotifyMark(this.group, FAN_MARK_REMOVE, FAN_PRE_ACCESS, AT_FDCWD, f.path);
+      } catch (err) {
+        this.log?.warn({ err, blob: f.blobId }, 'removing a mark failed');
+      }
+    }
+    this.blobs.delete(f.blobId);
+    for (const [k, v] of this.byIno) if (v === f) this.byIno.delete(k);
+    closeSync(f.fd);
+  }
+
+  private forget(info: FanotifyMountInfo): void {
+    for (const b of info.blobs) {
+      const f = this.blobs.get(b.id);
+      if (f) this.release(f, info.mountpoint);
+    }
+    this.mounts.delete(info.mountpoint);
+    this.save();
+  }
+
+  private save(): void {
+    const state: StateFile = {
+      version: 1,
+      cacheDir: this.dir.cacheDir,
+      mounts: [...this.mounts.values()].map((m) => ({ mountpoint: m.mountpoint, bootstrap: m.bootstrap, blobDir: m.blobDir })),
+    };
+    const tmp = `${this.statePath}.new`;
+    writeFileSync(tmp, JSON.stringify(state, null, 1), { mode: 0o600 });
+    renameSync(tmp, this.statePath);
+  }
+
+  close(): void {
+    for (const f of this.blobs.values()) {
+      try { closeSync(f.fd); } catch { /* closed */ }
+    }
+    this.blobs.clear();
+    this.byIno.clear();
+  }
+}
