@@ -64,9 +64,11 @@ export interface NativeBinding {
   fanotifyInit(flags: number, eventFlags: number): number;
   fanotifyMark(fd: number, flags: number, mask: bigint, dirfd: number, path: string | null): void;
 
-  socketpair(nonBlocking: boolean): [number, number];
+  socketpair(nonBlocking: boolean, seqpacket: boolean): [number, number];
   sendFd(socketFd: number, fd: number): void;
   recvFd(socketFd: number): number;
+  sendMessage(socketFd: number, buf: Uint8Array, fd: number): boolean;
+  recvMessage(socketFd: number, buf: Uint8Array): { length: number; fd: number };
 }
 
 /** dist/src/native/binding.js -> <package root>/build/Release/ondine.node */

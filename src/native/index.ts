@@ -395,11 +395,14 @@ export function fanotifyMark(
 // fd passing (SCM_RIGHTS) for daemon failover
 
 /**
- * A connected pair of AF_UNIX stream sockets (close-on-exec), e.g. one end as a child's
- * stdio fd for sendFd/recvFd. Blocking unless `nonBlocking` is set.
+ * A connected pair of AF_UNIX sockets (close-on-exec): stream sockets for sendFd/recvFd, or
+ * with `seqpacket` datagram sockets that keep message boundaries, for sendMessage and
+ * recvMessage. Blocking unless `nonBlocking` is set.
  */
-export function socketpair(options: { nonBlocking?: boolean } = {}): [number, number] {
-  return binding.socketpair(options.nonBlocking === true);
+export function socketpair(
+  options: { nonBlocking?: boolean; seqpacket?: boolean } = {},
+): [number, number] {
+  return binding.socketpair(options.nonBlocking === true, options.seqpacket === true);
 }
 
 /** Sends a duplicate of `fd` over the unix socket `socketFd` (with one payload byte). */
@@ -413,4 +416,27 @@ export function sendFd(socketFd: number, fd: number): void {
  */
 export function recvFd(socketFd: number): number {
   return binding.recvFd(check.fd(socketFd, 'socketFd'));
+}
+
+/**
+ * Sends `buf` as one datagram (SEQPACKET), with a duplicate of `fd` attached (SCM_RIGHTS)
+ * when given. Never blocks: false when the socket's buffer is full (try again once it
+ * drains), true when sent.
+ */
+export function sendMessage(socketFd: number, buf: Uint8Array, fd?: number): boolean {
+  check.fd(socketFd, 'socketFd');
+  check.bytes(buf, 'buf');
+  return binding.sendMessage(socketFd, buf, fd === undefined ? -1 : check.fd(fd));
+}
+
+/**
+ * Receives one datagram into `buf`, never blocking: its length and the fd that came with it
+ * (close-on-exec; -1 if none), or `{ length: -1, fd: -1 }` when nothing is pending. Throws
+ * NativeError 'ECONNRESET' once the peer has closed (so a zero-length datagram without an fd
+ * reads as a close), 'EMSGSIZE' for a datagram longer than `buf`, 'EPROTO' for more than one
+ * fd; no fd is kept from a message that throws.
+ */
+export function recvMessage(socketFd: number, buf: Uint8Array): { length: number; fd: number } {
+  check.fd(socketFd, 'socketFd');
+  return binding.recvMessage(socketFd, check.bytes(buf, 'buf'));
 }
