@@ -55,6 +55,12 @@ export interface NativeBinding {
     data: string | null,
   ): Promise<void>;
   umount2Async(target: string, flags: number): Promise<void>;
+  mountErofsFileAsync(
+    source: string,
+    target: string,
+    devices: string[],
+    options: Array<[string, string]>,
+  ): Promise<void>;
 
   openDevice(path: string): number;
   ioctlReadComplete(fd: number, msgId: number): void;

@@ -239,6 +239,52 @@ export function umount2Async(target: string, flags = 0): Promise<void> {
   }
 }
 
+export interface MountErofsFileOptions {
+  /**
+   * More EROFS options, each one fsconfig call in insertion order after the devices
+   * (e.g. `{ fsid: 'x' }`). An empty value sets a flag option (FSCONFIG_SET_FLAG).
+   */
+  extraOptions?: Record<string, string>;
+}
+
+/**
+ * Mounts the EROFS image file `source` read-only at `target`, file-backed (no loop device),
+ * with `devices` as its extra devices in device-table order, through the new mount API:
+ * fsopen, one fsconfig per key (one `device` key per blob), fsmount, move_mount. Unlike
+ * mount(2) it takes any number of devices and paths with commas; paths over 255 bytes, the
+ * kernel's limit for an fsconfig value, are passed as /proc/self/fd/<n> of an O_PATH fd.
+ * Runs on the thread pool, so this process can answer the fanotify events the mount raises.
+ * Rejects with a NativeError (syscall and path of the failed step) whose message names the
+ * step and adds what the filesystem wrote to the mount context's log.
+ */
+export function mountErofsFile(
+  source: string,
+  target: string,
+  devices: readonly string[],
+  opts: MountErofsFileOptions = {},
+): Promise<void> {
+  try {
+    check.nonEmptyString(source, 'source');
+    check.nonEmptyString(target, 'target');
+    if (!Array.isArray(devices)) throw new NativeArgumentError('devices must be an array of paths');
+    const devs = devices.map((d, i) => check.nonEmptyString(d, `devices[${i}]`));
+    const extra = opts.extraOptions ?? {};
+    if (typeof extra !== 'object' || extra === null) {
+      throw new NativeArgumentError('extraOptions must be an object of string values');
+    }
+    const options = Object.entries(extra).map(([k, v]): [string, string] => {
+      check.nonEmptyString(k, 'extraOptions key');
+      if (k === 'source' || k === 'device') {
+        throw new NativeArgumentError(`extraOptions must not set "${k}": pass it as an argument`);
+      }
+      return [k, check.string(v, `extraOptions.${k}`)];
+    });
+    return binding.mountErofsFileAsync(source, target, devs, options);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // cachefiles device and fd I/O
 
