@@ -21,6 +21,17 @@
       "cflags_cc!": [ "-fno-exceptions" ],
       "cflags_cc": [ "-std=c++17", "-O2", "-Wall", "-Wextra" ],
       "libraries": [ "-llz4" ]
+    },
+    {
+      "target_name": "ondine-supervisor",
+      "type": "executable",
+      "sources": [
+        "native/supervisor/supervisor.c",
+        "native/supervisor/pending.c",
+        "native/supervisor/wire.c",
+        "native/supervisor/log.c"
+      ],
+      "cflags": [ "-std=c11", "-O2", "-Wall", "-Wextra" ]
     }
   ]
 }

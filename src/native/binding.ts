@@ -55,6 +55,12 @@ export interface NativeBinding {
     data: string | null,
   ): Promise<void>;
   umount2Async(target: string, flags: number): Promise<void>;
+  mountErofsFileAsync(
+    source: string,
+    target: string,
+    devices: string[],
+    options: Array<[string, string]>,
+  ): Promise<void>;
 
   openDevice(path: string): number;
   ioctlReadComplete(fd: number, msgId: number): void;
@@ -64,9 +70,11 @@ export interface NativeBinding {
   fanotifyInit(flags: number, eventFlags: number): number;
   fanotifyMark(fd: number, flags: number, mask: bigint, dirfd: number, path: string | null): void;
 
-  socketpair(nonBlocking: boolean): [number, number];
+  socketpair(nonBlocking: boolean, seqpacket: boolean): [number, number];
   sendFd(socketFd: number, fd: number): void;
   recvFd(socketFd: number): number;
+  sendMessage(socketFd: number, buf: Uint8Array, fd: number): boolean;
+  recvMessage(socketFd: number, buf: Uint8Array): { length: number; fd: number };
 }
 
 /** dist/src/native/binding.js -> <package root>/build/Release/ondine.node */

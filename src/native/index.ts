@@ -239,6 +239,52 @@ export function umount2Async(target: string, flags = 0): Promise<void> {
   }
 }
 
+export interface MountErofsFileOptions {
+  /**
+   * More EROFS options, each one fsconfig call in insertion order after the devices
+   * (e.g. `{ fsid: 'x' }`). An empty value sets a flag option (FSCONFIG_SET_FLAG).
+   */
+  extraOptions?: Record<string, string>;
+}
+
+/**
+ * Mounts the EROFS image file `source` read-only at `target`, file-backed (no loop device),
+ * with `devices` as its extra devices in device-table order, through the new mount API:
+ * fsopen, one fsconfig per key (one `device` key per blob), fsmount, move_mount. Unlike
+ * mount(2) it takes any number of devices and paths with commas; paths over 255 bytes, the
+ * kernel's limit for an fsconfig value, are passed as /proc/self/fd/<n> of an O_PATH fd.
+ * Runs on the thread pool, so this process can answer the fanotify events the mount raises.
+ * Rejects with a NativeError (syscall and path of the failed step) whose message names the
+ * step and adds what the filesystem wrote to the mount context's log.
+ */
+export function mountErofsFile(
+  source: string,
+  target: string,
+  devices: readonly string[],
+  opts: MountErofsFileOptions = {},
+): Promise<void> {
+  try {
+    check.nonEmptyString(source, 'source');
+    check.nonEmptyString(target, 'target');
+    if (!Array.isArray(devices)) throw new NativeArgumentError('devices must be an array of paths');
+    const devs = devices.map((d, i) => check.nonEmptyString(d, `devices[${i}]`));
+    const extra = opts.extraOptions ?? {};
+    if (typeof extra !== 'object' || extra === null) {
+      throw new NativeArgumentError('extraOptions must be an object of string values');
+    }
+    const options = Object.entries(extra).map(([k, v]): [string, string] => {
+      check.nonEmptyString(k, 'extraOptions key');
+      if (k === 'source' || k === 'device') {
+        throw new NativeArgumentError(`extraOptions must not set "${k}": pass it as an argument`);
+      }
+      return [k, check.string(v, `extraOptions.${k}`)];
+    });
+    return binding.mountErofsFileAsync(source, target, devs, options);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // cachefiles device and fd I/O
 
@@ -395,11 +441,14 @@ export function fanotifyMark(
 // fd passing (SCM_RIGHTS) for daemon failover
 
 /**
- * A connected pair of AF_UNIX stream sockets (close-on-exec), e.g. one end as a child's
- * stdio fd for sendFd/recvFd. Blocking unless `nonBlocking` is set.
+ * A connected pair of AF_UNIX sockets (close-on-exec): stream sockets for sendFd/recvFd, or
+ * with `seqpacket` datagram sockets that keep message boundaries, for sendMessage and
+ * recvMessage. Blocking unless `nonBlocking` is set.
  */
-export function socketpair(options: { nonBlocking?: boolean } = {}): [number, number] {
-  return binding.socketpair(options.nonBlocking === true);
+export function socketpair(
+  options: { nonBlocking?: boolean; seqpacket?: boolean } = {},
+): [number, number] {
+  return binding.socketpair(options.nonBlocking === true, options.seqpacket === true);
 }
 
 /** Sends a duplicate of `fd` over the unix socket `socketFd` (with one payload byte). */
@@ -413,4 +462,27 @@ export function sendFd(socketFd: number, fd: number): void {
  */
 export function recvFd(socketFd: number): number {
   return binding.recvFd(check.fd(socketFd, 'socketFd'));
+}
+
+/**
+ * Sends `buf` as one datagram (SEQPACKET), with a duplicate of `fd` attached (SCM_RIGHTS)
+ * when given. Never blocks: false when the socket's buffer is full (try again once it
+ * drains), true when sent.
+ */
+export function sendMessage(socketFd: number, buf: Uint8Array, fd?: number): boolean {
+  check.fd(socketFd, 'socketFd');
+  check.bytes(buf, 'buf');
+  return binding.sendMessage(socketFd, buf, fd === undefined ? -1 : check.fd(fd));
+}
+
+/**
+ * Receives one datagram into `buf`, never blocking: its length and the fd that came with it
+ * (close-on-exec; -1 if none), or `{ length: -1, fd: -1 }` when nothing is pending. Throws
+ * NativeError 'ECONNRESET' once the peer has closed (so a zero-length datagram without an fd
+ * reads as a close), 'EMSGSIZE' for a datagram longer than `buf`, 'EPROTO' for more than one
+ * fd; no fd is kept from a message that throws.
+ */
+export function recvMessage(socketFd: number, buf: Uint8Array): { length: number; fd: number } {
+  check.fd(socketFd, 'socketFd');
+  return binding.recvMessage(socketFd, check.bytes(buf, 'buf'));
 }

@@ -94,7 +94,7 @@ describe('chunk dict: image B reuses image A\'s chunks', { skip: skipUnlessRoot 
     assert.match(missing.stderr, new RegExp(`${blobA}.*\\[ONDINE_ERR_NOT_FOUND\\]`));
 
     const { paths } = await unpackFromDirs(join(outB, 'bootstrap'), [join(outB, 'blobs'), join(outA, 'blobs')], join(work, 'unpacked'));
-    const m = mountErofs(t, join(outB, 'bootstrap'), paths, join(work, 'mnt'));
+    const m = await mountErofs(t, join(outB, 'bootstrap'), paths, join(work, 'mnt'));
     await assertSameTree(t, 'kernel mount of B (two blobs) vs tree B', treeB, m.dir, { dirNlink: true });
   });
 });

@@ -72,7 +72,7 @@ describe('the Nydus RAFS v6 fixture', { skip: existsSync(BOOT) ? false : `fixtur
     const image = readFileSync(join(out, BLOB_ID));
     assert.equal(image.length, 36864);
 
-    const m = mountErofs(t, BOOT, [join(out, BLOB_ID)], join(work, 'mnt'));
+    const m = await mountErofs(t, BOOT, [join(out, BLOB_ID)], join(work, 'mnt'));
     assert.deepEqual(readdirSync(m.dir).sort(), ['lib.rs', 'sync_io.rs']);
     for (const [path, size] of Object.entries(FILES)) {
       const viaKernel = readFileSync(join(m.dir, path));

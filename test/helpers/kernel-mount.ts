@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseBootstrap } from '../../src/format/bootstrap.js';
 import { LocalDirSource } from '../../src/storage/local-dir-source.js';
 import { unpackBlob, type UnpackResult } from '../../src/storage/unpack.js';
-import { MNT_DETACH, MS_RDONLY, mount, umount2 } from '../../src/native/index.js';
+import { MNT_DETACH, MS_RDONLY, mount, mountErofsFile, umount2 } from '../../src/native/index.js';
 import { cliOk } from './e2e-env.js';
 
 export type After = { after(fn: () => unknown): void };
@@ -47,18 +47,26 @@ export async function deviceBlobIds(bootstrapPath: string): Promise<string[]> {
   return b.devices.map((_, i) => b.blobIdOfDevice(i + 1));
 }
 
+// mount(2) copies its options as one page and splits them on commas.
+const MOUNT_DATA_MAX = 4095;
+
 /**
- * mount(2) of `bootstrapPath` as EROFS, file-backed (no loop device), with `devices` as its extra
- * devices in device-table order. Throws the kernel's error (NativeError) if it refuses.
+ * Mounts `bootstrapPath` as EROFS, file-backed (no loop device), with `devices` as its extra
+ * devices in device-table order: mount(2) when the options fit its syntax, the new mount API
+ * (mountErofsFile) when a path holds a comma or the options outgrow a page. Rejects with the
+ * kernel's error (NativeError) if it refuses.
  */
-export function mountErofs(t: After, bootstrapPath: string, devices: readonly string[], target: string): Mounted {
+export async function mountErofs(t: After, bootstrapPath: string, devices: readonly string[], target: string): Promise<Mounted> {
   for (const d of devices) {
-    if (d.includes(',')) throw new Error(`device path ${d} contains a comma: the mount option syntax cannot carry it`);
     if (!existsSync(d)) throw new Error(`device file ${d} does not exist`);
   }
   mkdirSync(target, { recursive: true });
   const data = devices.map((d) => `device=${d}`).join(',');
-  mount(bootstrapPath, target, 'erofs', MS_RDONLY, data || null);
+  if (devices.some((d) => d.includes(',')) || Buffer.byteLength(data) > MOUNT_DATA_MAX) {
+    await mountErofsFile(bootstrapPath, target, devices);
+  } else {
+    mount(bootstrapPath, target, 'erofs', MS_RDONLY, data || null);
+  }
   return track(t, target, 'erofs');
 }
 
@@ -101,7 +109,7 @@ export async function unpackFromDirs(bootstrapPath: string, blobDirs: readonly s
 export async function unpackAndMount(t: After, buildDir: string, work: string): Promise<Mounted & { devices: string[] }> {
   const bootstrap = join(buildDir, 'bootstrap');
   const devices = await unpackWithCli(bootstrap, join(buildDir, 'blobs'), join(work, 'unpacked'));
-  const m = mountErofs(t, bootstrap, devices, join(work, 'mnt'));
+  const m = await mountErofs(t, bootstrap, devices, join(work, 'mnt'));
   return { ...m, devices };
 }
 

@@ -1,12 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 
 import * as native from '../../src/native/index.js';
 import { binding } from '../../src/native/binding.js';
-import { NativeError, MS_RDONLY, MS_REMOUNT, mount, mountAsync, umount2, umount2Async } from '../../src/native/index.js';
+import {
+  MNT_DETACH, MS_RDONLY, MS_REMOUNT, NativeError, mount, mountAsync, mountErofsFile, umount2, umount2Async,
+} from '../../src/native/index.js';
+import { cliOk, requireKernelFs, scratchDir } from '../helpers/e2e-env.js';
+import { Prng, textBytes } from '../helpers/image-fixtures.js';
+import { mountErofs, unpackWithCli } from '../helpers/kernel-mount.js';
+import { tarLayer } from '../helpers/oci-layers.js';
 import { isRoot, tempDir } from './util.js';
 
 interface MountInfo {
@@ -114,4 +120,127 @@ test('file-backed EROFS: mount(2) with the image file as source, no loop device'
   assert.equal(readFileSync(join(dir, 'sub', 'hello.txt'), 'utf8'), 'hello from erofs\n');
   umount2(dir);
   assert.equal(mountAt(dir), undefined);
+});
+
+// A two-blob image (two layer tarballs, each bringing data) built with `ondine build`, its blobs
+// unpacked with `ondine unpack` (which verifies every chunk) and copied to device paths that
+// mount(2)'s option syntax cannot carry: a comma, and more than 200 characters.
+async function twoBlobImage(t: TestContext): Promise<{ work: string; bootstrap: string; unpacked: string[]; tree: string }> {
+  requireKernelFs('erofs');
+  const work = scratchDir(t, 'fsmount');
+  const tree = join(work, 'tree');
+  mkdirSync(join(tree, 'a'), { recursive: true });
+  mkdirSync(join(tree, 'b'), { recursive: true });
+  const prng = new Prng(7);
+  writeFileSync(join(tree, 'a', 'one.txt'), textBytes(prng, 300_000));
+  writeFileSync(join(tree, 'b', 'two.txt'), textBytes(prng, 200_000));
+  tarLayer(tree, ['a', 'a/one.txt'], join(work, 'l1.tar'), 'none');
+  tarLayer(tree, ['b', 'b/two.txt'], join(work, 'l2.tar'), 'none');
+  const out = join(work, 'image');
+  await cliOk(['build', join(work, 'l1.tar'), join(work, 'l2.tar'), '-o', out, '--chunk-size', '64K']);
+  const bootstrap = join(out, 'bootstrap');
+  const unpacked = await unpackWithCli(bootstrap, join(out, 'blobs'), join(work, 'unpacked'));
+  assert.equal(unpacked.length, 2, 'one blob per layer');
+  return { work, bootstrap, unpacked, tree };
+}
+
+/** A directory whose path has commas and at least `length` characters (components of <= 100). */
+function awkwardDir(base: string, label: string, length: number): string {
+  let dir = join(base, `${label},with,commas`);
+  while (dir.length < length) dir = join(dir, 'x'.repeat(Math.min(100, Math.max(1, length - dir.length - 1))));
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+test('mountErofsFile: two blobs at device paths with commas and over 200 characters', { skip: needsRoot }, async (t) => {
+  const { work, bootstrap, unpacked, tree } = await twoBlobImage(t);
+  const dir = awkwardDir(work, 'devs', 200);
+  const devices = unpacked.map((p, i) => {
+    const d = join(dir, `blob-${i},${'y'.repeat(8)}`);
+    copyFileSync(p, d);
+    return d;
+  });
+  for (const d of devices) {
+    assert.ok(d.length > 200 && d.length <= 255 && d.includes(','), `${d.length} characters`);
+  }
+  const target = join(work, 'mnt');
+  mkdirSync(target);
+
+  await mountErofsFile(bootstrap, target, devices);
+  t.after(() => {
+    if (mountAt(target) !== undefined) umount2(target, MNT_DETACH);
+  });
+  const info = mountAt(target);
+  assert.equal(info?.fstype, 'erofs');
+  assert.equal(info?.source, bootstrap, 'the bootstrap file itself is the source, not /dev/loopN');
+  assert.match(info?.options ?? '', /^ro\b/);
+  assert.ok(readFileSync(join(target, 'a', 'one.txt')).equals(readFileSync(join(tree, 'a', 'one.txt'))));
+  assert.ok(readFileSync(join(target, 'b', 'two.txt')).equals(readFileSync(join(tree, 'b', 'two.txt'))));
+  await umount2Async(target);
+  assert.equal(mountAt(target), undefined);
+
+  // The e2e helper takes the same devices: mount(2) could not carry them, so it uses the new API.
+  const viaHelper = await mountErofs(t, bootstrap, devices, join(work, 'mnt2'));
+  assert.equal(mountAt(viaHelper.dir)?.fstype, 'erofs');
+  assert.ok(readFileSync(join(viaHelper.dir, 'a', 'one.txt')).equals(readFileSync(join(tree, 'a', 'one.txt'))));
+  viaHelper.unmount();
+  assert.equal(mountAt(viaHelper.dir), undefined);
+});
+
+test('mountErofsFile: paths over the 255-byte fsconfig limit go through /proc/self/fd', { skip: needsRoot }, async (t) => {
+  const { work, bootstrap, unpacked, tree } = await twoBlobImage(t);
+  const dir = awkwardDir(work, 'long', 400);
+  const devices = unpacked.map((p, i) => {
+    const d = join(dir, `blob-${i}`);
+    copyFileSync(p, d);
+    return d;
+  });
+  const longBootstrap = join(dir, 'bootstrap');
+  copyFileSync(bootstrap, longBootstrap);
+  assert.ok(longBootstrap.length > 400);
+  const target = join(work, 'mnt');
+  mkdirSync(target);
+
+  await mountErofsFile(longBootstrap, target, devices);
+  t.after(() => {
+    if (mountAt(target) !== undefined) umount2(target, MNT_DETACH);
+  });
+  assert.equal(mountAt(target)?.fstype, 'erofs');
+  assert.ok(readFileSync(join(target, 'b', 'two.txt')).equals(readFileSync(join(tree, 'b', 'two.txt'))));
+  await umount2Async(target);
+  assert.equal(mountAt(target), undefined);
+});
+
+test('mountErofsFile: a missing device names the step and the path; nothing is mounted', { skip: needsRoot }, async (t) => {
+  const { work, bootstrap, unpacked } = await twoBlobImage(t);
+  const dir = awkwardDir(work, 'missing', 210);
+  const missing = join(dir, 'no-such-blob');
+  const target = join(work, 'mnt');
+  mkdirSync(target);
+
+  await assert.rejects(mountErofsFile(bootstrap, target, [unpacked[0]!, missing]), (e: unknown) => {
+    assert.ok(e instanceof NativeError, String(e));
+    assert.equal(e.code, 'ENOENT');
+    assert.equal(e.syscall, 'fsconfig');
+    assert.equal(e.path, missing);
+    assert.match(e.message, /fsconfig\(FSCONFIG_CMD_CREATE\) failed/);
+    assert.ok(e.message.includes(`device '${missing}' cannot be opened`), e.message);
+    return true;
+  });
+  assert.equal(mountAt(target), undefined);
+
+  // One device too few: EROFS itself refuses, and says so in the context log.
+  await assert.rejects(mountErofsFile(bootstrap, target, [unpacked[0]!]), (e: unknown) => {
+    assert.ok(e instanceof NativeError, String(e));
+    assert.match(e.message, /fsconfig\(FSCONFIG_CMD_CREATE\) failed/);
+    return true;
+  });
+  assert.equal(mountAt(target), undefined);
+
+  await assert.rejects(mountErofsFile(bootstrap, join(work, 'no-such-dir'), unpacked), (e: unknown) =>
+    e instanceof NativeError && e.code === 'ENOENT' && e.syscall === 'move_mount' && /move_mount failed/.test(e.message));
+  await assert.rejects(mountErofsFile(bootstrap, target, unpacked, { extraOptions: { 'no-such-option': 'x' } }), (e: unknown) =>
+    e instanceof NativeError && e.syscall === 'fsconfig' && /"no-such-option"/.test(e.message) && /kernel: e erofs/.test(e.message));
+  await assert.rejects(mountErofsFile(bootstrap, target, ['']), native.NativeArgumentError);
+  await assert.rejects(mountErofsFile(bootstrap, target, unpacked, { extraOptions: { device: '/x' } }), native.NativeArgumentError);
 });
