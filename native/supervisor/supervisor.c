@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -666,6 +667,13 @@ static void parse_args(struct sup *s, int argc, char **argv) {
 }
 
 static void setup(struct sup *s) {
+  // Every pending event holds an fd until answered; a read that cannot get one is denied by
+  // the kernel. Take the whole hard limit rather than fail readers at 1024.
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   s->group_fd = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK |
                                   FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS,
                               O_RDWR | O_LARGEFILE);
