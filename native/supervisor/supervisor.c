@@ -686,7 +686,8 @@ static void setup(struct sup *s) {
                "CONFIG_FANOTIFY_ACCESS_PERMISSIONS)",
                "\"err\":%s", errtext(e, sizeof(e), err));
     } else if (err == EPERM) {
-      log_line(LOG_ERROR, "fanotify pre-content events need CAP_SYS_ADMIN (run as root)",
+      log_line(LOG_ERROR, "fanotify pre-content events need CAP_SYS_ADMIN in the initial user namespace "
+               "(run as root, outside user namespaces)",
                "\"err\":%s", errtext(e, sizeof(e), err));
     } else {
       log_line(LOG_ERROR, "fanotify_init failed", "\"err\":%s", errtext(e, sizeof(e), err));

@@ -250,6 +250,20 @@ test('SIGTERM to a worker that ignores it: SIGKILL after the deadline, exit 0', 
   assert.equal(isAlive(worker.pid), false);
 });
 
+test('without CAP_SYS_ADMIN the supervisor says so and exits 3', { skip }, async () => {
+  const child = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', SUPERVISOR, '--', 'true'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => { err += c; });
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  assert.equal(code, 3, err);
+  const line = JSON.parse(err.trim().split('\n')[0]!) as { level: number; name: string; msg: string };
+  assert.equal(line.level, 50);
+  assert.equal(line.name, 'supervisor');
+  assert.match(line.msg, /CAP_SYS_ADMIN/);
+});
+
 test('bad arguments: usage and exit 64', async () => {
   const child = spawn(SUPERVISOR, ['--deadline-ms', 'soon', '--', 'true'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
