@@ -1,7 +1,7 @@
 // SupervisorLink against a hand-driven supervisor end (a SEQPACKET socketpair): what the
 // worker receives, what it sends, and how it notices the supervisor going away.
 import assert from 'node:assert/strict';
-import { closeSync, fstatSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -13,17 +13,30 @@ import {
   encodeLinkMessage,
 } from '../../../src/kernel/fanotify/link-wire.js';
 import { SupervisorLink, type SupervisorEvent } from '../../../src/kernel/fanotify/supervisor-link.js';
-import { closeFd, recvMessage, sendMessage, socketpair } from '../../../src/native/index.js';
+import { closeFd, recvMessage, sendMessage, setCloexec, socketpair } from '../../../src/native/index.js';
 import { tempDir, until } from '../../native/util.js';
 
 test('fromEnv: undefined without a supervisor, fds and generation from the environment', () => {
   assert.equal(SupervisorLink.fromEnv({}), undefined);
-  const link = SupervisorLink.fromEnv({ ONDINE_SUPERVISOR_FD: '3', ONDINE_FANOTIFY_FD: '4', ONDINE_WORKER_GENERATION: '2' })!;
+  const link = SupervisorLink.fromEnv({ ONDINE_SUPERVISOR_FD: '3', ONDINE_FANOTIFY_FD: '4', ONDINE_WORKER_GENERATION: '2' }, false)!;
   assert.equal(link.linkFd, 3);
   assert.equal(link.groupFd, 4);
   assert.equal(link.generation, 2);
   assert.throws(() => SupervisorLink.fromEnv({ ONDINE_SUPERVISOR_FD: 'three' }), InvalidArgumentError);
-  assert.throws(() => SupervisorLink.fromEnv({ ONDINE_SUPERVISOR_FD: '3' })!.groupFd, InvalidArgumentError);
+  assert.throws(() => SupervisorLink.fromEnv({ ONDINE_SUPERVISOR_FD: '3' }, false)!.groupFd, InvalidArgumentError);
+});
+
+test('fromEnv makes the inherited fds close-on-exec', (t) => {
+  const [a, b] = socketpair({ seqpacket: true });
+  t.after(() => { closeFd(a); closeFd(b); });
+  setCloexec(a, false);
+  setCloexec(b, false);
+  const cloexec = (fd: number): boolean =>
+    (parseInt(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').match(/flags:\s+(\d+)/)![1]!, 8) & 0o2000000) !== 0;
+  assert.equal(cloexec(a), false);
+  SupervisorLink.fromEnv({ ONDINE_SUPERVISOR_FD: String(a), ONDINE_FANOTIFY_FD: String(b) });
+  assert.equal(cloexec(a), true);
+  assert.equal(cloexec(b), true);
 });
 
 test('events arrive with their fd; answers, READY and stats go back', async (t) => {
