@@ -27,6 +27,9 @@
       "type": "executable",
       "sources": [
         "native/supervisor/supervisor.c",
+        "native/supervisor/group.c",
+        "native/supervisor/link.c",
+        "native/supervisor/worker.c",
         "native/supervisor/pending.c",
         "native/supervisor/wire.c",
         "native/supervisor/log.c"

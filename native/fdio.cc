@@ -36,6 +36,19 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Sets or clears FD_CLOEXEC: fds inherited at exec (the supervisor's link and group) must not
+// leak further into the worker's own children, where they would keep the group alive.
+Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  bool on = info[1].ToBoolean().Value();
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0) ThrowErrno(env, errno, "fcntl");
+  flags = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
+  if (fcntl(fd, F_SETFD, flags) != 0) ThrowErrno(env, errno, "fcntl");
+  return env.Undefined();
+}
+
 Napi::Value DevRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
@@ -136,6 +149,7 @@ void InitFdio(Napi::Env env, Napi::Object exports) {
   exports.Set("seekData", Napi::Function::New(env, SeekData, "seekData"));
   exports.Set("seekHole", Napi::Function::New(env, SeekHole, "seekHole"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   exports.Set("devRead", Napi::Function::New(env, DevRead, "devRead"));
   exports.Set("devWrite", Napi::Function::New(env, DevWrite, "devWrite"));
   exports.Set("writeBuffer", Napi::Function::New(env, WriteBuffer, "writeBuffer"));

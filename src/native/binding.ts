@@ -34,6 +34,7 @@ export interface NativeBinding {
   seekData(fd: number, offset: number): number;
   seekHole(fd: number, offset: number): number;
   closeFd(fd: number): void;
+  setCloexec(fd: number, on: boolean): void;
   devRead(fd: number, buf: Uint8Array): number;
   devWrite(fd: number, command: string): void;
   writeBuffer(fd: number, buf: Uint8Array): number;

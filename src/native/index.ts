@@ -363,6 +363,14 @@ export function closeFd(fd: number): void {
 }
 
 /**
+ * Sets (default) or clears close-on-exec on `fd`, e.g. on fds inherited from a parent that
+ * must not reach this process's own children.
+ */
+export function setCloexec(fd: number, on = true): void {
+  binding.setCloexec(check.fd(fd), on === true);
+}
+
+/**
  * Calls `onReadable` on the event loop whenever `fd` is readable (libuv uv_poll_t, level
  * triggered): read until devRead returns 0, or it fires again. No thread waits, nothing
  * spins. libuv makes `fd` non-blocking. Close the poller before closing the fd, and keep

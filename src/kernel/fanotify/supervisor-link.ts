@@ -4,7 +4,7 @@
 // touches the group beyond handing out its fd number for marks. Never read events from that
 // fd: they belong to the supervisor.
 import { InvalidArgumentError } from '../../errors.js';
-import { FdPoller, NativeError, closeFd, recvMessage, sendMessage } from '../../native/index.js';
+import { FdPoller, NativeError, closeFd, recvMessage, sendMessage, setCloexec } from '../../native/index.js';
 import {
   LINK_MAX_SIZE,
   LinkType,
@@ -62,15 +62,24 @@ export class SupervisorLink {
     this.generation = generation;
   }
 
-  /** The link ondine-supervisor set up for this process; undefined when not run by one. */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): SupervisorLink | undefined {
+  /**
+   * The link ondine-supervisor set up for this process; undefined when not run by one.
+   * With `adopt` (default) both inherited fds become close-on-exec, so a child of the worker
+   * can neither keep the group alive nor hold the link open after the worker dies.
+   */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env, adopt = true): SupervisorLink | undefined {
     const linkFd = envFd(env, 'ONDINE_SUPERVISOR_FD');
     if (linkFd === undefined) return undefined;
+    const groupFd = envFd(env, 'ONDINE_FANOTIFY_FD');
     const generation = Number(env.ONDINE_WORKER_GENERATION ?? '0');
     if (!Number.isInteger(generation) || generation < 0) {
       throw new InvalidArgumentError(`ONDINE_WORKER_GENERATION must be a count, got ${env.ONDINE_WORKER_GENERATION}`);
     }
-    return new SupervisorLink(linkFd, envFd(env, 'ONDINE_FANOTIFY_FD'), generation);
+    if (adopt) {
+      setCloexec(linkFd);
+      if (groupFd !== undefined) setCloexec(groupFd);
+    }
+    return new SupervisorLink(linkFd, groupFd, generation);
   }
 
   /** The fanotify group (shared with the supervisor), for fanotify_mark only. */

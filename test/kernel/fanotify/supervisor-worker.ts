@@ -3,7 +3,8 @@
 // Behaviour from the environment:
 //   WORKER_FILE       the sparse file to mark (FAN_PRE_ACCESS)
 //   WORKER_MODE       fill (default) | silent (never answers) | deny (answers EIO) |
-//                     exit-before-ready (exits 2 before READY)
+//                     exit-before-ready (exits 2 before READY) | ignore-sigterm (fills, and
+//                     survives SIGTERM)
 //   WORKER_HOLD_BELOW generations below this number receive events but never answer them
 // Reports JSON lines on stdout: {kind:'ready'|'event'|'stats', generation, pid, ...}.
 import { closeSync, fstatSync, writeSync } from 'node:fs';
@@ -26,6 +27,7 @@ const report = (kind: string, fields: object = {}): void => {
 };
 
 if (mode === 'exit-before-ready') process.exit(2);
+if (mode === 'ignore-sigterm') process.on('SIGTERM', () => report('sigterm-ignored'));
 
 fanotifyMark(link.groupFd, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, process.env.WORKER_FILE!);
 

@@ -217,6 +217,53 @@ test('SIGTERM: the supervisor stops its worker and exits 0', { skip }, async (t)
   assert.equal(isAlive(worker.pid), false, 'the worker outlived its supervisor');
 });
 
+test('many concurrent cold reads all get their bytes', { skip }, async (t) => {
+  const file = sparseFile(t);
+  const sup = startSupervisor(t, file);
+  await ready(sup);
+  const count = SIZE / CHUNK;
+  const reads = Array.from({ length: count }, (_, i) => readRange(file, i * CHUNK, CHUNK));
+  const results = await Promise.all(reads);
+  results.forEach((bytes, i) => assert.ok(bytes.equals(patternBytes(i * CHUNK, CHUNK)), `chunk ${i}`));
+  assert.ok(reports(sup, 'event').length >= 1);
+});
+
+test('SIGTERM with a read pending: the reader gets EIO and the supervisor exits 0', { skip }, async (t) => {
+  const file = sparseFile(t);
+  const sup = startSupervisor(t, file, { WORKER_MODE: 'silent' });
+  await ready(sup);
+  const read = readRange(file, 0, CHUNK);
+  await until(() => reports(sup, 'event').length > 0);
+  sup.child.kill('SIGTERM');
+  await assert.rejects(read, (e: NodeJS.ErrnoException) => e.code === 'EIO');
+  assert.equal((await sup.exit).code, 0, sup.stderr.join(''));
+});
+
+test('SIGTERM to a worker that ignores it: SIGKILL after the deadline, exit 0', { skip }, async (t) => {
+  const file = sparseFile(t);
+  const sup = startSupervisor(t, file, { WORKER_MODE: 'ignore-sigterm' }, ['--deadline-ms', '1000']);
+  const worker = await ready(sup);
+  sup.child.kill('SIGTERM');
+  assert.equal((await sup.exit).code, 0, sup.stderr.join(''));
+  assert.ok(reports(sup, 'sigterm-ignored').length > 0, 'the worker got SIGTERM first');
+  assert.match(sup.stderr.join(''), /ignored SIGTERM; killing it/);
+  assert.equal(isAlive(worker.pid), false);
+});
+
+test('without CAP_SYS_ADMIN the supervisor says so and exits 3', { skip }, async () => {
+  const child = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', SUPERVISOR, '--', 'true'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => { err += c; });
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  assert.equal(code, 3, err);
+  const line = JSON.parse(err.trim().split('\n')[0]!) as { level: number; name: string; msg: string };
+  assert.equal(line.level, 50);
+  assert.equal(line.name, 'supervisor');
+  assert.match(line.msg, /CAP_SYS_ADMIN/);
+});
+
 test('bad arguments: usage and exit 64', async () => {
   const child = spawn(SUPERVISOR, ['--deadline-ms', 'soon', '--', 'true'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
