@@ -140,7 +140,8 @@ export class Daemon {
   health(): Record<string, unknown> {
     const problems: string[] = [];
     if (this.failure) problems.push(this.failure);
-    if (this.cachefiles?.device.failure) problems.push(`cachefiles: ${this.cachefiles.device.failure.message}`);
+    const cfFailure = (this.cachefiles?.device as { failure?: Error } | undefined)?.failure;
+    if (cfFailure) problems.push(`cachefiles: ${cfFailure.message}`);
     if (this.fanotify?.reader?.failure) problems.push(`fanotify: ${this.fanotify.reader.failure.message}`);
     return {
       ok: problems.length === 0,

@@ -202,10 +202,15 @@ export class FanotifyMounts implements TargetLookup {
       }
       const st = statSync(path);
       const handle = this.catalog.blob(this.catalog.source(blobDir), entry, bootstrap);
-      const cache = new ChunkedBlobCache(entry.uncompressedSize, handle, { amplifyBytes: this.catalog.opts.amplifyBytes ?? 1 << 20 });
+      // Completion is checked when the last chunk lands, which may be read-ahead written after
+      // the last event was answered (no later event would ever ask).
+      const cache: ChunkedBlobCache = new ChunkedBlobCache(entry.uncompressedSize, handle, {
+        amplifyBytes: this.catalog.opts.amplifyBytes ?? 1 << 20,
+        onComplete: () => this.maybeComplete(file),
+      });
       const file: BlobFile = {
         blobId: entry.blobId, path, fd, cache, marked, users: new Set(),
-        target: { label: `blob:${entry.blobId.slice(0, 12)}`, cache, filled: () => this.maybeComplete(file) },
+        target: { label: `blob:${entry.blobId.slice(0, 12)}`, cache },
       };
       f = file;
       this.blobs.set(entry.blobId, f);
@@ -217,11 +222,14 @@ export class FanotifyMounts implements TargetLookup {
 
   /** Drops the mark of a blob whose cache file has no hole left: warm reads cost no event. */
   private maybeComplete(f: BlobFile): void {
-    if (!f.marked || !f.cache.complete || !fileComplete(f.fd)) return;
+    if (!f.marked || !f.cache.complete || this.blobs.get(f.blobId) !== f || !fileComplete(f.fd)) return;
     try {
       fanotifyMark(this.group, FAN_MARK_REMOVE, FAN_PRE_ACCESS, AT_FDCWD, f.path);
     } catch (err) {
-      if (!(err instanceof NativeError && err.code === 'ENOENT')) throw err;
+      if (!(err instanceof NativeError && err.code === 'ENOENT')) {
+        this.log?.warn({ err, blob: f.blobId }, 'removing the mark of a complete blob failed');
+        return;
+      }
     }
     f.marked = false;
     this.log?.info({ blob: f.blobId }, 'blob complete: mark removed');

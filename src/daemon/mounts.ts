@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { OndineError } from '../errors.js';
-import { MS_RDONLY, mountAsync, NativeError, umount2Async } from '../native/index.js';
+import { MS_RDONLY, mountAsync, mountErofsFile, NativeError, umount2Async } from '../native/index.js';
 
 export interface FscacheMount {
   mountpoint: string;
@@ -64,12 +64,13 @@ function unescapeMountPath(p: string): string {
  * order: no loop device (over a loop device no pre-content event would ever arrive).
  */
 export async function mountFileBacked(bootstrap: string, devices: readonly string[], mountpoint: string): Promise<void> {
-  const data = devices.map((d) => `device=${d}`).join(',');
   try {
-    await mountAsync(bootstrap, mountpoint, 'erofs', MS_RDONLY, data);
+    // The new mount API: one `device` key per blob, so neither commas in paths nor the
+    // one-page limit of mount(2) options can bite.
+    await mountErofsFile(bootstrap, mountpoint, devices);
   } catch (err) {
     if (err instanceof NativeError) {
-      throw new OndineError('ONDINE_ERR_MOUNT', err.errno, `mounting ${bootstrap} on ${mountpoint} (file-backed EROFS) failed: ${err.code}`, { cause: err });
+      throw new OndineError('ONDINE_ERR_MOUNT', err.errno, `mounting ${bootstrap} on ${mountpoint} (file-backed EROFS) failed: ${err.message}`, { cause: err });
     }
     throw err;
   }

@@ -22,6 +22,13 @@ export interface RangeWriter {
    * undefined; owned by the writer again once passed to write()).
    */
   alloc?(size: number): Uint8Array;
+  /**
+   * Keeps the writer's fd usable until the returned release is called: a fill holds it for
+   * every write it started, including read-ahead written after the fill itself resolved.
+   * Closing the fd any earlier would fail those writes, or send them into whatever file
+   * reused the fd number.
+   */
+  hold?(): () => void;
 }
 
 /** What a fill may be cancelled through: an AbortController, whose signal is only made when needed. */
@@ -76,6 +83,8 @@ export interface ChunkedCacheOptions {
    * (sequential access), the chunks in this window past its end are fetched too.
    */
   amplifyBytes?: number;
+  /** Called once when the last chunk has been written (read-ahead included). */
+  onComplete?: () => void;
 }
 
 /** READs remembered per cache object for telling sequential readers (several at once) from random ones. */
@@ -273,10 +282,14 @@ export class ChunkedBlobCache implements BlobCache {
     for (const r of runs) for (const c of r.chunks) runOf.set(c.index, r);
     const delivered = new Set<number>();
     // Writes a run once every chunk of it was verified (or failed); what failed stays a hole.
+    const release = writer.hold?.();
+    const writes: Promise<void>[] = [];
     const maybeWrite = (run: Run): Promise<void> | undefined => {
       if (run.written || run.got.length + run.failed < run.chunks.length) return undefined;
       run.written = true;
-      return this.writeRun(writer, run, settle);
+      const w = this.writeRun(writer, run, settle);
+      writes.push(w);
+      return w;
     };
     // With writer memory, each chunk is decompressed into its slot of its run's buffer: the
     // write then takes the buffer as is, no copy.
@@ -321,6 +334,8 @@ export class ChunkedBlobCache implements BlobCache {
           runOf.get(c.index)!.failed++;
         }
         for (const r of runs) void maybeWrite(r);
+        // Every run has been written (or has failed) once these settle: the fd may go.
+        void Promise.allSettled(writes).then(() => release?.());
       });
     return out;
   }
@@ -362,6 +377,7 @@ export class ChunkedBlobCache implements BlobCache {
       for (const p of parts) settle(p.chunk.index, err as Error);
       return;
     }
+    const wasComplete = this.complete;
     for (const p of parts) {
       this.done.add(p.chunk.index);
       this.absent.delete(p.chunk.index);
@@ -369,6 +385,7 @@ export class ChunkedBlobCache implements BlobCache {
       this.stats.bytesWritten += p.data.length;
       settle(p.chunk.index);
     }
+    if (!wasComplete && this.complete) this.opts.onComplete?.();
   }
 
   /**

@@ -107,13 +107,64 @@ export class CacheFileIo {
     return isAllocated(fd, offset, length);
   }
 
-  /** A RangeWriter that writes through `fd`. */
-  writer(fd: number): RangeWriter {
-    return {
-      write: (offset, data) => this.write(fd, offset, data),
-      isCached: (offset, length) => isAllocated(fd, offset, length),
-      alloc: (size) => this.pool.take(size),
+  /** A writer through `fd`; close the fd with its closeWhenIdle(), never directly. */
+  writer(fd: number): FdWriter {
+    return new FdWriter(fd, this);
+  }
+}
+
+/** The calls an FdWriter makes (CacheFileIo, or a front end's io with the same shape). */
+export interface FdWriterIo {
+  write(fd: number, offset: number, data: Uint8Array): Promise<void>;
+  isAllocated(fd: number, offset: number, length: number): boolean;
+  alloc?(size: number): Uint8Array;
+}
+
+/**
+ * Writes into one cache file through one fd, and closes that fd only once no fill holds it
+ * any more (read-ahead may still be writing after the fill that started it has answered).
+ */
+export class FdWriter implements RangeWriter {
+  private holds = 0;
+  private closer: (() => void) | undefined;
+
+  /** Present when the io has aligned memory that write() takes without copying. */
+  readonly alloc?: (size: number) => Uint8Array;
+
+  constructor(readonly fd: number, private readonly io: FdWriterIo) {
+    if (io.alloc) this.alloc = (size) => io.alloc!(size);
+  }
+
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.io.write(this.fd, offset, data);
+  }
+
+  isCached(offset: number, length: number): boolean {
+    return this.io.isAllocated(this.fd, offset, length);
+  }
+
+  hold(): () => void {
+    this.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      this.maybeClose();
     };
+  }
+
+  /** Runs `close` now if nothing holds the fd, else when the last hold is released. Once. */
+  closeWhenIdle(close: () => void): void {
+    this.closer ??= close;
+    this.maybeClose();
+  }
+
+  private maybeClose(): void {
+    if (this.holds > 0 || !this.closer) return;
+    const close = this.closer;
+    this.closer = () => undefined;
+    close();
   }
 }
 

@@ -4,7 +4,8 @@
 import { constants } from 'node:os';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import type { BlobCache, RangeWriter } from '../../storage/blob-cache.js';
+import type { BlobCache } from '../../storage/blob-cache.js';
+import { FdWriter } from '../../storage/cache-file.js';
 import { Opcode, type Message, type OpenMessage, type ReadMessage, type CloseMessage } from './messages.js';
 import { OpenReply, ReadReply } from './replies.js';
 import type { KernelIo } from './kernel-io.js';
@@ -43,7 +44,7 @@ export interface FrontendStats {
 class CacheObject {
   pending = 0;
   closing = false;
-  constructor(readonly objectId: number, readonly anonFd: number, readonly target: CacheTarget, readonly writer: RangeWriter) {}
+  constructor(readonly objectId: number, readonly anonFd: number, readonly target: CacheTarget, readonly writer: FdWriter) {}
 }
 
 export class CachefilesFrontend {
@@ -85,12 +86,7 @@ export class CachefilesFrontend {
         return;
       }
       const fd = m.fd;
-      const io = this.io;
-      const writer: RangeWriter = {
-        write: (offset, data) => io.write(fd, offset, data),
-        isCached: (offset, length) => io.isAllocated(fd, offset, length),
-        ...(io.alloc ? { alloc: (size: number) => io.alloc!(size) } : {}),
-      };
+      const writer = new FdWriter(fd, this.io);
       const previous = this.objects.get(m.objectId);
       if (previous) this.retire(previous);
       const obj = new CacheObject(m.objectId, fd, target, writer);
@@ -167,12 +163,17 @@ export class CachefilesFrontend {
 
   private retire(obj: CacheObject): void {
     obj.closing = true;
-    if (obj.pending === 0) this.safeClose(obj.anonFd);
+    if (obj.pending === 0) this.closeObject(obj);
   }
 
   private release(obj: CacheObject): void {
     obj.pending--;
-    if (obj.closing && obj.pending === 0) this.safeClose(obj.anonFd);
+    if (obj.closing && obj.pending === 0) this.closeObject(obj);
+  }
+
+  /** Closes the anonymous fd once read-ahead started through it has been written too. */
+  private closeObject(obj: CacheObject): void {
+    obj.writer.closeWhenIdle(() => this.safeClose(obj.anonFd));
   }
 
   private safeClose(fd: number): void {

@@ -83,6 +83,7 @@ export class FanotifyFrontend {
       return;
     }
     const t = target;
+    const writer = this.files.writer(ev.fd);
     const received = Date.now();
     void this.queue.add(() => new Promise<void>((slotDone) => {
       const abort = new AbortController();
@@ -96,7 +97,7 @@ export class FanotifyFrontend {
         reply.deny(constants.errno.ETIMEDOUT);
         slotDone();
       }, remaining);
-      (async () => t.cache.fill(ev.offset, ev.count, this.files.writer(ev.fd), abort))()
+      (async () => t.cache.fill(ev.offset, ev.count, writer, abort))()
         .then(() => {
           this.stats.fills++;
           reply.allow();
@@ -108,7 +109,8 @@ export class FanotifyFrontend {
         })
         .finally(() => {
           clearTimeout(timer);
-          this.safeClose(ev.fd);
+          // Read-ahead this fill started may still be writing through the fd.
+          writer.closeWhenIdle(() => this.safeClose(ev.fd));
           slotDone();
         });
     }));
