@@ -9,10 +9,13 @@
 #   finds the build done.
 # - The system's apt state is never touched: the trixie source list and its package lists live
 #   under the cache dir (overriding Dir::State::Lists too, or apt rewrites the system's lists).
+# - The source comes from the Debian mirror this system's apt already uses (the first archive
+#   URI of /etc/apt/sources.list.d/*.sources, else of /etc/apt/sources.list); none -> an error.
 #
 # Usage: scripts/build-erofs-utils.sh            -> prints e.g. /var/cache/ondine-erofs-utils/1.8.6/bin
 # Env:   ONDINE_EROFS_UTILS_CACHE  cache root (default /var/cache/ondine-erofs-utils)
 #        ONDINE_EROFS_UTILS_NO_APT=1  do not apt-get install build dependencies (fail if missing)
+#        ONDINE_EROFS_UTILS_MIRROR  a Debian mirror URI to use instead of the system's
 # Build chatter goes to <cache>/<version>/build.log and stderr; stdout is only the bin dir.
 set -euo pipefail
 
@@ -43,6 +46,39 @@ LOG="$DEST/build.log"
 : >"$LOG"
 run() { "$@" >>"$LOG" 2>&1 || { log "failed: $* (see $LOG)"; tail -n 30 "$LOG" >&2; exit 1; }; }
 
+# The first enabled archive URI (not a -security one: trixie's sources live in the main archive).
+configured_mirror() {
+  local f uri
+  for f in "$APT_ETC"/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    uri=$(awk '
+      function flush() { if (uri != "" && enabled && !found) { print uri; found = 1 } uri = ""; enabled = 1 }
+      BEGIN { enabled = 1 }
+      /^[[:space:]]*$/ { flush(); next }
+      /^[[:space:]]*#/ { next }
+      tolower($1) == "enabled:" && tolower($2) == "no" { enabled = 0 }
+      tolower($1) == "uris:" { for (i = 2; i <= NF; i++) if ($i !~ /-security\/?$/) { uri = $i; break } }
+      END { flush() }
+    ' "$f")
+    if [ -n "$uri" ]; then echo "$uri"; return 0; fi
+  done
+  [ -f "$APT_ETC/sources.list" ] || return 0
+  awk '
+    $1 == "deb" || $1 == "deb-src" {
+      i = 2
+      if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+      if ($i != "" && $i !~ /-security\/?$/) { print $i; exit }
+    }
+  ' "$APT_ETC/sources.list"
+}
+
+APT_ETC=/etc/apt
+MIRROR="${ONDINE_EROFS_UTILS_MIRROR:-$(configured_mirror)}"
+if [ -z "$MIRROR" ]; then
+  log "no Debian mirror is configured for apt (no URIs: line in /etc/apt/sources.list.d/*.sources, no deb line in /etc/apt/sources.list); configure one, or set ONDINE_EROFS_UTILS_MIRROR"
+  exit 1
+fi
+
 DEPS=(build-essential autoconf automake libtool pkg-config uuid-dev libdeflate-dev liblzma-dev
   libxxhash-dev libselinux1-dev liblz4-dev libzstd-dev libfuse3-dev fuse3)
 missing=()
@@ -60,10 +96,10 @@ fi
 
 WORK="$DEST/work"
 mkdir -p "$WORK/apt/lists/partial" "$WORK/apt/archives/partial" "$WORK/src"
-echo 'deb-src http://deb.debian.org/debian trixie main' >"$WORK/apt/sources.list"
+echo "deb-src $MIRROR trixie main" >"$WORK/apt/sources.list"
 APTO=(-o "Dir::Etc::SourceList=$WORK/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
   -o "Dir::State::Lists=$WORK/apt/lists" -o "Dir::Cache::Archives=$WORK/apt/archives")
-log "fetching the erofs-utils $DEBVER source package (trixie)"
+log "fetching the erofs-utils $DEBVER source package (trixie) from $MIRROR"
 run apt-get "${APTO[@]}" update
 (cd "$WORK/src" && run apt-get "${APTO[@]}" source --download-only "erofs-utils=$DEBVER")
 ORIG="$WORK/src/erofs-utils_$VERSION.orig.tar.gz"

@@ -140,7 +140,7 @@ export class Daemon {
   health(): Record<string, unknown> {
     const problems: string[] = [];
     if (this.failure) problems.push(this.failure);
-    const cfFailure = (this.cachefiles?.device as { failure?: Error } | undefined)?.failure;
+    const cfFailure = this.cachefiles?.device.failure;
     if (cfFailure) problems.push(`cachefiles: ${cfFailure.message}`);
     if (this.fanotify?.reader?.failure) problems.push(`fanotify: ${this.fanotify.reader.failure.message}`);
     return {

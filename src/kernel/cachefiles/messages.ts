@@ -47,15 +47,43 @@ function keyString(buf: Uint8Array): string {
   return Buffer.from(buf.buffer, buf.byteOffset, end).toString('latin1');
 }
 
-export function parseMessage(buf: Uint8Array, length = buf.length): Message {
+/** The 16 bytes every message starts with; `opcode` is not checked here. */
+export interface MessageHeader {
+  msgId: number;
+  opcode: number;
+  /** What the header says the whole message measures. */
+  len: number;
+  objectId: number;
+}
+
+/**
+ * A message whose header could be read but whose body could not. It still needs its answer
+ * (an OPEN its copen, a READ its READ_COMPLETE), and an OPEN's anonymous fd, when the field
+ * holding it was read, still has to be closed.
+ */
+export interface MalformedMessage {
+  malformed: true;
+  header: MessageHeader;
+  error: CorruptError;
+  /** The OPEN's anonymous fd, when the message reached its field (offset 24). */
+  fd?: number;
+}
+
+const OPEN_FD_OFFSET = 24;
+
+/** Reads the header; throws CorruptError only when fewer than 16 bytes were read. */
+export function parseHeader(buf: Uint8Array, length = buf.length): MessageHeader {
   if (length < HEADER_SIZE || length > buf.length) throw new CorruptError(S, 0, `${length} bytes is shorter than the ${HEADER_SIZE}-byte header`);
   const dv = new DataView(buf.buffer, buf.byteOffset, length);
-  const msgId = dv.getUint32(0, true);
-  const opcode = dv.getUint32(4, true);
-  const len = dv.getUint32(8, true);
-  const objectId = dv.getUint32(12, true);
+  return { msgId: dv.getUint32(0, true), opcode: dv.getUint32(4, true), len: dv.getUint32(8, true), objectId: dv.getUint32(12, true) };
+}
+
+/** Decodes the rest of a message whose header `h` came from the same bytes. */
+export function parseBody(h: MessageHeader, buf: Uint8Array, length = buf.length): Message {
+  const dv = new DataView(buf.buffer, buf.byteOffset, length);
+  const { msgId, objectId, len } = h;
   if (len !== length) throw new CorruptError(S, 8, `header says ${len} bytes, read returned ${length}`);
-  switch (opcode) {
+  switch (h.opcode) {
     case Opcode.Open: {
       if (len < OPEN_FIXED_SIZE) throw new CorruptError(S, 8, `OPEN of ${len} bytes is shorter than ${OPEN_FIXED_SIZE}`);
       const volSize = dv.getUint32(16, true);
@@ -65,20 +93,48 @@ export function parseMessage(buf: Uint8Array, length = buf.length): Message {
       }
       const volumeKey = keyString(buf.subarray(OPEN_FIXED_SIZE, OPEN_FIXED_SIZE + volSize));
       const cookieKey = keyString(buf.subarray(OPEN_FIXED_SIZE + volSize, OPEN_FIXED_SIZE + volSize + cookieSize));
-      return { opcode, msgId, objectId, volumeKey, cookieKey, fd: dv.getUint32(24, true), flags: dv.getUint32(28, true) };
+      return { opcode: Opcode.Open, msgId, objectId, volumeKey, cookieKey, fd: dv.getUint32(OPEN_FD_OFFSET, true), flags: dv.getUint32(28, true) };
     }
     case Opcode.Close:
-      return { opcode, msgId, objectId };
+      return { opcode: Opcode.Close, msgId, objectId };
     case Opcode.Read: {
       if (len < READ_SIZE) throw new CorruptError(S, 8, `READ of ${len} bytes is shorter than ${READ_SIZE}`);
       const off = dv.getBigUint64(16, true);
       const rlen = dv.getBigUint64(24, true);
       if (off > BigInt(Number.MAX_SAFE_INTEGER) || rlen > 1n << 40n) throw new CorruptError(S, 16, `READ range ${off}+${rlen} out of range`);
-      return { opcode, msgId, objectId, offset: Number(off), length: Number(rlen) };
+      return { opcode: Opcode.Read, msgId, objectId, offset: Number(off), length: Number(rlen) };
     }
     default:
-      throw new CorruptError(S, 4, `unknown opcode ${opcode}`);
+      throw new CorruptError(S, 4, `unknown opcode ${h.opcode}`);
   }
+}
+
+/** Header and body; any defect throws CorruptError. */
+export function parseMessage(buf: Uint8Array, length = buf.length): Message {
+  return parseBody(parseHeader(buf, length), buf, length);
+}
+
+/**
+ * What the device loop hands on: the message, or, when only its body is bad, what is known
+ * of it. Throws CorruptError only when not even the header could be read.
+ */
+export function readMessage(buf: Uint8Array, length = buf.length): Message | MalformedMessage {
+  const header = parseHeader(buf, length);
+  try {
+    return parseBody(header, buf, length);
+  } catch (err) {
+    if (!(err instanceof CorruptError)) throw err;
+    const m: MalformedMessage = { malformed: true, header, error: err };
+    if (header.opcode === Opcode.Open && length >= OPEN_FD_OFFSET + 4) {
+      const fd = new DataView(buf.buffer, buf.byteOffset, length).getUint32(OPEN_FD_OFFSET, true);
+      if (fd <= 0x7fffffff) m.fd = fd;
+    }
+    return m;
+  }
+}
+
+export function isMalformed(m: Message | MalformedMessage): m is MalformedMessage {
+  return 'malformed' in m;
 }
 
 /** Encodes a message the way the kernel would (for unit tests of the handlers). */

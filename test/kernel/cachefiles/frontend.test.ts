@@ -5,9 +5,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, writeFile, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CachefilesFrontend } from '../../../src/kernel/cachefiles/frontend.js';
+import { CachefilesFrontend, type TargetResolver } from '../../../src/kernel/cachefiles/frontend.js';
 import type { KernelIo } from '../../../src/kernel/cachefiles/kernel-io.js';
-import { Opcode, encodeMessage, parseMessage, type Message } from '../../../src/kernel/cachefiles/messages.js';
+import {
+  Opcode, encodeMessage, isMalformed, parseHeader, parseMessage, readMessage, type Message,
+} from '../../../src/kernel/cachefiles/messages.js';
+import { CorruptError } from '../../../src/errors.js';
 import { ImageCatalog } from '../../../src/daemon/catalog.js';
 import { CachefilesTargets } from '../../../src/daemon/cachefiles-targets.js';
 import { DecodePool } from '../../../src/storage/decode-pool.js';
@@ -227,4 +230,101 @@ test('a second OPEN of a live object replaces it; CLOSE of an unknown object is 
   await fe.idle();
   assert.deepEqual(io.completes, [[81, 4]]);
   assert.deepEqual(io.files.get(81)!.subarray(0, 4096), img.bootstrap.buf.subarray(0, 4096));
+});
+
+// A target whose filler writes zeros after `gate` opens: no image needed for protocol paths.
+function stubResolver(gate: Promise<void> = Promise.resolve()): TargetResolver {
+  return {
+    resolve: () => ({
+      size: 1 << 20,
+      label: 'stub',
+      cache: { size: 1 << 20, complete: false, fill: async (offset, length, w) => { await gate; await w.write(offset, Buffer.alloc(length)); } },
+    }),
+  };
+}
+
+test('messages: the header is read apart from the body; a bad body still yields msgId, opcode, object and the OPEN fd', () => {
+  const o = encodeMessage({ opcode: Opcode.Open, msgId: 7, objectId: 3, fd: 42, flags: 0, volumeKey: 'erofs,x', cookieKey: 'x' });
+  assert.deepEqual(parseHeader(o), { msgId: 7, opcode: Opcode.Open, len: o.length, objectId: 3 });
+  o.writeUInt32LE(1000, 16); // key sizes overflow the message
+  const m = readMessage(o);
+  assert.ok(isMalformed(m));
+  assert.deepEqual(m.header, { msgId: 7, opcode: Opcode.Open, len: o.length, objectId: 3 });
+  assert.equal(m.fd, 42);
+  assert.ok(m.error instanceof CorruptError);
+  assert.equal(m.error.offset, 16);
+  // An OPEN cut before its fd field: answerable, but there is no fd to close.
+  const short = Buffer.from(o.subarray(0, 20)); short.writeUInt32LE(20, 8);
+  const s = readMessage(short);
+  assert.ok(isMalformed(s));
+  assert.equal(s.fd, undefined);
+  assert.equal(s.error.offset, 8);
+  // Fewer bytes than a header: nothing to answer with.
+  assert.throws(() => readMessage(o, 12), (e: unknown) => e instanceof CorruptError && e.offset === 0);
+  assert.throws(() => parseMessage(o), /overflow/);
+  const good = readMessage(encodeMessage({ opcode: Opcode.Close, msgId: 1, objectId: 2 }));
+  assert.ok(!isMalformed(good));
+});
+
+test('a malformed OPEN is answered copen -EIO and its fd closed; a malformed READ is completed', async () => {
+  const io = new RecordingIo();
+  const fe = new CachefilesFrontend(io, stubResolver());
+  const o = encodeMessage({ opcode: Opcode.Open, msgId: 5, objectId: 9, fd: 77, flags: 0, volumeKey: 'erofs,x', cookieKey: 'x' });
+  o.writeUInt32LE(1000, 20);
+  fe.handle(readMessage(o));
+  assert.deepEqual(io.commands, ['copen 5,-5']);
+  assert.deepEqual(io.closed, [77]);
+
+  const short = Buffer.from(o.subarray(0, 20)); short.writeUInt32LE(20, 8); short.writeUInt32LE(6, 0);
+  fe.handle(readMessage(short));
+  assert.deepEqual(io.commands, ['copen 5,-5', 'copen 6,-5']);
+  assert.deepEqual(io.closed, [77], 'no fd field was read: nothing closed');
+
+  fe.handle(open(10, 1, 50, 'erofs,x', 'x'));
+  const r = encodeMessage({ opcode: Opcode.Read, msgId: 11, objectId: 1, offset: 0, length: 4096 });
+  r.writeBigUInt64LE(1n << 60n, 16); // offset out of range
+  fe.handle(readMessage(r));
+  assert.deepEqual(io.completes, [[50, 11]]);
+  assert.equal(io.writes, 0);
+  assert.equal(fe.stats.malformed, 3);
+  assert.equal(fe.stats.readFailures, 1);
+
+  // A READ with a bad body for an object this process has no fd of cannot be completed.
+  const orphan = Buffer.from(r); orphan.writeUInt32LE(2, 12); orphan.writeUInt32LE(12, 0);
+  fe.handle(readMessage(orphan));
+  assert.deepEqual(io.completes, [[50, 11]]);
+  assert.equal(fe.stats.orphanReads, 1);
+
+  // A CLOSE with a wrong length still releases its object.
+  const c = Buffer.alloc(20); encodeMessage({ opcode: Opcode.Close, msgId: 13, objectId: 1 }).copy(c); c.writeUInt32LE(20, 8);
+  fe.handle(readMessage(c, 20));
+  assert.deepEqual(io.closed, [77, 50]);
+  assert.equal(fe.stats.liveObjects, 0);
+  await fe.idle();
+});
+
+test('a READ that races its CLOSE is completed on the fd still held; once the fd is closed, READs are counted as orphans', async () => {
+  let openGate!: () => void;
+  const gate = new Promise<void>((r) => (openGate = r));
+  const io = new RecordingIo();
+  const fe = new CachefilesFrontend(io, stubResolver(gate));
+  fe.handle(open(1, 4, 60, 'erofs,x', 'x'));
+  fe.handle(read(2, 4, 0, 4096)); // in flight until the gate opens
+  fe.handle(close(3, 4));
+  assert.equal(fe.stats.liveObjects, 0);
+  assert.deepEqual(io.closed, [], 'the fd stays while a READ is in flight');
+  fe.handle(read(4, 4, 4096, 4096));
+  assert.deepEqual(io.completes, [[60, 4]], 'completed at once, on the object\'s own fd, without a fill');
+  assert.equal(fe.stats.lateReads, 1);
+  openGate();
+  await fe.idle();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(io.completes, [[60, 4], [60, 2]]);
+  assert.deepEqual(io.closed, [60]);
+  fe.handle(read(5, 4, 0, 4096));
+  assert.equal(io.completes.length, 2, 'no fd of object 4 is left to complete on');
+  assert.equal(fe.stats.orphanReads, 1);
+  // closeAll after CLOSE closes nothing twice.
+  fe.closeAll();
+  assert.deepEqual(io.closed, [60]);
 });
