@@ -5,6 +5,7 @@
 // It answers "which cache file is this event about?" by inode, drops the mark of a blob once
 // its file has no hole (warm reads then cost no event), and keeps a state file so a
 // restarted worker serves the mounts that outlived it.
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -13,7 +14,8 @@ import type { Logger } from 'pino';
 import { parseBootstrap, type Bootstrap } from '../format/bootstrap.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
 import { AT_FDCWD, FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanotifyMark, MNT_DETACH, NativeError, umount2Async } from '../native/index.js';
-import { ChunkedBlobCache } from '../storage/blob-cache.js';
+import { ChunkedBlobCache, FlatBlobCache, type BlobCache } from '../storage/blob-cache.js';
+import { FlatFileSource } from '../storage/flat-file-source.js';
 import { CacheDir, fileComplete } from '../storage/cache-dir.js';
 import type { FanotifyTarget, TargetLookup } from '../kernel/fanotify/frontend.js';
 import type { ImageCatalog } from './catalog.js';
@@ -24,6 +26,11 @@ export interface FanotifyMountSpec {
   /** Directory of blobs named by id (default: blobs/ beside the bootstrap). */
   blobDir?: string;
   mountpoint: string;
+  /**
+   * Flat, uncompressed device images (mkfs.erofs --blobdev) by device tag, or by 1-based
+   * device number for devices with an empty tag.
+   */
+  devices?: Record<string, string>;
 }
 
 export interface FanotifyMountInfo {
@@ -34,14 +41,17 @@ export interface FanotifyMountInfo {
   /** The bootstrap's copy in the cache directory (what the kernel mounted). */
   bootstrapCache: string;
   blobs: Array<{ id: string; cacheFile: string; complete: boolean }>;
+  devices?: Record<string, string>;
 }
 
 interface BlobFile {
+  /** The blob id, or `device:<key>` for a flat device image. */
   blobId: string;
   path: string;
   /** Read-only fd for presence checks (SEEK_HOLE); opening and seeking raise no event. */
   fd: number;
-  cache: ChunkedBlobCache;
+  cache: BlobCache;
+  flat?: FlatFileSource;
   marked: boolean;
   users: Set<string>;
   target: FanotifyTarget;
@@ -50,7 +60,7 @@ interface BlobFile {
 interface StateFile {
   version: 1;
   cacheDir: string;
-  mounts: Array<{ mountpoint: string; bootstrap: string; blobDir: string }>;
+  mounts: Array<{ mountpoint: string; bootstrap: string; blobDir: string; devices?: Record<string, string> }>;
 }
 
 export class FanotifyMounts implements TargetLookup {
@@ -98,7 +108,7 @@ export class FanotifyMounts implements TargetLookup {
     const { bootstrap, cachePath } = await this.loadBootstrap(bootstrapPath);
     const files: BlobFile[] = [];
     try {
-      for (let i = 0; i < bootstrap.devices.length; i++) files.push(this.acquire(bootstrap, i, blobDir, mountpoint));
+      for (let i = 0; i < bootstrap.devices.length; i++) files.push(this.acquire(bootstrap, i, blobDir, mountpoint, spec.devices));
       await mountFileBacked(cachePath, files.map((f) => f.path), mountpoint);
     } catch (err) {
       for (const f of files) this.release(f, mountpoint);
@@ -107,6 +117,7 @@ export class FanotifyMounts implements TargetLookup {
     const info: FanotifyMountInfo = {
       mode: 'fanotify', mountpoint, bootstrap: bootstrapPath, blobDir, bootstrapCache: cachePath,
       blobs: files.map((f) => ({ id: f.blobId, cacheFile: f.path, complete: !f.marked })),
+      ...(spec.devices ? { devices: spec.devices } : {}),
     };
     this.mounts.set(mountpoint, info);
     this.save();
@@ -151,10 +162,11 @@ export class FanotifyMounts implements TargetLookup {
       if (!(await isMountPoint(m.mountpoint))) continue;
       try {
         const { bootstrap, cachePath } = await this.loadBootstrap(m.bootstrap);
-        const files = bootstrap.devices.map((_, i) => this.acquire(bootstrap, i, m.blobDir, m.mountpoint));
+        const files = bootstrap.devices.map((_, i) => this.acquire(bootstrap, i, m.blobDir, m.mountpoint, m.devices));
         this.mounts.set(m.mountpoint, {
           mode: 'fanotify', mountpoint: m.mountpoint, bootstrap: m.bootstrap, blobDir: m.blobDir, bootstrapCache: cachePath,
           blobs: files.map((f) => ({ id: f.blobId, cacheFile: f.path, complete: !f.marked })),
+          ...(m.devices ? { devices: m.devices } : {}),
         });
       } catch (err) {
         this.log?.error({ err, mountpoint: m.mountpoint }, 'could not restore a mount: its uncached reads get EIO');
@@ -173,19 +185,34 @@ export class FanotifyMounts implements TargetLookup {
     }
     const bootstrap = parseBootstrap(bytes);
     if (bootstrap.blockSize !== 4096) throw new InvalidArgumentError(`block size ${bootstrap.blockSize}: file-backed lazy mounts need the page size (4096)`);
-    bootstrap.devices.forEach((d, i) => {
-      if (!d.tag && !bootstrap.blobs[i]) throw new InvalidArgumentError(`device ${i + 1} of ${path} is a flat device image (mkfs.erofs); serve it over cachefiles, or build the image with ondine`);
-    });
     return { bootstrap, cachePath: this.dir.storeBootstrap(bytes) };
   }
 
   /** The cache file of device i's blob, made and marked if new; `user` now holds it. */
-  private acquire(bootstrap: Bootstrap, i: number, blobDir: string, user: string): BlobFile {
-    const entry = bootstrap.blobs[i];
-    if (!entry) throw new InvalidArgumentError(`device ${i + 1} has no blob table entry`);
-    let f = this.blobs.get(entry.blobId);
+  private acquire(bootstrap: Bootstrap, i: number, blobDir: string, user: string, devices?: Record<string, string>): BlobFile {
+    const tag = bootstrap.devices[i]?.tag ?? '';
+    const flatPath = devices?.[tag || String(i + 1)] ?? (tag ? undefined : devices?.[String(i + 1)]);
+    const entry = flatPath === undefined ? bootstrap.blobs[i] : undefined;
+    if (flatPath === undefined && !entry) {
+      throw new InvalidArgumentError(`device ${i + 1}${tag ? ` (${tag})` : ''} has no blob table entry: it is a flat device image (mkfs.erofs --blobdev); give its path with --device ${tag || i + 1}=<file>`);
+    }
+    let flat: FlatFileSource | undefined;
+    let key: string;
+    let size: number;
+    if (flatPath !== undefined) {
+      const st = statSync(flatPath, { throwIfNoEntry: false });
+      if (!st?.isFile()) throw new NotFoundError(`device image ${flatPath}`);
+      flat = new FlatFileSource(resolve(flatPath), st.size);
+      // A flat image is known by where it is and what it was: a changed file is another cache.
+      key = `device-${createHash('sha256').update(`${flat.path}\0${st.size}\0${st.mtimeMs}`).digest('hex')}`;
+      size = st.size;
+    } else {
+      key = entry!.blobId;
+      size = entry!.uncompressedSize;
+    }
+    let f = this.blobs.get(key);
     if (!f) {
-      const path = this.dir.ensureBlob(entry.blobId, entry.uncompressedSize);
+      const path = this.dir.ensureBlob(key, size);
       const fd = openSync(path, 'r');
       let marked = false;
       try {
@@ -201,19 +228,26 @@ export class FanotifyMounts implements TargetLookup {
         throw err;
       }
       const st = statSync(path);
-      const handle = this.catalog.blob(this.catalog.source(blobDir), entry, bootstrap);
-      // Completion is checked when the last chunk lands, which may be read-ahead written after
-      // the last event was answered (no later event would ever ask).
-      const cache: ChunkedBlobCache = new ChunkedBlobCache(entry.uncompressedSize, handle, {
-        amplifyBytes: this.catalog.opts.amplifyBytes ?? 1 << 20,
-        onComplete: () => this.maybeComplete(file),
-      });
+      let cache: BlobCache;
+      if (flat) {
+        const src = flat;
+        cache = new FlatBlobCache(src.size, (o, n) => src.read(o, Math.min(n, src.size - o)));
+      } else {
+        const handle = this.catalog.blob(this.catalog.source(blobDir), entry!, bootstrap);
+        // Completion is checked when the last chunk lands, which may be read-ahead written
+        // after the last event was answered (no later event would ever ask).
+        cache = new ChunkedBlobCache(entry!.uncompressedSize, handle, {
+          amplifyBytes: this.catalog.opts.amplifyBytes ?? 1 << 20,
+          onComplete: () => this.maybeComplete(file),
+        });
+      }
       const file: BlobFile = {
-        blobId: entry.blobId, path, fd, cache, marked, users: new Set(),
-        target: { label: `blob:${entry.blobId.slice(0, 12)}`, cache },
+        blobId: key, path, fd, cache, marked, users: new Set(),
+        target: { label: flat ? `device:${flat.path}` : `blob:${key.slice(0, 12)}`, cache },
+        ...(flat ? { flat } : {}),
       };
       f = file;
-      this.blobs.set(entry.blobId, f);
+      this.blobs.set(key, f);
       this.byIno.set(`${st.dev}:${st.ino}`, f);
     }
     f.users.add(user);
@@ -248,6 +282,7 @@ export class FanotifyMounts implements TargetLookup {
     this.blobs.delete(f.blobId);
     for (const [k, v] of this.byIno) if (v === f) this.byIno.delete(k);
     closeSync(f.fd);
+    void f.flat?.close();
   }
 
   private forget(info: FanotifyMountInfo): void {
@@ -263,7 +298,7 @@ export class FanotifyMounts implements TargetLookup {
     const state: StateFile = {
       version: 1,
       cacheDir: this.dir.cacheDir,
-      mounts: [...this.mounts.values()].map((m) => ({ mountpoint: m.mountpoint, bootstrap: m.bootstrap, blobDir: m.blobDir })),
+      mounts: [...this.mounts.values()].map((m) => ({ mountpoint: m.mountpoint, bootstrap: m.bootstrap, blobDir: m.blobDir, ...(m.devices ? { devices: m.devices } : {}) })),
     };
     const tmp = `${this.statePath}.new`;
     writeFileSync(tmp, JSON.stringify(state, null, 1), { mode: 0o600 });

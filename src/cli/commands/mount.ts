@@ -79,7 +79,7 @@ export function register(program: Command): void {
     .option('--fsid <id>', 'cachefiles: fscache id (default: derived from the bootstrap digest)')
     .option('--domain <id>', 'cachefiles: share blobs with other images mounted in this domain')
     .option('--blobs <dir>', 'blob directory (default: blobs/ beside the bootstrap)')
-    .option('--device <tag=path...>', 'cachefiles: flat device image for a device tag (mkfs.erofs images)')
+    .option('--device <tag=path...>', 'flat device image for a device tag, or a device number where the tag is empty (mkfs.erofs --blobdev images)')
     .option('--socket <path>', 'daemon socket', DEFAULT_SOCKET)
     .option('--cache-dir <dir>', 'cache directory, if a daemon must be started', DEFAULT_CACHE_DIR)
     .action(async (image: string, mountpoint: string, o: { mode: string; fsid?: string; domain?: string; blobs?: string; device?: string[]; socket: string; cacheDir: string }, cmd: Command) => {
@@ -99,19 +99,19 @@ export function register(program: Command): void {
       if (!health.modes.includes(mode as 'fanotify' | 'cachefiles')) {
         throw new OndineError('ONDINE_ERR_UNSUPPORTED', 95, `the daemon on ${o.socket} does not serve ${mode} (it serves: ${health.modes.join(', ') || 'nothing'})`);
       }
-      if (mode === 'fanotify') {
-        if (o.device?.length || o.fsid || o.domain) throw new InvalidArgumentError('--fsid, --domain and --device are cachefiles options; add --mode cachefiles');
-        await client.mount({ bootstrap, blobDir, mountpoint: target });
-        process.stdout.write(`mounted ${bootstrap} on ${target} (fanotify)\n`);
-        return;
-      }
-      const fsid = o.fsid ?? `ondine-${createHash('sha256').update(await readFile(bootstrap)).digest('hex').slice(0, 16)}`;
       const devices: Record<string, string> = {};
       for (const d of o.device ?? []) {
         const i = d.indexOf('=');
         if (i <= 0) throw new InvalidArgumentError(`--device ${d}: expected tag=path`);
         devices[d.slice(0, i)] = resolve(d.slice(i + 1));
       }
+      if (mode === 'fanotify') {
+        if (o.fsid || o.domain) throw new InvalidArgumentError('--fsid and --domain are cachefiles options; add --mode cachefiles');
+        await client.mount({ bootstrap, blobDir, mountpoint: target, ...(o.device ? { devices } : {}) });
+        process.stdout.write(`mounted ${bootstrap} on ${target} (fanotify)\n`);
+        return;
+      }
+      const fsid = o.fsid ?? `ondine-${createHash('sha256').update(await readFile(bootstrap)).digest('hex').slice(0, 16)}`;
       await client.register({ fsid, bootstrap, blobDir, ...(o.domain ? { domain: o.domain } : {}), ...(o.device ? { devices } : {}) });
       try {
         await mountFscache(target, fsid, o.domain, Object.keys(devices));
