@@ -6,13 +6,59 @@ const E = constants.errno;
 /** The kernel's EFSCORRUPTED (EUCLEAN), which Node's errno table does not name. */
 export const EFSCORRUPTED = 117;
 
+/**
+ * Every stable code, with the errno a kernel front end answers for it and the management
+ * API's HTTP status: the one table both read. A code not listed here does not compile.
+ */
+export const ERROR_CODES = {
+  ONDINE_ERR_INVALID: { errno: E.EINVAL, status: 400 },
+  ONDINE_ERR_INVALID_ARG: { errno: E.EINVAL, status: 400 },
+  ONDINE_ERR_NOT_FOUND: { errno: E.ENOENT, status: 404 },
+  ONDINE_ERR_EXISTS: { errno: E.EEXIST, status: 409 },
+  ONDINE_ERR_BUSY: { errno: E.EBUSY, status: 409 },
+  ONDINE_ERR_CORRUPT: { errno: EFSCORRUPTED, status: 422 },
+  ONDINE_ERR_UNSUPPORTED: { errno: E.EOPNOTSUPP, status: 422 },
+  ONDINE_ERR_DIGEST_MISMATCH: { errno: E.EIO, status: 502 },
+  ONDINE_ERR_FETCH: { errno: E.EIO, status: 502 },
+  ONDINE_ERR_DECODE_WORKER: { errno: E.EIO, status: 500 },
+  ONDINE_ERR_CACHE_DIR: { errno: E.EINVAL, status: 400 },
+  ONDINE_ERR_DEVICE: { errno: E.EIO, status: 500 },
+  ONDINE_ERR_MOUNT: { errno: E.EINVAL, status: 400 },
+  ONDINE_ERR_NO_KERNEL_PATH: { errno: E.EOPNOTSUPP, status: 422 },
+  ONDINE_ERR_NO_DAEMON: { errno: E.ECONNREFUSED, status: 503 },
+  ONDINE_ERR_DAEMON: { errno: E.EIO, status: 500 },
+  ONDINE_ERR_INSTALL: { errno: E.ENOENT, status: 500 },
+  ONDINE_ERR_INTERNAL: { errno: E.EIO, status: 500 },
+  ONDINE_ERR_BUILD: { errno: E.EIO, status: 500 },
+  ONDINE_ERR_TAR_CORRUPT: { errno: EFSCORRUPTED, status: 422 },
+  ONDINE_ERR_TAR_CHECKSUM: { errno: EFSCORRUPTED, status: 422 },
+  ONDINE_ERR_TAR_TRUNCATED: { errno: EFSCORRUPTED, status: 422 },
+  ONDINE_ERR_TAR_UNSUPPORTED: { errno: E.EOPNOTSUPP, status: 422 },
+  ONDINE_ERR_UNSUPPORTED_COMPRESSION: { errno: E.EOPNOTSUPP, status: 422 },
+  ONDINE_ERR_DECOMPRESS: { errno: EFSCORRUPTED, status: 422 },
+  ONDINE_ERR_UNSAFE_PATH: { errno: E.EPERM, status: 422 },
+  ONDINE_ERR_SYMLINK_PARENT: { errno: E.ENOTDIR, status: 422 },
+  ONDINE_ERR_HARDLINK_TARGET: { errno: E.ENOENT, status: 422 },
+  ONDINE_ERR_LAYER_ENTRY: { errno: E.EINVAL, status: 422 },
+  ONDINE_ERR_SOURCE_IO: { errno: E.EIO, status: 500 },
+  ONDINE_ERR_SOURCE_CHANGED: { errno: E.ESTALE, status: 409 },
+} as const satisfies Record<string, { errno: number; status: number }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The API status for a code (500 for one a newer daemon sent that this table lacks). */
+export function httpStatus(code: string): number {
+  return (ERROR_CODES as Record<string, { status: number }>)[code]?.status ?? 500;
+}
+
 export class OndineError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly errno: number;
-  constructor(code: string, errno: number, message: string, options?: { cause?: unknown }) {
+  /** `errno` undefined: the table's errno for `code`. */
+  constructor(code: ErrorCode, errno: number | undefined, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
-    this.errno = errno;
+    this.errno = errno ?? ERROR_CODES[code].errno;
     this.name = new.target.name;
   }
 }

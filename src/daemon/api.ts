@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { OndineError } from '../errors.js';
+import { httpStatus, OndineError } from '../errors.js';
 import type { ImageCatalog, ImageSpec } from './catalog.js';
 import type { FanotifyMounts, FanotifyMountSpec } from './fanotify-mounts.js';
 import { listFscacheMounts } from './mounts.js';
@@ -42,9 +42,6 @@ function send(res: ServerResponse, status: number, value?: unknown): void {
   res.end(text);
 }
 
-const STATUS: Record<string, number> = {
-  ONDINE_ERR_INVALID: 400, ONDINE_ERR_NOT_FOUND: 404, ONDINE_ERR_EXISTS: 409, ONDINE_ERR_BUSY: 409, ONDINE_ERR_CORRUPT: 422, ONDINE_ERR_UNSUPPORTED: 422,
-};
 
 function fanotifyOf(ctx: ApiContext): FanotifyMounts {
   if (!ctx.fanotify) throw new OndineError('ONDINE_ERR_UNSUPPORTED', 95, 'this daemon does not serve the fanotify path (see `ondine status`: modes)');
@@ -105,7 +102,7 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
         send(res, 404, { code: 'ONDINE_ERR_NOT_FOUND', message: `no route ${req.method} ${path}` });
       } catch (err) {
         const e = err as OndineError;
-        const status = e instanceof OndineError ? STATUS[e.code] ?? 500 : 500;
+        const status = e instanceof OndineError ? httpStatus(e.code) : 500;
         send(res, status, { code: e.code ?? 'ONDINE_ERR_INTERNAL', message: e.message });
       }
     })();

@@ -1,6 +1,6 @@
 // Talks to a running daemon over its unix socket.
 import { request } from 'node:http';
-import { OndineError } from '../errors.js';
+import { OndineError, type ErrorCode } from '../errors.js';
 import type { ImageInfo, ImageSpec } from './catalog.js';
 import type { FanotifyMountInfo, FanotifyMountSpec } from './fanotify-mounts.js';
 
@@ -34,7 +34,7 @@ export class DaemonClient {
           const value = text ? JSON.parse(text) as Record<string, unknown> : undefined;
           if ((res.statusCode ?? 500) >= 400) {
             // The daemon's own code and message, as if the error had happened here.
-            reject(new OndineError(String(value?.code ?? 'ONDINE_ERR_DAEMON'), 5, String(value?.message ?? `daemon answered ${res.statusCode}`)));
+            reject(new OndineError(String(value?.code ?? 'ONDINE_ERR_DAEMON') as ErrorCode, 5, String(value?.message ?? `daemon answered ${res.statusCode}`)));
           } else resolve(value as T);
         });
       });

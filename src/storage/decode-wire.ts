@@ -1,7 +1,7 @@
 // What crosses between the decode pool and its worker threads: jobs, results, and errors as
 // plain data. A typed error is rebuilt on the main thread through its own constructor, so the
 // pool path throws the same class, code and message as decoding on the calling thread.
-import { CorruptError, DigestMismatchError, OndineError, UnsupportedError } from '../errors.js';
+import { CorruptError, DigestMismatchError, OndineError, UnsupportedError, type ErrorCode } from '../errors.js';
 import type { ChunkDecodeSpec } from './chunk-decode.js';
 
 export interface DecodeRequest {
@@ -40,7 +40,7 @@ export function fromWire(w: WireError): Error {
     case 'digest': return new DigestMismatchError(w.blobId, w.chunkIndex, w.expected, w.actual);
     case 'ondine': {
       // Some other OndineError: its code and errno are what callers act on; the name says which.
-      const e = new OndineError(w.code, w.errno, w.message);
+      const e = new OndineError(w.code as ErrorCode, w.errno, w.message);
       e.name = w.name;
       return e;
     }

@@ -3,7 +3,7 @@
 // Where a failure belongs to a tar entry, `source` is the layer file, `offset` the byte offset
 // of the entry's first header block in the *uncompressed* tar stream, and `entry` its name.
 import { constants } from 'node:os';
-import { OndineError } from '../../errors.js';
+import { OndineError, type ErrorCode } from '../../errors.js';
 
 const E = constants.errno;
 const EUCLEAN = 117;
@@ -29,7 +29,7 @@ export abstract class ImportError extends OndineError {
   readonly source: string | undefined;
   readonly offset: number | undefined;
   readonly entry: string | undefined;
-  constructor(code: string, errno: number, ctx: EntryContext, detail: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, errno: number, ctx: EntryContext, detail: string, options?: { cause?: unknown }) {
     super(code, errno, `${where(ctx)}${detail}`, options);
     this.source = ctx.source;
     this.offset = ctx.offset;
@@ -39,7 +39,7 @@ export abstract class ImportError extends OndineError {
 
 /** Bytes that are not a valid tar stream: bad field, bad PAX record, inconsistent sparse map. */
 export class TarCorruptError extends ImportError {
-  constructor(ctx: EntryContext, detail: string, code = 'ONDINE_ERR_TAR_CORRUPT') {
+  constructor(ctx: EntryContext, detail: string, code: ErrorCode = 'ONDINE_ERR_TAR_CORRUPT') {
     super(code, EUCLEAN, ctx, detail);
   }
 }

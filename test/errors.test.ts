@@ -1,0 +1,25 @@
+// The error table: every stable code maps to an errno the kernel front ends can answer with
+// and an HTTP status for the management API; a code's default errno comes from the table.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ERROR_CODES, httpStatus, OndineError, type ErrorCode } from '../src/errors.js';
+
+test('every code has a positive errno and a 4xx/5xx status', () => {
+  for (const [code, { errno, status }] of Object.entries(ERROR_CODES)) {
+    assert.match(code, /^ONDINE_ERR_[A-Z_]+$/);
+    assert.ok(Number.isInteger(errno) && errno > 0 && errno < 4096, `${code}: errno ${errno}`);
+    assert.ok(status >= 400 && status < 600, `${code}: status ${status}`);
+  }
+});
+
+test('httpStatus reads the table; a code it does not know is a 500', () => {
+  assert.equal(httpStatus('ONDINE_ERR_BUSY'), 409);
+  assert.equal(httpStatus('ONDINE_ERR_NOT_FOUND'), 404);
+  assert.equal(httpStatus('ONDINE_ERR_FROM_A_NEWER_DAEMON'), 500);
+});
+
+test('OndineError takes its errno from the table unless given one', () => {
+  const code: ErrorCode = 'ONDINE_ERR_BUSY';
+  assert.equal(new OndineError(code, undefined, 'x').errno, ERROR_CODES.ONDINE_ERR_BUSY.errno);
+  assert.equal(new OndineError(code, 5, 'x').errno, 5);
+});
