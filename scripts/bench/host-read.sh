@@ -84,13 +84,16 @@ if [ -z "$work" ]; then
 fi
 mkdir -p "$work"
 work=$(realpath "$work")
-fstype=$(stat -f -c %T "$work")
+fstype=$(findmnt -n -o FSTYPE -T "$work" 2>/dev/null || stat -f -c %T "$work")
 case $fstype in
-  ext2/ext3|ext4|xfs|btrfs) ;;
+  ext2/ext3|ext3|ext4|xfs|btrfs) ;;
   *) die "$work is on $fstype: pre-content marks need ext4, xfs or btrfs (tmpfs and overlayfs refuse them)" ;;
 esac
+drv=
 cleanup() {
   local rc=$?
+  # The driver first, if a signal ended this script while it measured.
+  if [ -n "$drv" ] && kill -0 "$drv" 2>/dev/null; then kill -TERM "$drv" 2>/dev/null; wait "$drv" 2>/dev/null || true; fi
   # Helpers the driver started (listed in $work/pids), if it died before stopping them: only
   # processes whose command line names this work dir, so a reused pid is left alone.
   if [ -f "$work/pids" ]; then
@@ -182,14 +185,20 @@ node -e '
 ' "$work/config.json" "$ROOT" "$work" "$out" "$ua" "$ub" "$fuse_bin/erofsfuse" "$clistener" "$ondine" "$reads" "$rsecs" "$reps" "$disk_stat"
 
 say "measuring ($reps interleaved rounds)"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# In the background and waited for, so that a signal reaches the trap at once.
 set +e
-node dist/scripts/bench/host-read/driver.js "$work/config.json"
+node dist/scripts/bench/host-read/driver.js "$work/config.json" &
+drv=$!
+wait "$drv"
 drv_rc=$?
+drv=
 set -e
 [ -f "$out/results.json" ] || die "the driver wrote no results (exit $drv_rc; logs in $out)"
 
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-echo "Host read benchmark (fanotify), $(date -u +%Y-%m-%dT%H:%MZ): Linux $(uname -r), $cores cores ($cpu_model), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, node $(node --version), scratch on $fstype"
+echo "Host read benchmark (fanotify), $(date -u +%Y-%m-%dT%H:%MZ): Linux $(uname -r), $cores cores ($cpu_model), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, node $(node --version), scratch on $fstype; load average before / after the measurements: $load_before / $load_after"
 echo "image A: 256 MiB file + 5000 small files, zstd, 1 MiB chunks, $(du -b "$work/img-a/blobs" | cut -f1 | awk '{ printf "%.1f MB", $1 / 1e6 }') compressed; image B: the big file alone, 4 KiB chunks"
 set +e
 node dist/scripts/bench/host-read/report.js "$out/results.json"
