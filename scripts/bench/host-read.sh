@@ -94,16 +94,19 @@ cleanup() {
   local rc=$?
   # The driver first, if a signal ended this script while it measured.
   if [ -n "$drv" ] && kill -0 "$drv" 2>/dev/null; then kill -TERM "$drv" 2>/dev/null; wait "$drv" 2>/dev/null || true; fi
-  # Helpers the driver started (listed in $work/pids), if it died before stopping them: only
-  # processes whose command line names this work dir, so a reused pid is left alone.
+  # Helpers the driver started (listed in $work/pids; a negative id is a process group), if it
+  # died before stopping them: only those whose leader's command line names this work dir, so
+  # a reused id is left alone.
+  signal_helpers() {
+    local id
+    while read -r id; do
+      [ -n "$id" ] && [ -r "/proc/${id#-}/cmdline" ] && tr '\0' ' ' <"/proc/${id#-}/cmdline" | grep -qF "$work" && kill "-$1" -- "$id" 2>/dev/null || true
+    done <"$work/pids"
+  }
   if [ -f "$work/pids" ]; then
-    while read -r pid; do
-      [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$work" && kill -TERM "$pid" 2>/dev/null || true
-    done <"$work/pids"
-    sleep 0.5
-    while read -r pid; do
-      [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$work" && kill -KILL "$pid" 2>/dev/null || true
-    done <"$work/pids"
+    signal_helpers TERM
+    sleep 1
+    signal_helpers KILL
     rm -f "$work/pids"
   fi
   awk -v w="$work/" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do

@@ -94,30 +94,41 @@ function keep(m: Measure | undefined, fresh: Measure): Measure {
   return better ? { ...fresh, ok, all } : { ...m!, ok, all };
 }
 
+/**
+ * The helper processes this run starts. A helper that starts processes of its own (the Ondine
+ * daemon: supervisor and worker) gets a process group, signalled as a whole.
+ */
 class Helpers {
-  private readonly procs: Array<{ proc: ChildProcess; exited: Promise<void> }> = [];
+  private readonly procs: Array<{ proc: ChildProcess; exited: Promise<void>; group: boolean }> = [];
   constructor(private readonly pidFile: string) {}
 
-  spawn(cmd: string, args: string[], logPath: string, stdout: 'pipe' | 'log' = 'log'): ChildProcess {
+  spawn(cmd: string, args: string[], logPath: string, opts: { stdout?: 'pipe' | 'log'; group?: boolean } = {}): ChildProcess {
     const fd = openSync(logPath, 'a');
-    const proc = spawn(cmd, args, { stdio: ['ignore', stdout === 'pipe' ? 'pipe' : fd, fd] });
+    const group = opts.group ?? false;
+    const proc = spawn(cmd, args, { stdio: ['ignore', opts.stdout === 'pipe' ? 'pipe' : fd, fd], detached: group });
     closeSync(fd);
-    // The script's exit trap kills whatever is still listed here if this process dies first.
-    if (proc.pid) appendFileSync(this.pidFile, `${proc.pid}\n`);
+    // The script's exit trap signals whatever is still listed here if this process dies first
+    // (a negative id: the whole group).
+    if (proc.pid) appendFileSync(this.pidFile, `${group ? -proc.pid : proc.pid}\n`);
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-    this.procs.push({ proc, exited });
+    this.procs.push({ proc, exited, group });
     return proc;
   }
 
   async stop(proc: ChildProcess, graceMs = 30_000): Promise<void> {
     const entry = this.procs.find((p) => p.proc === proc);
     if (!entry) return;
+    const signal = (sig: NodeJS.Signals) => {
+      try { process.kill(entry.group ? -proc.pid! : proc.pid!, sig); } catch { /* gone */ }
+    };
     if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      signal('SIGTERM');
+      const t = setTimeout(() => signal('SIGKILL'), graceMs);
       await entry.exited;
       clearTimeout(t);
     }
+    // Whatever of its group outlived the leader.
+    if (entry.group) signal('SIGKILL');
     this.procs.splice(this.procs.indexOf(entry), 1);
   }
 
@@ -217,7 +228,7 @@ async function main(): Promise<void> {
         rmSync(cacheDir, { recursive: true, force: true });
         mkdirSync(cacheDir, { recursive: true });
         const socket = join(cfg.work, 'ondine', name, 'sock');
-        const proc = helpers.spawn(process.execPath, [cli, 'daemon', '--cache-dir', cacheDir, '--socket', socket, ...daemonMode], join(cfg.out, `ondine-${name}.log`));
+        const proc = helpers.spawn(process.execPath, [cli, 'daemon', '--cache-dir', cacheDir, '--socket', socket, ...daemonMode], join(cfg.out, `ondine-${name}.log`), { group: true });
         const ondine = (args: string[]) => {
           const r = spawnSync(process.execPath, [cli, ...args, '--socket', socket], { encoding: 'utf8' });
           if (r.status !== 0) throw new Error(`ondine ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
@@ -299,7 +310,7 @@ async function main(): Promise<void> {
         spawnSync('truncate', ['-s', String(img.size), cache]);
         pairs.push(`${img.unpacked}=${cache}`);
       }
-      const proc = helpers.spawn(cfg.clistener, pairs, join(cfg.out, 'clistener.log'), 'pipe');
+      const proc = helpers.spawn(cfg.clistener, pairs, join(cfg.out, 'clistener.log'), { stdout: 'pipe' });
       // The marks are in place once it says so; only then mount (a later mark is never consulted).
       await new Promise<void>((resolve, reject) => {
         const rl = createInterface({ input: proc.stdout! });
