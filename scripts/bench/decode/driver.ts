@@ -5,10 +5,11 @@
 // --passes passes over the image (its time divided by them), long enough to be stable. Worker start-up
 // is not timed (a daemon pays it once): each pool decodes a few chunks before its runs.
 // Prints a Markdown table: median wall time, CPU (all threads), MB/s compressed and
-// uncompressed, and speed relative to the main-thread path measured in the same run.
+// uncompressed, and speed relative to the main-thread path measured in the same run; with
+// --json, the same figures as one JSON object instead (scripts/bench/host-read.sh reads it).
 //
 // usage: node dist/scripts/bench/decode/driver.js BOOTSTRAP BLOB_DIR [--threads 0,1,2,4]
-//          [--runs 3] [--batch 8388608] [--inflight 2] [--min-bytes 131072] [--per-worker 2] [--passes 3]
+//          [--runs 3] [--batch 8388608] [--inflight 2] [--min-bytes 131072] [--per-worker 2] [--passes 3] [--json]
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -28,6 +29,7 @@ const { values, positionals } = parseArgs({
     'min-bytes': { type: 'string', default: String(128 << 10) },
     'per-worker': { type: 'string', default: '2' },
     passes: { type: 'string', default: '3' },
+    json: { type: 'boolean', default: false },
   },
 });
 const [bootPath, blobDir] = positionals;
@@ -119,6 +121,16 @@ const median = (xs: number[]) => {
 const mb = (n: number) => (n / 1e6).toFixed(1);
 const base = walls.has(0) ? median(walls.get(0)!) : median(walls.get(threads[0]!)!);
 const bigBytes = big.reduce((s, c) => s + c.uncompressedSize, 0);
+if (values.json) {
+  console.log(JSON.stringify({
+    blobs: boot.blobs.length, chunks: all.length, compressedBytes: compressed, uncompressedBytes: uncompressed, runs, passes,
+    modes: threads.map((n) => {
+      const w = median(walls.get(n)!);
+      return { threads: n, label: label(n), walls: walls.get(n)!, medianSec: w, cpuSec: median(cpus.get(n)!), compressedMBps: compressed / 1e6 / w, uncompressedMBps: uncompressed / 1e6 / w };
+    }),
+  }));
+  process.exit(0);
+}
 console.log(`- image: ${boot.blobs.length} blob(s), ${all.length} chunks, ${mb(compressed)} MB compressed, ${mb(uncompressed)} MB uncompressed; ` +
   `${big.length} chunks (${((100 * bigBytes) / uncompressed).toFixed(0)}% of the bytes) are >= ${minBytes >> 10} KiB and go to the pool`);
 console.log(`- source reads of <= ${mb(batchBytes)} MB, ${inflight} in flight; pool: ${perWorker} jobs per worker at most; a run = ${passes} passes over the image, ` +

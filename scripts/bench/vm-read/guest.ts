@@ -13,19 +13,19 @@
 //
 //   node dist/scripts/bench/vm-read/guest.js <work>/config.json
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
-  closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, writeFileSync,
+  closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync,
 } from 'node:fs';
 import http from 'node:http';
-import { basename, join, relative } from 'node:path';
+import { basename, join } from 'node:path';
 import { DaemonClient } from '../../../src/daemon/client.js';
 import { parseBootstrap } from '../../../src/format/bootstrap.js';
 import { loadBlobChunkMap } from '../../../src/storage/blob-chunk-map.js';
 import { ChunkReader } from '../../../src/storage/chunk-reader.js';
 import { isNativeBlake3 } from '../../../src/storage/digests.js';
 import { LocalDirSource } from '../../../src/storage/local-dir-source.js';
-import { rng, treeDigest, type Expected } from './common.js';
+import type { Expected } from './common.js';
+import { hashFile, mounted, prime, randomReads, sameBlocks, seqRead, treeHash } from '../lib/reads.js';
 
 export interface GuestConfig {
   repo: string;
@@ -109,110 +109,11 @@ function diskStats(): DiskStats {
   return { reads: f[0]!, readBytes: f[2]! * 512 };
 }
 
-/** Sequential read with a 1 MiB buffer, as a reader program would do it. */
-function seqRead(path: string): { bytes: number; sec: number } {
-  const buf = Buffer.allocUnsafe(1 << 20);
-  const fd = openSync(path, 'r');
-  const t0 = now();
-  let bytes = 0;
-  try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      bytes += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return { bytes, sec: secs(t0) };
-}
-
-function hashFile(path: string): string {
-  const h = createHash('sha256');
-  const buf = Buffer.allocUnsafe(1 << 20);
-  const fd = openSync(path, 'r');
-  try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
 /** Reads every file of the tree with a C reader (busybox find + cat): the file system's cost, not a JS loop's. */
 function walk(dir: string): { sec: number } {
   const t0 = now();
   bb(['sh', '-c', 'find "$1" -type f -exec cat {} + >/dev/null', 'walk', dir], `walk ${dir}`);
   return { sec: secs(t0) };
-}
-
-function treeHash(root: string): { files: number; digest: string } {
-  const files: Array<{ path: string; sha256: string }> = [];
-  const visit = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) visit(p);
-      else if (e.isFile()) files.push({ path: relative(root, p), sha256: createHash('sha256').update(readFileSync(p)).digest('hex') });
-    }
-  };
-  visit(root);
-  return { files: files.length, digest: treeDigest(files) };
-}
-
-/**
- * 4 KiB reads at random aligned offsets (fixed seed), until `n` reads or `maxSec` seconds.
- * Returns what was read so the caller can check it against the source file.
- */
-function randomReads(path: string, n: number, maxSec: number, seed = 42): { reads: number; sec: number; offsets: number[]; data: Buffer } {
-  const fd = openSync(path, 'r');
-  const size = fstatSync(fd).size;
-  const next = rng(seed);
-  const blocks = Math.floor(size / 4096);
-  const offsets: number[] = [];
-  for (let i = 0; i < n; i++) offsets.push(Math.floor(next() * blocks) * 4096);
-  const data = Buffer.alloc(n * 4096);
-  const t0 = now();
-  const deadline = t0 + BigInt(Math.round(maxSec * 1e9));
-  let done = 0;
-  try {
-    for (; done < n; done++) {
-      const got = readSync(fd, data, done * 4096, 4096, offsets[done]!);
-      if (got !== 4096) throw new Error(`short read of ${got} bytes at ${offsets[done]} of ${path}`);
-      if (now() > deadline) { done++; break; }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return { reads: done, sec: secs(t0), offsets: offsets.slice(0, done), data: data.subarray(0, done * 4096) };
-}
-
-function sameBlocks(reference: string, offsets: number[], data: Buffer): boolean {
-  const fd = openSync(reference, 'r');
-  const want = Buffer.alloc(4096);
-  try {
-    return offsets.every((off, i) => {
-      readSync(fd, want, 0, 4096, off);
-      return want.equals(data.subarray(i * 4096, (i + 1) * 4096));
-    });
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Primes a fresh mount for random reads: bootstrap metadata and the blob's chunk table load once. */
-function prime(dir: string, file: string): void {
-  readdirSync(dir);
-  const fd = openSync(file, 'r');
-  readSync(fd, Buffer.alloc(4096), 0, 4096, 0);
-  closeSync(fd);
-}
-
-function mounted(dir: string): boolean {
-  return readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === dir);
 }
 
 class Daemon {
