@@ -10,7 +10,7 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from '
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import type { BuildResult } from '../../src/build/builder.js';
+import type { BuildResult } from '../../src/builder/builder.js';
 import { Cleanup, cli, cliOk, erofsTools, requireKernelFs, scratchDir, skipUnlessRoot, type ErofsTools } from '../helpers/e2e-env.js';
 import { makeEveryKindTree, Prng, textBytes, writeSparse, type EveryKindTree } from '../helpers/image-fixtures.js';
 import { unpackAndMount } from '../helpers/kernel-mount.js';

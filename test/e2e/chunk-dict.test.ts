@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import type { BuildResult } from '../../src/build/builder.js';
+import type { BuildResult } from '../../src/builder/builder.js';
 import { Cleanup, cli, cliOk, requireKernelFs, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 import { Prng, textBytes } from '../helpers/image-fixtures.js';
 import { deviceBlobIds, mountErofs, unpackFromDirs } from '../helpers/kernel-mount.js';

@@ -10,7 +10,7 @@ import { chmodSync, lchownSync, linkSync, lstatSync, mkdirSync, readdirSync, rea
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import type { BuildResult } from '../../src/build/builder.js';
+import type { BuildResult } from '../../src/builder/builder.js';
 import { lgetxattr, lsetxattr } from '../../src/native/index.js';
 import { Cleanup, cliOk, requireKernelFs, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 import { Prng, setMtime, textBytes } from '../helpers/image-fixtures.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 
-import type { BuildResult } from '../../src/build/builder.js';
+import type { BuildResult } from '../../src/builder/builder.js';
 import { OndineError } from '../../src/errors.js';
 import { parseBootstrap, type Bootstrap } from '../../src/format/bootstrap.js';
 import { LocalDirSource } from '../../src/storage/local-dir-source.js';

@@ -1,7 +1,7 @@
 // A ChunkSink that keeps each file's segments in memory, for tests: it records exactly which
 // ranges an importer handed over (so a test can prove holes were never read) and rejects any
 // stream that breaks the ChunkSink contract (unordered, overlapping or out-of-range segments).
-import type { ChunkSink, Segment } from '../../src/build/tree.js';
+import type { ChunkSink, Segment } from '../../src/builder/tree.js';
 
 export interface MemoryContent {
   readonly kind: 'chunks';

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OndineError } from '../../src/errors.js';
 import type { BlobSource } from '../../src/storage/blob-source.js';
-import { build, type BuildOptions, type BuildResult } from '../../src/build/builder.js';
+import { build, type BuildOptions, type BuildResult } from '../../src/builder/builder.js';
 import { parseBootstrap, type Bootstrap } from '../../src/format/bootstrap.js';
 import { LocalDirSource } from '../../src/storage/local-dir-source.js';
 import { unpackBlob } from '../../src/storage/unpack.js';

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, readFile, readdir, stat, symlink, writeFile, link, chmod } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { build } from '../../src/build/builder.js';
+import { build } from '../../src/builder/builder.js';
 import { LocalDirSource } from '../../src/storage/local-dir-source.js';
 import { unpackBlob } from '../../src/storage/unpack.js';
 import { MS_RDONLY, mount, umount2 } from '../../src/native/index.js';

@@ -1,6 +1,6 @@
 // `ondine build <source...> -o <outdir>`
 import type { Command } from 'commander';
-import { build } from '../../build/builder.js';
+import { build } from '../../builder/builder.js';
 import { formatBytes, ProgressLine } from '../progress.js';
 import { InvalidArgumentError } from '../../errors.js';
 

@@ -14,7 +14,7 @@ import { CorruptError } from '../../../src/errors.js';
 import { ImageCatalog } from '../../../src/daemon/catalog.js';
 import { CachefilesTargets } from '../../../src/daemon/cachefiles-targets.js';
 import { DecodePool } from '../../../src/storage/decode-pool.js';
-import { build } from '../../../src/build/builder.js';
+import { build } from '../../../src/builder/builder.js';
 import { parseBootstrap } from '../../../src/format/bootstrap.js';
 
 class RecordingIo implements KernelIo {

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { compress as zstdCompress } from 'zstd-napi';
-import type { Segment } from '../../../src/build/tree.js';
-import { DecompressError, TarChecksumError, TarCorruptError, TarTruncatedError, TarUnsupportedError, UnsupportedCompressionError } from '../../../src/build/import/errors.js';
-import { readTar, type TarEntry, type TarWarning } from '../../../src/build/import/tar/reader.js';
-import { openLayer } from '../../../src/build/import/tar/source.js';
+import type { Segment } from '../../../src/builder/tree.js';
+import { DecompressError, TarChecksumError, TarCorruptError, TarTruncatedError, TarUnsupportedError, UnsupportedCompressionError } from '../../../src/builder/import/errors.js';
+import { readTar, type TarEntry, type TarWarning } from '../../../src/builder/import/tar/reader.js';
+import { openLayer } from '../../../src/builder/import/tar/source.js';
 import { base256Field, entryBytes, gnuTar, header, paxRecords, setChecksum, tarball } from '../../helpers/tar-craft.js';
 
 let dir: string;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { compareNames, countNodes, lookup, nameFromBytes, nameToBytes, newDir, newNode, walk } from '../../../src/build/tree.js';
+import { compareNames, countNodes, lookup, nameFromBytes, nameToBytes, newDir, newNode, walk } from '../../../src/builder/tree.js';
 
 test('names: UTF-8 decodes as text and re-encodes to the same bytes', () => {
   for (const s of ['plain', 'été', '日本語', 'emoji-😀', '']) {

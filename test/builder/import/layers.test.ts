@@ -5,10 +5,10 @@ import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { HardlinkTargetError, LayerEntryError, SymlinkParentError, TarChecksumError, TarTruncatedError, UnsafePathError } from '../../../src/build/import/errors.js';
-import { applyLayer, applyLayers, type LayerProgress } from '../../../src/build/import/tar/layers.js';
-import type { TarWarning } from '../../../src/build/import/tar/reader.js';
-import { lookup, newDir, walk, type TreeNode } from '../../../src/build/tree.js';
+import { HardlinkTargetError, LayerEntryError, SymlinkParentError, TarChecksumError, TarTruncatedError, UnsafePathError } from '../../../src/builder/import/errors.js';
+import { applyLayer, applyLayers, type LayerProgress } from '../../../src/builder/import/tar/layers.js';
+import type { TarWarning } from '../../../src/builder/import/tar/reader.js';
+import { lookup, newDir, walk, type TreeNode } from '../../../src/builder/tree.js';
 import { asMemory, MemorySink, readContent, type MemoryContent } from '../../helpers/memory-sink.js';
 import { entryBytes, gnuTar, tarball, type CraftEntry } from '../../helpers/tar-craft.js';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdir, open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { build, type BuildResult } from '../../src/build/builder.js';
+import { build, type BuildResult } from '../../src/builder/builder.js';
 import { parseBootstrap, type Bootstrap } from '../../src/format/bootstrap.js';
 import { CHUNK_FLAG_COMPRESSED, NULL_ADDR } from '../../src/format/constants.js';
 import { KiB, MiB, randomBytes, readFiles, rejectsWith, tempDir, textBytes, unpackAll, writeTree } from '../storage/support.js';

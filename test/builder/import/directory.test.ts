@@ -5,9 +5,9 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { importDirectory, deviceNumbers } from '../../../src/build/import/directory.js';
-import { SourceChangedError, SourceIoError } from '../../../src/build/import/errors.js';
-import { lookup, nameToBytes, walk, type ChunkSink, type Segment, type TreeNode } from '../../../src/build/tree.js';
+import { importDirectory, deviceNumbers } from '../../../src/builder/import/directory.js';
+import { SourceChangedError, SourceIoError } from '../../../src/builder/import/errors.js';
+import { lookup, nameToBytes, walk, type ChunkSink, type Segment, type TreeNode } from '../../../src/builder/tree.js';
 import { asMemory, MemorySink, readContent, type MemoryContent } from '../../helpers/memory-sink.js';
 
 let base: string;
