@@ -80,7 +80,7 @@ export interface NativeBinding {
 
 /** dist/src/native/binding.js -> <package root>/build/Release/ondine.node */
 export const ADDON_PATH = fileURLToPath(
-  new URL('../../../builder/Release/ondine.node', import.meta.url),
+  new URL('../../../build/Release/ondine.node', import.meta.url),
 );
 
 function load(): NativeBinding {

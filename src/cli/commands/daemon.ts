@@ -14,7 +14,7 @@ import { SupervisorLink } from '../../kernel/fanotify/supervisor-link.js';
 import { makeLogger } from '../logger.js';
 
 /** The supervisor binary node-gyp builds beside the addon. */
-export const SUPERVISOR = fileURLToPath(new URL('../../../../builder/Release/ondine-supervisor', import.meta.url));
+export const SUPERVISOR = fileURLToPath(new URL('../../../../build/Release/ondine-supervisor', import.meta.url));
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
 /** The supervisor's deadline for an event is this much longer than the worker's fill timeout. */
