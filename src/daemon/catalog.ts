@@ -55,6 +55,8 @@ export class ImageCatalog {
   private readonly images = new Map<string, ImageRecord>();
   private readonly sources = new Map<string, LocalDirSource>();
   private readonly handles = new Map<string, BlobHandle>();
+  /** Flat device images by path and size, whichever front end reads them. */
+  private readonly flats = new Map<string, FlatFileSource>();
 
   constructor(readonly opts: CatalogOptions = {}) {}
 
@@ -89,7 +91,7 @@ export class ImageCatalog {
     for (const [tag, path] of Object.entries(spec.devices ?? {})) {
       const st = await stat(path).catch(() => undefined);
       if (!st?.isFile()) throw new NotFoundError(`device image ${path}`);
-      flat.set(tag, new FlatFileSource(path, st.size));
+      flat.set(tag, this.flatSource(path, st.size));
     }
     let source = this.sources.get(spec.blobDir);
     if (!source) {
@@ -106,7 +108,6 @@ export class ImageCatalog {
     const rec = this.images.get(key);
     if (!rec) return false;
     this.images.delete(key);
-    for (const f of rec.flat.values()) void f.close();
     return true;
   }
 
@@ -131,7 +132,19 @@ export class ImageCatalog {
   sourceCounters(): Record<string, ReturnType<LocalDirSource['counters']['toJSON']>> {
     const out: Record<string, ReturnType<LocalDirSource['counters']['toJSON']>> = {};
     for (const [dir, s] of this.sources) out[dir] = s.counters.toJSON();
+    if (this.flats.size) out['device images'] = Object.assign({}, ...[...this.flats.values()].map((f) => f.counters.toJSON())) as ReturnType<LocalDirSource['counters']['toJSON']>;
     return out;
+  }
+
+  /** The one reader of a flat device image (counted like a blob source, by its path). */
+  flatSource(path: string, size: number): FlatFileSource {
+    const key = `${resolve(path)}\0${size}`;
+    let f = this.flats.get(key);
+    if (!f) {
+      f = new FlatFileSource(resolve(path), size);
+      this.flats.set(key, f);
+    }
+    return f;
   }
 
   /** Sources by description (blob directories); for a front end that opens its own. */
@@ -158,7 +171,7 @@ export class ImageCatalog {
   }
 
   async close(): Promise<void> {
-    for (const rec of this.images.values()) for (const f of rec.flat.values()) await f.close();
+    for (const f of this.flats.values()) await f.close();
     await Promise.all([...this.sources.values()].map((s) => s.close()));
   }
 }

@@ -15,7 +15,7 @@ import { parseBootstrap, type Bootstrap } from '../format/bootstrap.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
 import { AT_FDCWD, FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanotifyMark, MNT_DETACH, NativeError, umount2Async } from '../native/index.js';
 import { ChunkedBlobCache, FlatBlobCache, type BlobCache } from '../storage/blob-cache.js';
-import { FlatFileSource } from '../storage/flat-file-source.js';
+import type { FlatFileSource } from '../storage/flat-file-source.js';
 import { CacheDir, fileComplete } from '../storage/cache-dir.js';
 import type { FanotifyTarget, TargetLookup } from '../kernel/fanotify/frontend.js';
 import type { ImageCatalog } from './catalog.js';
@@ -202,7 +202,7 @@ export class FanotifyMounts implements TargetLookup {
     if (flatPath !== undefined) {
       const st = statSync(flatPath, { throwIfNoEntry: false });
       if (!st?.isFile()) throw new NotFoundError(`device image ${flatPath}`);
-      flat = new FlatFileSource(resolve(flatPath), st.size);
+      flat = this.catalog.flatSource(flatPath, st.size);
       // A flat image is known by where it is and what it was: a changed file is another cache.
       key = `device-${createHash('sha256').update(`${flat.path}\0${st.size}\0${st.mtimeMs}`).digest('hex')}`;
       size = st.size;
@@ -282,7 +282,6 @@ export class FanotifyMounts implements TargetLookup {
     this.blobs.delete(f.blobId);
     for (const [k, v] of this.byIno) if (v === f) this.byIno.delete(k);
     closeSync(f.fd);
-    void f.flat?.close();
   }
 
   private forget(info: FanotifyMountInfo): void {
