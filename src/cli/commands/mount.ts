@@ -30,7 +30,7 @@ export function lastDaemonError(log: string): string | undefined {
   const lines = log.split('\n').filter((l) => l.trim());
   for (let i = lines.length - 1; i >= 0; i--) {
     const l = lines[i]!;
-    if (l.startsWith('ondine: ')) return l.slice('ondine: '.length);
+    if (l.startsWith('ondine: ')) return l.slice('ondine: '.length).replace(/ \[ONDINE_ERR_[A-Z_]+\]$/, '');
     if (l.startsWith('{')) {
       try {
         const j = JSON.parse(l) as { level?: number; msg?: string; err?: { message?: string } };

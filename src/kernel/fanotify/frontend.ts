@@ -55,7 +55,7 @@ export class FanotifyFrontend {
   readonly stats: FanotifyStats = { events: 0, fills: 0, denied: 0, timeouts: 0, unknownFiles: 0 };
 
   constructor(
-    private readonly files: CacheFileIo,
+    private readonly files: Pick<CacheFileIo, 'writer'>,
     private readonly lookup: TargetLookup,
     private readonly closeFd: (fd: number) => void,
     private readonly opts: FanotifyFrontendOptions = {},
