@@ -5,7 +5,7 @@
 // Cleanup always runs: stop --force, then SIGKILL to the daemon's process group, then every
 // mount under the scratch dir detached.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -174,6 +174,17 @@ export function totalSourceBytes(s: DaemonStatus): number {
 
 export const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
+/**
+ * `n` incompressible bytes, the same for the same seed: AES-128-CTR of zeros (hundreds of
+ * MB per second, where a JS PRNG makes a 200 MB file in seconds).
+ */
+export function pseudoRandomBytes(seed: number, n: number): Buffer {
+  const key = Buffer.alloc(16);
+  key.writeUInt32LE(seed >>> 0, 0);
+  const c = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  return Buffer.concat([c.update(Buffer.alloc(n)), c.final()]);
+}
+
 export interface ReaderRun {
   outcomes: ReadOutcome[];
   /** The reader made no progress for `stallMs` and was killed. */
@@ -184,7 +195,6 @@ export interface ReaderRun {
 
 /**
  * Runs the jobs in a child reader; kills it if no job completes for `stallMs` (a hung read).
- * `onStart` runs once the child is spawned (e.g. to kill the worker while it reads).
  */
 export function readInChild(scratch: string, jobs: readonly ReadJob[], opts: { stallMs?: number; onProgress?: (o: ReadOutcome) => void } = {}): Promise<ReaderRun> {
   const stallMs = opts.stallMs ?? 60_000;
