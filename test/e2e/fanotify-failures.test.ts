@@ -2,7 +2,8 @@
 // in a hang or in zeros, and never leave corrupt bytes in the cache: a blob deleted or
 // truncated in its blob dir after mount, a bit-flipped chunk, and the worker SIGKILLed ten
 // times during cold reads (the supervisor holds the group, denies what the dead worker left
-// at its deadline and starts a new worker that serves the same mounts).
+// at its deadline and starts a new worker that serves the same mounts), or stopped (SIGSTOP)
+// so that only the supervisor's deadline can end the read.
 import assert from 'node:assert/strict';
 import { closeSync, cpSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -232,5 +233,36 @@ describe('fanotify kill test: SIGKILL the worker during cold reads', { skip: ski
     const all = await readInChild(work, [{ path: join(mnt, 'big.bin') }, ...[...small.keys()].map((n) => ({ path: join(mnt, n) }))], { stallMs: STALL_MS });
     const wantAll = [sha256(big), ...[...small.values()].map(sha256)];
     assert.deepEqual(all.outcomes.map((o) => (o.result === 'ok' ? o.sha : o.result)), wantAll, 'after the kills every file reads right');
+  });
+  test('a worker that stops answering (SIGSTOP): the reader gets EIO at the supervisor deadline, not a hang; after SIGCONT reads work', async (t) => {
+    requireKernelFs('erofs');
+    const work = scratchDir(suite, 'fan-stop');
+    const src = join(work, 'src');
+    mkdirSync(src);
+    const data = pseudoRandomBytes(50, 4 * MiB);
+    writeFileSync(join(src, 'data.bin'), data);
+    await cliOk(['build', src, '-o', join(work, 'img'), '--chunk-size', '1M']);
+    const d = await startFanotifyDaemon(suite, work, { readTimeoutMs: READ_TIMEOUT_MS });
+    const mnt = join(work, 'mnt');
+    await d.mount(join(work, 'img'), mnt);
+    const before = await d.status();
+    dropCaches();
+    process.kill(before.workerPid, 'SIGSTOP');
+    let r;
+    const started = Date.now();
+    try {
+      r = await readInChild(work, [{ path: join(mnt, 'data.bin'), offset: 0, length: MiB }], { stallMs: STALL_MS });
+    } finally {
+      process.kill(before.workerPid, 'SIGCONT');
+    }
+    assert.equal(r.hung, false, 'the read hung with the worker stopped');
+    assert.equal(r.outcomes[0]?.result, 'EIO', `the read gets EIO once the supervisor's deadline passes: ${JSON.stringify(r.outcomes[0])}`);
+    const after = await d.status();
+    // Each event is denied at the deadline; the kernel may retry the read with more events.
+    t.diagnostic(`EIO after ${Date.now() - started} ms; supervisor: ${JSON.stringify(after.fanotify?.supervisor)}`);
+    assert.ok((after.fanotify?.supervisor?.deniedByDeadline ?? 0) > 0, 'the supervisor denied by deadline');
+    assert.equal(after.supervisorPid, before.supervisorPid, 'the supervisor is the same');
+    const again = await readInChild(work, [{ path: join(mnt, 'data.bin') }], { stallMs: STALL_MS });
+    assert.deepEqual({ result: again.outcomes[0]?.result, sha: again.outcomes[0]?.sha }, { result: 'ok', sha: sha256(data) }, 'after SIGCONT the whole file reads right');
   });
 });
