@@ -37,6 +37,8 @@
 #   --work DIR           keep the sources and images in DIR and reuse them next time
 #                        (default: a scratch dir under /var/tmp, removed at the end)
 #   --no-setup           skip scripts/setup.sh (only `npx tsc -p tsconfig.json`)
+#   --daemon-arg ARG     one more `ondine daemon` argument (repeatable); --daemon-arg=--no-supervisor
+#                        is the negative control: the first kill must fail the run
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -45,6 +47,7 @@ die() { printf 'kill-worker: error: %s\n' "$*" >&2; exit 2; }
 
 kills=50 gap=300-2000 read_timeout=3000 slack=4000 back_timeout=30 readers=1,2,2
 recycle_every=5 drop_every=3 big_mib=512 files=20000 seed=1 work= setup=1
+daemon_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --kills) kills=$2; shift 2 ;; --kills=*) kills=${1#*=}; shift ;;
@@ -60,6 +63,7 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift 2 ;; --seed=*) seed=${1#*=}; shift ;;
     --work) work=$2; shift 2 ;; --work=*) work=${1#*=}; shift ;;
     --no-setup) setup=0; shift ;;
+    --daemon-arg) daemon_args+=("$2"); shift 2 ;; --daemon-arg=*) daemon_args+=("${1#*=}"); shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -148,7 +152,7 @@ rm -rf "$work/cache" "$work/run" "$run"
 mkdir -p "$work/cache" "$work/run" "$run" "$work/mnt-big" "$work/mnt-tree"
 say "starting the daemon (--read-timeout $read_timeout: supervisor deadline $((read_timeout + 5000)) ms)"
 setsid "${ONDINE[@]}" daemon --mode fanotify --cache-dir "$work/cache" --socket "$sock" \
-  --read-timeout "$read_timeout" >"$run/daemon.log" 2>&1 </dev/null &
+  --read-timeout "$read_timeout" ${daemon_args[@]+"${daemon_args[@]}"} >"$run/daemon.log" 2>&1 </dev/null &
 daemon_pid=$!
 for _ in $(seq 1 300); do
   "${ONDINE[@]}" status --json --socket "$sock" >/dev/null 2>&1 && break
@@ -186,10 +190,9 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo "Kill-worker soak (fanotify), $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r), node $(node --version)"
 echo "images: $big_mib MiB file ($(du -sm --apparent-size "$work/img-big/blobs" | cut -f1) MiB compressed), $files files ($(du -sm --apparent-size "$work/src/src-tree" | cut -f1) MiB, $(du -sm --apparent-size "$work/img-tree/blobs" | cut -f1) MiB compressed); zstd, 1 MiB chunks"
-echo "daemon: --read-timeout $read_timeout (supervisor deadline $((read_timeout + 5000)) ms); read limit $((read_timeout + 5000 + slack)) ms; kill gaps $gap ms"
+echo "daemon: --read-timeout $read_timeout${daemon_args[*]+ ${daemon_args[*]}} (supervisor deadline $((read_timeout + 5000)) ms); read limit $((read_timeout + 5000 + slack)) ms; kill gaps $gap ms"
 cat "$run/summary.txt"
 say "total run time $(( $(date +%s) - started )) s"
-[ "$keep_data" = 1 ] || true
 if [ "$soak_rc" -ne 0 ]; then
   say "FAILED (soak exit $soak_rc; daemon log: $run/daemon.log$([ "$keep_data" = 1 ] || echo ', removed with the scratch dir'))"
   exit 1
