@@ -5,7 +5,6 @@
 #include <sys/fanotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
-#include <sys/xattr.h>
 
 #include "errors.h"
 
@@ -43,7 +42,6 @@ Napi::Object Constants(Napi::Env env) {
   C(MS_PRIVATE); C(MS_SLAVE); C(MS_SHARED); C(MS_RELATIME); C(MS_I_VERSION);
   C(MS_STRICTATIME); C(MS_LAZYTIME);
   C(MNT_FORCE); C(MNT_DETACH); C(MNT_EXPIRE); C(UMOUNT_NOFOLLOW);
-  C(XATTR_CREATE); C(XATTR_REPLACE);
   C(FAN_CLOEXEC); C(FAN_NONBLOCK); C(FAN_CLASS_NOTIF); C(FAN_CLASS_CONTENT);
   C(FAN_CLASS_PRE_CONTENT); C(FAN_UNLIMITED_QUEUE); C(FAN_UNLIMITED_MARKS);
   C(FAN_ENABLE_AUDIT); C(FAN_REPORT_TID); C(FAN_REPORT_FID); C(FAN_REPORT_DIR_FID);

@@ -1,6 +1,6 @@
-// Passing fds over unix sockets (SCM_RIGHTS), so a supervisor can hold /dev/cachefiles or
-// the fanotify group across a daemon restart (kernel.md: failover, fails-open), and the
-// datagram link to ondine-supervisor (SEQPACKET messages that may carry one event fd).
+// The datagram link to ondine-supervisor: SEQPACKET messages that may carry one fd
+// (SCM_RIGHTS), e.g. a fanotify event's. The supervisor makes the socketpair in production;
+// Socketpair lets tests stand in for its end.
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,35 +18,11 @@ namespace {
 // to truncation.
 constexpr int kMaxFds = 4;
 
-// What both ends pass to sendmsg/recvmsg: one payload byte (a stream socket cannot carry
-// control data with zero bytes) and aligned room for the SCM_RIGHTS control message.
-struct FdMessage {
-  char byte = 0;
-  struct iovec iov;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-  struct msghdr msg;
-
-  explicit FdMessage(size_t controlLen) {
-    std::memset(&control, 0, sizeof(control));
-    std::memset(&msg, 0, sizeof(msg));
-    iov.iov_base = &byte;
-    iov.iov_len = 1;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = controlLen;
-  }
-  FdMessage(const FdMessage&) = delete;
-  FdMessage& operator=(const FdMessage&) = delete;
-};
-
 Napi::Value Socketpair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool nonBlocking = info[0].ToBoolean().Value();
-  bool seqpacket = info[1].ToBoolean().Value();
   int fds[2];
-  int type = (seqpacket ? SOCK_SEQPACKET : SOCK_STREAM) | SOCK_CLOEXEC |
-             (nonBlocking ? SOCK_NONBLOCK : 0);
+  int type = SOCK_SEQPACKET | SOCK_CLOEXEC | (nonBlocking ? SOCK_NONBLOCK : 0);
   if (socketpair(AF_UNIX, type, 0, fds) != 0) {
     ThrowErrno(env, errno, "socketpair");
   }
@@ -54,61 +30,6 @@ Napi::Value Socketpair(const Napi::CallbackInfo& info) {
   pair.Set(0u, Napi::Number::New(env, fds[0]));
   pair.Set(1u, Napi::Number::New(env, fds[1]));
   return pair;
-}
-
-Napi::Value SendFd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int sock = FdArg(info, 0);
-  int fd = FdArg(info, 1);
-  FdMessage m(CMSG_SPACE(sizeof(int)));
-  m.byte = 'F';
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&m.msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-  ssize_t n;
-  do {
-    n = sendmsg(sock, &m.msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) ThrowErrno(env, errno, "sendmsg");
-  return env.Undefined();
-}
-
-Napi::Value RecvFd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int sock = FdArg(info, 0);
-  FdMessage m(sizeof(m.control));
-  struct msghdr& msg = m.msg;
-  ssize_t n;
-  do {
-    n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
-    ThrowErrno(env, errno, "recvmsg");
-  }
-  // Collect every fd that arrived so none leaks, whatever else is wrong with the message.
-  int received[kMaxFds];
-  int count = 0;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t j = 0; j < k && count < kMaxFds; j++) {
-      std::memcpy(&received[count++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-    }
-  }
-  if (n == 0) {
-    for (int j = 0; j < count; j++) close(received[j]);
-    throw ErrnoError(env, ECONNRESET, "recvmsg", std::string(), "peer closed the socket");
-  }
-  if (count != 1 || (msg.msg_flags & MSG_CTRUNC) != 0) {
-    for (int j = 0; j < count; j++) close(received[j]);
-    throw ErrnoError(env, EPROTO, "recvmsg", std::string(),
-                     "expected exactly one file descriptor, got " + std::to_string(count) +
-                         ((msg.msg_flags & MSG_CTRUNC) != 0 ? " (control data truncated)" : ""));
-  }
-  return Napi::Number::New(env, received[0]);
 }
 
 // One datagram of `buf`, with one fd (SCM_RIGHTS) when fd >= 0. false: it would block.
@@ -203,8 +124,6 @@ Napi::Value RecvMessage(const Napi::CallbackInfo& info) {
 
 void InitFdpass(Napi::Env env, Napi::Object exports) {
   exports.Set("socketpair", Napi::Function::New(env, Socketpair, "socketpair"));
-  exports.Set("sendFd", Napi::Function::New(env, SendFd, "sendFd"));
-  exports.Set("recvFd", Napi::Function::New(env, RecvFd, "recvFd"));
   exports.Set("sendMessage", Napi::Function::New(env, SendMessage, "sendMessage"));
   exports.Set("recvMessage", Napi::Function::New(env, RecvMessage, "recvMessage"));
 }

@@ -84,84 +84,11 @@ Napi::Value Compress(const Napi::CallbackInfo& info) {
   return AdoptMalloced(env, data, len);
 }
 
-class DecompressWorker : public PromiseWorker {
- public:
-  DecompressWorker(Napi::Env env, Napi::Uint8Array src, size_t size)
-      : PromiseWorker(env, "ondine.lz4Decompress"), src_(src.Data()), srcLen_(src.ByteLength()) {
-    Keep(src);
-    // Allocated here, on the JS thread, so the pool thread only fills it.
-    Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, size);
-    Napi::Object asObject = out;
-    out_ = Napi::Persistent(asObject);
-    dst_ = out.Data();
-    dstLen_ = out.Length();
-  }
-
- protected:
-  void Execute() override {
-    std::string bad = Decode(src_, srcLen_, dst_, dstLen_);
-    if (!bad.empty()) Fail(EBADMSG, kDecompress, bad);
-  }
-  Napi::Value Result(Napi::Env) override { return out_.Value(); }
-
- private:
-  const uint8_t* src_;
-  size_t srcLen_;
-  Napi::ObjectReference out_;
-  uint8_t* dst_ = nullptr;
-  size_t dstLen_ = 0;
-};
-
-class CompressWorker : public PromiseWorker {
- public:
-  CompressWorker(Napi::Env env, Napi::Uint8Array src)
-      : PromiseWorker(env, "ondine.lz4Compress"), src_(src.Data()), srcLen_(src.ByteLength()) {
-    Keep(src);
-  }
-  ~CompressWorker() override { std::free(out_); }
-
- protected:
-  void Execute() override {
-    out_ = Encode(src_, srcLen_, &outLen_);
-    if (out_ == nullptr) Fail(errno, kCompress);
-  }
-  Napi::Value Result(Napi::Env env) override {
-    uint8_t* data = out_;
-    out_ = nullptr;  // ownership moves to the Buffer
-    return AdoptMalloced(env, data, outLen_);
-  }
-
- private:
-  const uint8_t* src_;
-  size_t srcLen_;
-  uint8_t* out_ = nullptr;
-  size_t outLen_ = 0;
-};
-
-Napi::Value DecompressAsync(const Napi::CallbackInfo& info) {
-  Napi::Uint8Array src = SourceArg(info);
-  size_t size = SizeArg(info);
-  return (new DecompressWorker(info.Env(), src, size))->Start();
-}
-
-Napi::Value CompressAsync(const Napi::CallbackInfo& info) {
-  return (new CompressWorker(info.Env(), SourceArg(info)))->Start();
-}
-
-Napi::Value CompressBound(const Napi::CallbackInfo& info) {
-  int64_t n = IntArg(info, 0, 0, LZ4_MAX_INPUT_SIZE, "size");
-  return Napi::Number::New(info.Env(), LZ4_compressBound(static_cast<int>(n)));
-}
-
 }  // namespace
 
 void InitLz4(Napi::Env env, Napi::Object exports) {
   exports.Set("lz4Decompress", Napi::Function::New(env, Decompress, "lz4Decompress"));
   exports.Set("lz4Compress", Napi::Function::New(env, Compress, "lz4Compress"));
-  exports.Set("lz4DecompressAsync",
-              Napi::Function::New(env, DecompressAsync, "lz4DecompressAsync"));
-  exports.Set("lz4CompressAsync", Napi::Function::New(env, CompressAsync, "lz4CompressAsync"));
-  exports.Set("lz4CompressBound", Napi::Function::New(env, CompressBound, "lz4CompressBound"));
 }
 
 }  // namespace ondine

@@ -17,7 +17,7 @@ Napi::Value AlignedBuffer(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "align must be a power of two >= pointer size");
   }
   void* p = nullptr;
-  // A zero-byte request still gets a real aligned block so addressOf() means something.
+  // A zero-byte request still gets a real aligned block, so the Buffer's memory is aligned too.
   int err = posix_memalign(&p, align, size == 0 ? align : size);
   if (err != 0) ThrowErrno(env, err, "posix_memalign");
   std::memset(p, 0, size);
@@ -27,17 +27,10 @@ Napi::Value AlignedBuffer(const Napi::CallbackInfo& info) {
                                     [](Napi::Env, uint8_t* data) { std::free(data); });
 }
 
-Napi::Value AddressOf(const Napi::CallbackInfo& info) {
-  Napi::Uint8Array bytes = BytesArg(info, 0, "buffer");
-  return Napi::BigInt::New(info.Env(),
-                           static_cast<uint64_t>(reinterpret_cast<uintptr_t>(bytes.Data())));
-}
-
 }  // namespace
 
 void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("alignedBuffer", Napi::Function::New(env, AlignedBuffer, "alignedBuffer"));
-  exports.Set("addressOf", Napi::Function::New(env, AddressOf, "addressOf"));
 }
 
 }  // namespace ondine

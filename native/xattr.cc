@@ -1,4 +1,5 @@
-// Extended attributes (Node has no API for them). The l* calls never follow symlinks.
+// Reading extended attributes (Node has no API for them); the l* calls never follow symlinks.
+// Ondine only reads them (the builder records a tree's xattrs), so nothing here writes one.
 // Whether ENODATA/ENOTSUP are errors is decided in TypeScript.
 #include <sys/xattr.h>
 
@@ -57,33 +58,11 @@ Napi::Value Get(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, buf.data(), static_cast<size_t>(n));
 }
 
-Napi::Value Set(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path = PathArg(info, 0, "path");
-  std::string name = StringArg(info, 1, "name");
-  Napi::Uint8Array value = BytesArg(info, 2, "value");
-  int flags = static_cast<int>(IntArg(info, 3, 0, XATTR_CREATE | XATTR_REPLACE, "flags"));
-  if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.ByteLength(), flags) != 0) {
-    ThrowErrno(env, errno, "lsetxattr", path);
-  }
-  return env.Undefined();
-}
-
-Napi::Value Remove(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path = PathArg(info, 0, "path");
-  std::string name = StringArg(info, 1, "name");
-  if (lremovexattr(path.c_str(), name.c_str()) != 0) ThrowErrno(env, errno, "lremovexattr", path);
-  return env.Undefined();
-}
-
 }  // namespace
 
 void InitXattr(Napi::Env env, Napi::Object exports) {
   exports.Set("llistxattr", Napi::Function::New(env, List, "llistxattr"));
   exports.Set("lgetxattr", Napi::Function::New(env, Get, "lgetxattr"));
-  exports.Set("lsetxattr", Napi::Function::New(env, Set, "lsetxattr"));
-  exports.Set("lremovexattr", Napi::Function::New(env, Remove, "lremovexattr"));
 }
 
 }  // namespace ondine

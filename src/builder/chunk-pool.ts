@@ -1,10 +1,12 @@
-// A fixed pool of chunk workers. Jobs go to the least busy worker; results come back by id.
-import { Worker } from 'node:worker_threads';
+// The builder's chunk workers (chunk-worker.ts, on storage's WorkerPool): each chunk goes to
+// the least busy worker and its digest, zero test and compressed bytes come back. A build
+// cannot do without a chunk, so the first worker death fails the jobs it held and retires the
+// pool: what was queued and whatever is sent afterwards fails too.
 import { availableParallelism } from 'node:os';
 import { OndineError } from '../errors.js';
+import { JobLostError, WorkerPool } from '../storage/worker-pool.js';
 
 export interface ChunkJob {
-  id: number;
   data: ArrayBuffer;
   length: number;
   compressor: number;
@@ -13,76 +15,43 @@ export interface ChunkJob {
 }
 
 export interface ChunkJobResult {
-  id: number;
   zero: boolean;
   digest: string;
   /** The bytes to store: compressed, or the raw chunk sent back when compression did not shrink it. */
   stored: ArrayBuffer | null;
   storedLength: number;
   compressed: boolean;
-  error?: string;
-}
-
-interface Slot {
-  worker: Worker;
-  busy: number;
 }
 
 export class ChunkPool {
-  private readonly slots: Slot[] = [];
-  private readonly pending = new Map<number, { resolve: (r: ChunkJobResult) => void; reject: (e: Error) => void }>();
-  private nextId = 0;
-  private broken: Error | undefined;
-  private closing = false;
+  private readonly pool: WorkerPool<ChunkJob, ChunkJobResult>;
 
   constructor(size = availableParallelism()) {
-    const url = new URL('./chunk-worker.js', import.meta.url);
-    for (let i = 0; i < Math.max(1, size); i++) {
-      const worker = new Worker(url);
-      const slot: Slot = { worker, busy: 0 };
-      worker.on('message', (r: ChunkJobResult) => {
-        slot.busy--;
-        const p = this.pending.get(r.id);
-        if (!p) return;
-        this.pending.delete(r.id);
-        if (r.error) p.reject(new OndineError('ONDINE_ERR_BUILD', 5, `chunk worker: ${r.error}`));
-        else p.resolve(r);
-      });
-      // A dead worker would leave every job sent to it pending forever (a build that hangs):
-      // from then on the pool refuses work, and what was in flight fails.
-      const broken = (err: Error) => {
-        this.broken ??= err;
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
-      };
-      worker.on('error', broken);
-      worker.on('exit', (code) => {
-        if (!this.closing) broken(new OndineError('ONDINE_ERR_BUILD', 5, `chunk worker exited unexpectedly (code ${code})`));
-      });
-      this.slots.push(slot);
-    }
+    this.pool = new WorkerPool(new URL('./chunk-worker.js', import.meta.url), { size, maxDeaths: 1 });
   }
 
   get size(): number {
-    return this.slots.length;
+    return this.pool.size;
   }
 
   /** Transfers `data` (its ArrayBuffer must be owned by this chunk alone). */
   run(data: Buffer, compressor: number, level: number | undefined, digester: number): Promise<ChunkJobResult> {
-    if (this.broken) return Promise.reject(this.broken);
-    const id = this.nextId++;
-    const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
-    slot.busy++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const ab = data.byteOffset === 0 && data.buffer.byteLength === data.length ? data.buffer as ArrayBuffer : new Uint8Array(data).buffer;
-      const job: ChunkJob = { id, data: ab, length: data.length, compressor, level, digester };
-      slot.worker.postMessage(job, [ab]);
+    const ab = data.byteOffset === 0 && data.buffer.byteLength === data.length ? data.buffer as ArrayBuffer : new Uint8Array(data).buffer;
+    const job: ChunkJob = { data: ab, length: data.length, compressor, level, digester };
+    return this.pool.run(() => ({ payload: job, transfer: [ab] })).catch((err: unknown) => {
+      const why = err instanceof JobLostError
+        ? (err.reason === 'died' ? `chunk worker ${err.worker} died${err.why}` : err.reason === 'retired' ? `chunk workers unavailable: one died${err.why}` : 'chunk pool closed')
+        : `chunk worker: ${(err as Error).message}`;
+      throw new OndineError('ONDINE_ERR_BUILD', 5, why);
     });
   }
 
-  async close(): Promise<void> {
-    this.closing = true;
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  /** Test hook: ends worker `index` as a crash would. */
+  killWorkerForTest(index: number): Promise<void> {
+    return this.pool.killWorkerForTest(index);
   }
 }

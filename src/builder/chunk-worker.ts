@@ -1,8 +1,8 @@
 // Worker thread: digest, zero-test and compress one chunk. Runs off the main thread so that
 // reading sources, hashing and compression overlap across cores.
-import { parentPort } from 'node:worker_threads';
 import { codecById } from '../storage/codecs.js';
 import { digesterById } from '../storage/digests.js';
+import { serveJobs } from '../storage/worker-wire.js';
 import type { ChunkJob, ChunkJobResult } from './chunk-pool.js';
 
 const ZERO = Buffer.alloc(1 << 20);
@@ -15,32 +15,27 @@ function allZero(b: Buffer): boolean {
   return true;
 }
 
-parentPort!.on('message', (job: ChunkJob) => {
-  try {
-    const data = Buffer.from(job.data, 0, job.length);
-    if (allZero(data)) {
-      const r: ChunkJobResult = { id: job.id, zero: true, digest: '', stored: null, storedLength: 0, compressed: false };
-      parentPort!.postMessage(r);
-      return;
-    }
-    const digest = digesterById(job.digester).digest(data);
-    let stored: ArrayBuffer = job.data;
-    let storedLength = job.length;
-    let compressed = false;
-    if (job.compressor !== 0) {
-      const out = codecById(job.compressor).compress(data, job.level);
-      // A chunk that does not shrink is stored raw: readers infer "compressed" from the sizes.
-      if (out.length < data.length) {
-        const copy = new Uint8Array(out.length);
-        copy.set(out);
-        stored = copy.buffer;
-        storedLength = out.length;
-        compressed = true;
-      }
-    }
-    const r: ChunkJobResult = { id: job.id, zero: false, digest, stored, storedLength, compressed };
-    parentPort!.postMessage(r, [stored]);
-  } catch (err) {
-    parentPort!.postMessage({ id: job.id, error: (err as Error).message });
+serveJobs((job: ChunkJob) => {
+  const data = Buffer.from(job.data, 0, job.length);
+  if (allZero(data)) {
+    const result: ChunkJobResult = { zero: true, digest: '', stored: null, storedLength: 0, compressed: false };
+    return { result };
   }
+  const digest = digesterById(job.digester).digest(data);
+  let stored: ArrayBuffer = job.data;
+  let storedLength = job.length;
+  let compressed = false;
+  if (job.compressor !== 0) {
+    const out = codecById(job.compressor).compress(data, job.level);
+    // A chunk that does not shrink is stored raw: readers infer "compressed" from the sizes.
+    if (out.length < data.length) {
+      const copy = new Uint8Array(out.length);
+      copy.set(out);
+      stored = copy.buffer;
+      storedLength = out.length;
+      compressed = true;
+    }
+  }
+  const result: ChunkJobResult = { zero: false, digest, stored, storedLength, compressed };
+  return { result, transfer: [stored] };
 });

@@ -18,18 +18,12 @@ export interface NativeBinding {
   readonly constants: Readonly<Record<string, number>>;
 
   alignedBuffer(size: number, align: number): Buffer;
-  addressOf(buf: Uint8Array): bigint;
 
   lz4Decompress(src: Uint8Array, uncompressedSize: number): Buffer;
   lz4Compress(src: Uint8Array): Buffer;
-  lz4DecompressAsync(src: Uint8Array, uncompressedSize: number): Promise<Buffer>;
-  lz4CompressAsync(src: Uint8Array): Promise<Buffer>;
-  lz4CompressBound(size: number): number;
 
   llistxattr(path: string | Uint8Array): string[];
   lgetxattr(path: string | Uint8Array, name: string): Buffer;
-  lsetxattr(path: string | Uint8Array, name: string, value: Uint8Array, flags: number): void;
-  lremovexattr(path: string | Uint8Array, name: string): void;
 
   seekData(fd: number, offset: number): number;
   seekHole(fd: number, offset: number): number;
@@ -71,9 +65,7 @@ export interface NativeBinding {
   fanotifyInit(flags: number, eventFlags: number): number;
   fanotifyMark(fd: number, flags: number, mask: bigint, dirfd: number, path: string | null): void;
 
-  socketpair(nonBlocking: boolean, seqpacket: boolean): [number, number];
-  sendFd(socketFd: number, fd: number): void;
-  recvFd(socketFd: number): number;
+  socketpair(nonBlocking: boolean): [number, number];
   sendMessage(socketFd: number, buf: Uint8Array, fd: number): boolean;
   recvMessage(socketFd: number, buf: Uint8Array): { length: number; fd: number };
 }

@@ -34,10 +34,6 @@ export const MNT_DETACH = 0x2;
 export const MNT_EXPIRE = 0x4;
 export const UMOUNT_NOFOLLOW = 0x8;
 
-// setxattr(2) flags
-export const XATTR_CREATE = 0x1;
-export const XATTR_REPLACE = 0x2;
-
 /** dirfd meaning "relative to the working directory" (fanotifyMark). */
 export const AT_FDCWD = -100;
 

@@ -30,16 +30,11 @@ export function alignedBuffer(size: number, align = 4096): Buffer {
   return binding.alignedBuffer(size, align);
 }
 
-/** Address of the first byte of `buf` (byteOffset included): for alignment checks. */
-export function addressOf(buf: Uint8Array): bigint {
-  return binding.addressOf(check.bytes(buf, 'buf'));
-}
-
 // ---------------------------------------------------------------------------------------
 // lz4 block format (liblz4)
 
 /** LZ4_MAX_INPUT_SIZE from lz4.h. */
-export const LZ4_MAX_INPUT_SIZE = 0x7e000000;
+const LZ4_MAX_INPUT_SIZE = 0x7e000000;
 
 function lz4Source(src: unknown): Uint8Array {
   const bytes = check.bytes(src, 'src');
@@ -59,34 +54,9 @@ export function lz4Decompress(src: Uint8Array, uncompressedSize: number): Buffer
   return binding.lz4Decompress(bytes, uncompressedSize);
 }
 
-/** lz4Decompress on the libuv thread pool. Do not modify `src` until it settles. */
-export function lz4DecompressAsync(src: Uint8Array, uncompressedSize: number): Promise<Buffer> {
-  try {
-    const bytes = lz4Source(src);
-    check.integer(uncompressedSize, 'uncompressedSize', 0, check.INT32_MAX);
-    return binding.lz4DecompressAsync(bytes, uncompressedSize);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-}
-
 /** One lz4 block (LZ4_compress_default); the Buffer holds exactly the compressed bytes. */
 export function lz4Compress(src: Uint8Array): Buffer {
   return binding.lz4Compress(lz4Source(src));
-}
-
-/** lz4Compress on the libuv thread pool. Do not modify `src` until it settles. */
-export function lz4CompressAsync(src: Uint8Array): Promise<Buffer> {
-  try {
-    return binding.lz4CompressAsync(lz4Source(src));
-  } catch (err) {
-    return Promise.reject(err);
-  }
-}
-
-/** Worst-case compressed size of `size` input bytes (LZ4_compressBound). */
-export function lz4CompressBound(size: number): number {
-  return binding.lz4CompressBound(check.integer(size, 'size', 0, LZ4_MAX_INPUT_SIZE));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -123,35 +93,6 @@ export function lgetxattr(path: check.PathArg, name: string): Buffer {
   check.nonEmptyString(name, 'name');
   try {
     return binding.lgetxattr(p, name);
-  } catch (err) {
-    throw xattrError(err, p, name);
-  }
-}
-
-/** Sets attribute `name`; flags XATTR_CREATE / XATTR_REPLACE (0: either). */
-export function lsetxattr(
-  path: check.PathArg,
-  name: string,
-  value: Uint8Array,
-  flags = 0,
-): void {
-  const p = check.path(path);
-  check.nonEmptyString(name, 'name');
-  check.bytes(value, 'value');
-  check.integer(flags, 'flags', 0, 3);
-  try {
-    binding.lsetxattr(p, name, value, flags);
-  } catch (err) {
-    throw xattrError(err, p, name);
-  }
-}
-
-/** Removes attribute `name`; NativeError 'ENODATA' when it is not set. */
-export function lremovexattr(path: check.PathArg, name: string): void {
-  const p = check.path(path);
-  check.nonEmptyString(name, 'name');
-  try {
-    binding.lremovexattr(p, name);
   } catch (err) {
     throw xattrError(err, p, name);
   }
@@ -446,30 +387,15 @@ export function fanotifyMark(
 }
 
 // ---------------------------------------------------------------------------------------
-// fd passing (SCM_RIGHTS) for daemon failover
+// Datagrams with an optional fd (SCM_RIGHTS): the link to ondine-supervisor
 
 /**
- * A connected pair of AF_UNIX sockets (close-on-exec): stream sockets for sendFd/recvFd, or
- * with `seqpacket` datagram sockets that keep message boundaries, for sendMessage and
- * recvMessage. Blocking unless `nonBlocking` is set.
+ * A connected pair of AF_UNIX SEQPACKET sockets (close-on-exec), the kind of link
+ * ondine-supervisor gives its worker: in production the supervisor makes it, so this is how
+ * tests stand in for the supervisor's end. Blocking unless `nonBlocking` is set.
  */
-export function socketpair(
-  options: { nonBlocking?: boolean; seqpacket?: boolean } = {},
-): [number, number] {
-  return binding.socketpair(options.nonBlocking === true, options.seqpacket === true);
-}
-
-/** Sends a duplicate of `fd` over the unix socket `socketFd` (with one payload byte). */
-export function sendFd(socketFd: number, fd: number): void {
-  binding.sendFd(check.fd(socketFd, 'socketFd'), check.fd(fd));
-}
-
-/**
- * Receives one fd sent by sendFd (close-on-exec); -1 when nothing is pending on a
- * non-blocking socket. Throws NativeError 'ECONNRESET' once the peer has closed.
- */
-export function recvFd(socketFd: number): number {
-  return binding.recvFd(check.fd(socketFd, 'socketFd'));
+export function socketpair(options: { nonBlocking?: boolean } = {}): [number, number] {
+  return binding.socketpair(options.nonBlocking === true);
 }
 
 /**

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import { ChunkPool } from '../../src/builder/chunk-pool.js';
 import { ChunkStore, type ChunkedContent, type ChunkLocation, type ChunkStoreOptions } from '../../src/builder/chunk-store.js';
 import type { FinishedBlob } from '../../src/builder/blob-writer.js';
@@ -313,8 +312,7 @@ test('a worker that dies fails the pool\'s jobs instead of leaving them pending 
     const ok = await p.run(Buffer.from(textBytes(1000, 50)), Compressor.Zstd, undefined, DigestAlgo.Blake3);
     assert.equal(ok.zero, false);
     // Kill one worker from outside (as an out-of-memory abort would), then keep submitting.
-    const victim = (p as unknown as { slots: Array<{ worker: Worker }> }).slots[0]!.worker;
-    await victim.terminate();
+    await p.killWorkerForTest(0);
     const jobs = Array.from({ length: 4 }, (_, i) => p.run(Buffer.from(textBytes(1000, 60 + i)), Compressor.Zstd, undefined, DigestAlgo.Blake3));
     // A liveness guard, not a timing assertion: a job sent to the dead worker never settles.
     const PENDING = Symbol('pending');

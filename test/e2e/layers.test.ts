@@ -11,12 +11,13 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import type { BuildResult } from '../../src/builder/builder.js';
-import { lgetxattr, lsetxattr } from '../../src/native/index.js';
+import { lgetxattr } from '../../src/native/index.js';
 import { Cleanup, cliOk, requireKernelFs, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 import { Prng, setMtime, textBytes } from '../helpers/image-fixtures.js';
 import { mountOverlay, unpackAndMount } from '../helpers/kernel-mount.js';
 import { deleteFromTar, extractForOverlay, listTar, tarLayer, type LayerCompression } from '../helpers/oci-layers.js';
 import { assertSameTree } from '../helpers/tree-compare.js';
+import { setXattr } from '../helpers/xattr.js';
 
 type Kind = 'dir' | 'file' | 'symlink' | 'hardlink' | 'chardev' | 'fifo' | 'whiteout';
 
@@ -54,7 +55,7 @@ function stageLayer(stage: string, entries: readonly StageEntry[], timeBase: num
       if (e.kind !== 'symlink') chmodSync(p, e.mode ?? (e.kind === 'dir' ? 0o755 : 0o644));
       lchownSync(p, e.uid ?? 0, e.gid ?? 0);
       if (e.mode !== undefined && e.kind !== 'symlink') chmodSync(p, e.mode); // chown clears setuid bits
-      for (const [k, v] of Object.entries(e.xattrs ?? {})) lsetxattr(p, k, Buffer.from(v));
+      for (const [k, v] of Object.entries(e.xattrs ?? {})) setXattr(p, k, Buffer.from(v));
     }
   }
   // Nanosecond mtimes, deepest first so creating children does not move a parent's time.

@@ -7,10 +7,10 @@ import { chmodSync, closeSync, copyFileSync, lchownSync, openSync, renameSync, r
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { lremovexattr, lsetxattr } from '../../src/native/index.js';
 import { Cleanup, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 import { INVALID_UTF8, makeEveryKindTree, setMtime, writeSparse } from '../helpers/image-fixtures.js';
 import { compareTrees, formatStats } from '../helpers/tree-compare.js';
+import { removeXattr, setXattr } from '../helpers/xattr.js';
 
 describe('tree comparator (the e2e oracle) notices each kind of difference', { skip: skipUnlessRoot }, () => {
   const suite = new Cleanup();
@@ -51,9 +51,9 @@ describe('tree comparator (the e2e oracle) notices each kind of difference', { s
       writeSync(fd, Buffer.from([0x5a]), 0, 1, 4096);
       closeSync(fd);
     }, /\/regular\/random-4097: content differs/],
-    ['xattr missing', (d) => lremovexattr(join(d, 'xattrs/long-value'), 'user.long'), /\/xattrs\/long-value: missing xattr user\.long/],
-    ['xattr value changed', (d) => lsetxattr(join(d, 'xattrs/trusted'), 'trusted.ondine.test', Buffer.from('other')), /\/xattrs\/trusted: xattr trusted\.ondine\.test differs/],
-    ['security.capability dropped', (d) => lremovexattr(join(d, 'xattrs/capability'), 'security.capability'), /missing xattr security\.capability/],
+    ['xattr missing', (d) => removeXattr(join(d, 'xattrs/long-value'), 'user.long'), /\/xattrs\/long-value: missing xattr user\.long/],
+    ['xattr value changed', (d) => setXattr(join(d, 'xattrs/trusted'), 'trusted.ondine.test', Buffer.from('other')), /\/xattrs\/trusted: xattr trusted\.ondine\.test differs/],
+    ['security.capability dropped', (d) => removeXattr(join(d, 'xattrs/capability'), 'security.capability'), /missing xattr security\.capability/],
     ['symlink target', (d) => {
       unlinkSync(join(d, 'links/long-target'));
       symlinkSync('short', join(d, 'links/long-target'));

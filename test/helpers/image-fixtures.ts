@@ -12,7 +12,7 @@ import { linkSync, mkdirSync, openSync, closeSync, writeSync, ftruncateSync, sym
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
-import { lsetxattr } from '../../src/native/index.js';
+import { setXattr } from './xattr.js';
 
 /** mulberry32: a small seeded PRNG; deterministic across runs and machines. */
 export class Prng {
@@ -194,7 +194,7 @@ export async function makeEveryKindTree(root: string, opts: EveryKindOptions): P
   writeFileSync(p('hard/one'), prng.bytes(20_000));
   linkSync(p('hard/one'), p('hard/other/two'));
   linkSync(p('hard/one'), p('regular/three'));
-  lsetxattr(p('hard/one'), 'user.linked', Buffer.from('all three names see this'));
+  setXattr(p('hard/one'), 'user.linked', Buffer.from('all three names see this'));
 
   // Devices, fifo, socket.
   execFileSync('mknod', [p('dev/null-like'), 'c', '1', '3']);
@@ -229,23 +229,23 @@ export async function makeEveryKindTree(root: string, opts: EveryKindOptions): P
 
   // xattrs.
   writeFileSync(p('xattrs/many'), 'many xattrs\n');
-  for (let i = 0; i < 24; i++) lsetxattr(p('xattrs/many'), `user.attr-${String(i).padStart(2, '0')}`, Buffer.from(`value ${i} `.repeat(1 + (i % 4))));
+  for (let i = 0; i < 24; i++) setXattr(p('xattrs/many'), `user.attr-${String(i).padStart(2, '0')}`, Buffer.from(`value ${i} `.repeat(1 + (i % 4))));
   writeFileSync(p('xattrs/long-value'), 'a 2 KiB xattr\n');
-  lsetxattr(p('xattrs/long-value'), 'user.long', textBytes(prng, 2048));
-  lsetxattr(p('xattrs/long-value'), 'user.binary', prng.bytes(64));
+  setXattr(p('xattrs/long-value'), 'user.long', textBytes(prng, 2048));
+  setXattr(p('xattrs/long-value'), 'user.binary', prng.bytes(64));
   writeFileSync(p('xattrs/empty-value'), 'an xattr with an empty value\n');
-  lsetxattr(p('xattrs/empty-value'), 'user.empty', Buffer.alloc(0));
+  setXattr(p('xattrs/empty-value'), 'user.empty', Buffer.alloc(0));
   writeFileSync(p('xattrs/capability'), '#!/bin/sh\n');
   chmodSync(p('xattrs/capability'), 0o755);
-  lsetxattr(p('xattrs/capability'), 'security.capability', capabilityV2());
+  setXattr(p('xattrs/capability'), 'security.capability', capabilityV2());
   writeFileSync(p('xattrs/trusted'), 'trusted\n');
-  lsetxattr(p('xattrs/trusted'), 'trusted.ondine.test', Buffer.from('only root sees this'));
-  lsetxattr(p('xattrs/trusted'), 'user.mixed', Buffer.from('and a user one'));
+  setXattr(p('xattrs/trusted'), 'trusted.ondine.test', Buffer.from('only root sees this'));
+  setXattr(p('xattrs/trusted'), 'user.mixed', Buffer.from('and a user one'));
   mkdirSync(p('xattrs/dir-with-xattrs'));
-  lsetxattr(p('xattrs/dir-with-xattrs'), 'user.on-dir', Buffer.from('directory xattr'));
-  lsetxattr(p('xattrs/dir-with-xattrs'), 'trusted.on-dir', Buffer.from('trusted directory xattr'));
+  setXattr(p('xattrs/dir-with-xattrs'), 'user.on-dir', Buffer.from('directory xattr'));
+  setXattr(p('xattrs/dir-with-xattrs'), 'trusted.on-dir', Buffer.from('trusted directory xattr'));
   symlinkSync('../regular/one-byte', p('xattrs/symlink-with-xattr'));
-  lsetxattr(p('xattrs/symlink-with-xattr'), 'trusted.on-symlink', Buffer.from('symlink xattr'));
+  setXattr(p('xattrs/symlink-with-xattr'), 'trusted.on-symlink', Buffer.from('symlink xattr'));
 
   // Names.
   writeFileSync(p('names/with space'), 'space\n');

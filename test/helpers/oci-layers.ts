@@ -6,8 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { lstatSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-import { lsetxattr } from '../../src/native/index.js';
 import { run } from './e2e-env.js';
+import { setXattr } from './xattr.js';
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
 
@@ -77,7 +77,7 @@ export async function extractForOverlay(layer: string, dir: string, lowerView?: 
       const p = join(d, name);
       if (name === '.wh..wh..opq') {
         rmSync(p);
-        lsetxattr(d, 'trusted.overlay.opaque', Buffer.from('y'));
+        setXattr(d, 'trusted.overlay.opaque', Buffer.from('y'));
         opaque++;
         changed = true;
       } else if (name.startsWith('.wh.')) {
@@ -93,7 +93,7 @@ export async function extractForOverlay(layer: string, dir: string, lowerView?: 
           execFileSync('mknod', [victim, 'c', '0', '0']);
         } else if (st.isDirectory()) {
           // Removed and re-created in the same layer: only this layer's content shows.
-          lsetxattr(victim, 'trusted.overlay.opaque', Buffer.from('y'));
+          setXattr(victim, 'trusted.overlay.opaque', Buffer.from('y'));
         }
         whiteouts++;
         changed = true;

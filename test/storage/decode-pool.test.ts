@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChunkReader } from '../../src/storage/chunk-reader.js';
 import { DecodePool } from '../../src/storage/decode-pool.js';
-import { fromWire, toWire } from '../../src/storage/decode-wire.js';
+import { fromWire, toWire } from '../../src/storage/worker-wire.js';
 import { loadBlobChunkMap, type BlobChunk } from '../../src/storage/blob-chunk-map.js';
 import { LocalDirSource } from '../../src/storage/local-dir-source.js';
 import { unpackBlob } from '../../src/storage/unpack.js';

@@ -27,7 +27,7 @@ test('fromEnv: undefined without a supervisor, fds and generation from the envir
 });
 
 test('fromEnv makes the inherited fds close-on-exec', (t) => {
-  const [a, b] = socketpair({ seqpacket: true });
+  const [a, b] = socketpair();
   t.after(() => { closeFd(a); closeFd(b); });
   setCloexec(a, false);
   setCloexec(b, false);
@@ -40,7 +40,7 @@ test('fromEnv makes the inherited fds close-on-exec', (t) => {
 });
 
 test('events arrive with their fd; answers, READY and stats go back', async (t) => {
-  const [sup, worker] = socketpair({ seqpacket: true, nonBlocking: true });
+  const [sup, worker] = socketpair({ nonBlocking: true });
   t.after(() => closeFd(sup));
   const file = join(tempDir(t), 'cache');
   writeFileSync(file, 'x');
@@ -83,7 +83,7 @@ test('events arrive with their fd; answers, READY and stats go back', async (t) 
 });
 
 test('a malformed datagram is reported and skipped; a closed supervisor ends the link once', async (t) => {
-  const [sup, worker] = socketpair({ seqpacket: true, nonBlocking: true });
+  const [sup, worker] = socketpair({ nonBlocking: true });
   const link = new SupervisorLink(worker);
   t.after(() => link.close());
   const errors: Error[] = [];

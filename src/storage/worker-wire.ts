@@ -1,15 +1,18 @@
-// What crosses between the decode pool and its worker threads: jobs, results, and errors as
-// plain data. A typed error is rebuilt on the main thread through its own constructor, so the
-// pool path throws the same class, code and message as decoding on the calling thread.
+// What crosses between a WorkerPool and its threads: jobs and replies by id, and errors as
+// plain data. A typed error is rebuilt on the main thread through its own constructor, so a
+// job that fails on a worker throws the same class, code and message as it would have on the
+// calling thread. serveJobs is the worker's side: one handler call per job, no state.
+import { parentPort } from 'node:worker_threads';
 import { CorruptError, DigestMismatchError, OndineError, UnsupportedError, type ErrorCode } from '../errors.js';
-import type { ChunkDecodeSpec } from './chunk-decode.js';
 
-export interface DecodeRequest {
+export interface JobMessage<P> {
   id: number;
-  spec: ChunkDecodeSpec;
-  /** The chunk's compressed bytes, whole (transferred). */
-  compressed: ArrayBuffer;
+  payload: P;
 }
+
+export type ReplyMessage<R> =
+  | { id: number; ok: true; result: R }
+  | { id: number; ok: false; error: WireError };
 
 export type WireError =
   | { kind: 'corrupt'; structure: string; offset: number; detail: string }
@@ -18,9 +21,29 @@ export type WireError =
   | { kind: 'ondine'; name: string; code: string; errno: number; message: string }
   | { kind: 'other'; name: string; message: string };
 
-export type DecodeResponse =
-  | { id: number; ok: true; data: ArrayBuffer }
-  | { id: number; ok: false; error: WireError };
+/** What a job handler hands back: the result, and the memory in it to transfer, not copy. */
+export interface JobReply<R> {
+  result: R;
+  transfer?: ArrayBuffer[];
+}
+
+/** In a worker thread: answers every job from the pool with `handle` (its throw included). */
+export function serveJobs<P, R>(handle: (payload: P) => JobReply<R>): void {
+  const port = parentPort;
+  if (!port) throw new Error('serveJobs runs in a worker thread');
+  port.on('message', (job: JobMessage<P>) => {
+    let reply: ReplyMessage<R>;
+    let transfer: ArrayBuffer[] = [];
+    try {
+      const r = handle(job.payload);
+      reply = { id: job.id, ok: true, result: r.result };
+      transfer = r.transfer ?? [];
+    } catch (err) {
+      reply = { id: job.id, ok: false, error: toWire(err) };
+    }
+    port.postMessage(reply, transfer);
+  });
+}
 
 export function toWire(err: unknown): WireError {
   if (err instanceof CorruptError) return { kind: 'corrupt', structure: err.structure, offset: err.offset, detail: err.detail };
