@@ -67,6 +67,12 @@ export class FanotifyMounts implements TargetLookup {
   private readonly byIno = new Map<string, BlobFile>();
   private readonly blobs = new Map<string, BlobFile>();
   private readonly mounts = new Map<string, FanotifyMountInfo>();
+  /**
+   * Mount points with a mount() under way: two at once would both find the directory free,
+   * stack two mounts there under one user, and the first umount would drop the marks the
+   * other still needs (its holes would then read as zeros).
+   */
+  private readonly mounting = new Set<string>();
   readonly dir: CacheDir;
 
   constructor(
@@ -100,9 +106,21 @@ export class FanotifyMounts implements TargetLookup {
     const st = statSync(mountpoint, { throwIfNoEntry: false });
     if (!st) throw new NotFoundError(`mount point ${mountpoint} (create the directory first)`);
     if (!st.isDirectory()) throw new InvalidArgumentError(`mount point ${mountpoint} is not a directory`);
-    if (this.mounts.has(mountpoint) || await isMountPoint(mountpoint)) {
-      throw new OndineError('ONDINE_ERR_BUSY', constants.errno.EBUSY, `${mountpoint} is already a mount point; unmount it first`);
+    if (this.mounts.has(mountpoint) || this.mounting.has(mountpoint)) throw this.busy(mountpoint);
+    this.mounting.add(mountpoint);
+    try {
+      return await this.mountAt(mountpoint, spec);
+    } finally {
+      this.mounting.delete(mountpoint);
     }
+  }
+
+  private busy(mountpoint: string): OndineError {
+    return new OndineError('ONDINE_ERR_BUSY', constants.errno.EBUSY, `${mountpoint} is already a mount point; unmount it first`);
+  }
+
+  private async mountAt(mountpoint: string, spec: FanotifyMountSpec): Promise<FanotifyMountInfo> {
+    if (await isMountPoint(mountpoint)) throw this.busy(mountpoint);
     const bootstrapPath = resolve(spec.bootstrap);
     const blobDir = resolve(spec.blobDir ?? resolve(bootstrapPath, '..', 'blobs'));
     const { bootstrap, cachePath } = await this.loadBootstrap(bootstrapPath);

@@ -330,6 +330,23 @@ describe('malformed and hostile input', () => {
       });
     }
 
+    // The build fails within milliseconds, so the chunk pool terminates workers that are still
+    // loading the addon. Its module init then failed with the environment already stopping and
+    // threw a C++ Napi::Error nothing could catch: SIGABRT instead of exit 2. With 16 workers
+    // that happened in about one run in five before the fix, so 30 runs miss it in well under
+    // one suite run in a hundred.
+    test('a build that fails at once exits 2 every time while its chunk workers are still starting', async (t) => {
+      const w = scratchDir(t, 'evil-tar-loop');
+      const layer = join(w, 'layer.tar');
+      writeFileSync(layer, tarball([{ name: 'ok', data: 'fine' }, { name: '../../pwned-relative', data: 'escaped' }]));
+      for (let i = 0; i < 30; i++) {
+        const r = await cli(['build', layer, '-o', join(w, 'out'), '--workers', '16']);
+        assert.equal(r.signal, null, `run ${i}: killed by ${r.signal}: ${r.stderr}`);
+        assert.equal(r.code, 2, `run ${i}: exit ${r.code}: ${r.stderr}`);
+        assert.match(r.stderr, /^ondine: .*\[ONDINE_ERR_UNSAFE_PATH\]\n$/, `run ${i}`);
+      }
+    });
+
     test('an absolute member name is confined to the image root (with a warning), never written to the host', async (t) => {
       const w = scratchDir(t, 'abs-tar');
       const hostPath = join(w, 'pwned-absolute');
