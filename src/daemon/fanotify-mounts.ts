@@ -60,7 +60,7 @@ interface BlobFile {
 interface StateFile {
   version: 1;
   cacheDir: string;
-  mounts: Array<{ mountpoint: string; bootstrap: string; blobDir: string; devices?: Record<string, string> }>;
+  mounts: Array<{ mountpoint: string; bootstrap: string; bootstrapCache?: string; blobDir: string; devices?: Record<string, string> }>;
 }
 
 export class FanotifyMounts implements TargetLookup {
@@ -170,23 +170,35 @@ export class FanotifyMounts implements TargetLookup {
    * the supervisor holds): mounts no longer in the kernel are dropped.
    */
   async restore(): Promise<void> {
-    let state: StateFile;
+    let state: StateFile | null;
     try {
-      state = JSON.parse(readFileSync(this.statePath, 'utf8')) as StateFile;
+      state = JSON.parse(readFileSync(this.statePath, 'utf8')) as StateFile | null;
     } catch {
       return;
     }
-    for (const m of state.mounts ?? []) {
+    if (!state || !Array.isArray(state.mounts)) return;
+    if (state.cacheDir !== this.dir.cacheDir) {
+      this.log?.error({ state: state.cacheDir, now: this.dir.cacheDir }, 'the state file is for another cache directory: not restored');
+      return;
+    }
+    for (const m of state.mounts) {
       if (!(await isMountPoint(m.mountpoint))) continue;
+      const taken: BlobFile[] = [];
       try {
-        const { bootstrap, cachePath } = await this.loadBootstrap(m.bootstrap);
-        const files = bootstrap.devices.map((_, i) => this.acquire(bootstrap, i, m.blobDir, m.mountpoint, m.devices));
+        // The copy in the cache directory is what the kernel mounted; the original may be gone.
+        const { bootstrap, cachePath } = await this.loadBootstrap(m.bootstrapCache ?? m.bootstrap);
+        const files = bootstrap.devices.map((_, i) => {
+          const f = this.acquire(bootstrap, i, m.blobDir, m.mountpoint, m.devices);
+          taken.push(f);
+          return f;
+        });
         this.mounts.set(m.mountpoint, {
           mode: 'fanotify', mountpoint: m.mountpoint, bootstrap: m.bootstrap, blobDir: m.blobDir, bootstrapCache: cachePath,
           blobs: files.map((f) => ({ id: f.blobId, cacheFile: f.path, complete: !f.marked })),
           ...(m.devices ? { devices: m.devices } : {}),
         });
       } catch (err) {
+        for (const f of taken) this.release(f, m.mountpoint);
         this.log?.error({ err, mountpoint: m.mountpoint }, 'could not restore a mount: its uncached reads get EIO');
       }
     }
@@ -315,7 +327,7 @@ export class FanotifyMounts implements TargetLookup {
     const state: StateFile = {
       version: 1,
       cacheDir: this.dir.cacheDir,
-      mounts: [...this.mounts.values()].map((m) => ({ mountpoint: m.mountpoint, bootstrap: m.bootstrap, blobDir: m.blobDir, ...(m.devices ? { devices: m.devices } : {}) })),
+      mounts: [...this.mounts.values()].map((m) => ({ mountpoint: m.mountpoint, bootstrap: m.bootstrap, bootstrapCache: m.bootstrapCache, blobDir: m.blobDir, ...(m.devices ? { devices: m.devices } : {}) })),
     };
     const tmp = `${this.statePath}.new`;
     writeFileSync(tmp, JSON.stringify(state, null, 1), { mode: 0o600 });

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
-import { build } from '../../src/build/builder.js';
+import { build } from '../../src/builder/builder.js';
 import { ImageCatalog } from '../../src/daemon/catalog.js';
 import { FanotifyMounts } from '../../src/daemon/fanotify-mounts.js';
 import { openFanotifyGroup } from '../../src/daemon/probe.js';

@@ -99,7 +99,7 @@ export class FanotifyFrontend {
       }, remaining);
       (async () => t.cache.fill(ev.offset, ev.count, writer, abort))()
         .then(() => {
-          this.stats.fills++;
+          if (!reply.done) this.stats.fills++;
           reply.allow();
           try { t.filled?.(); } catch (err) { this.opts.log?.warn({ err, target: t.label }, 'after-fill hook failed'); }
         }, (err: unknown) => {
