@@ -137,6 +137,11 @@ export class Daemon {
     side.reader.start();
   }
 
+  /** The supervisor's pid while it holds the group with this worker; null without one. */
+  private get supervisorPid(): number | null {
+    return this.link && !this.fanotify?.reader ? process.ppid : null;
+  }
+
   health(): Record<string, unknown> {
     const problems: string[] = [];
     if (this.failure) problems.push(this.failure);
@@ -148,7 +153,7 @@ export class Daemon {
       ...(problems.length ? { problems } : {}),
       pid: process.pid,
       workerPid: process.pid,
-      supervisorPid: this.link ? process.ppid : null,
+      supervisorPid: this.supervisorPid,
       modes: this.modes,
       cacheDir: this.config.cacheDir,
     };
@@ -160,7 +165,7 @@ export class Daemon {
     return {
       pid: process.pid,
       workerPid: process.pid,
-      supervisorPid: this.link ? process.ppid : null,
+      supervisorPid: this.supervisorPid,
       modes: this.modes,
       frontend: this.cachefiles?.frontend.stats,
       fanotify: this.fanotify ? { ...this.fanotify.frontend.stats, allowedAtOnce: this.fanotify.reader?.allowedAtOnce ?? 0, supervisor } : undefined,
