@@ -4,10 +4,9 @@
 // timeout deny (the reader gets EIO). Bounded parallelism; events for one chunk fetch it once
 // (the blob cache shares in-flight chunks). Owns nothing but the queue and its counters.
 import { constants } from 'node:os';
-import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { BlobCache } from '../../storage/blob-cache.js';
-import type { CacheFileIo } from '../../storage/cache-file.js';
+import type { CacheFileIo, FdWriter } from '../../storage/cache-file.js';
 import type { AccessReply } from './replies.js';
 
 export interface FanotifyTarget {
@@ -49,9 +48,33 @@ export interface FanotifyStats {
   unknownFiles: number;
 }
 
+/** One event between arrival and its answer. */
+interface Pending {
+  ev: PreAccess;
+  reply: AccessReply;
+  target: FanotifyTarget;
+  writer: FdWriter;
+  deadline: number;
+  /** Made only when a fill asks for its signal (a local source never does). */
+  abort: AbortController | undefined;
+  /** Holds a concurrency slot (started, not yet settled or timed out). */
+  running: boolean;
+}
+
 export class FanotifyFrontend {
-  private readonly queue: PQueue;
+  private readonly concurrency: number;
   private readonly timeoutMs: number;
+  /** Events not yet started, oldest first. */
+  private readonly waiting: Pending[] = [];
+  /**
+   * Every event not yet answered, in arrival order: all share one timeout, so deadlines are
+   * in order too and one sweep timer finds the expired ones at the front (a timer and an
+   * AbortController per event cost more than a small fill's own JS work).
+   */
+  private readonly unanswered = new Set<Pending>();
+  private sweep: NodeJS.Timeout | undefined;
+  private running = 0;
+  private idleWaiters: Array<() => void> = [];
   readonly stats: FanotifyStats = { events: 0, fills: 0, denied: 0, timeouts: 0, unknownFiles: 0 };
 
   constructor(
@@ -60,7 +83,7 @@ export class FanotifyFrontend {
     private readonly closeFd: (fd: number) => void,
     private readonly opts: FanotifyFrontendOptions = {},
   ) {
-    this.queue = new PQueue({ concurrency: opts.concurrency ?? 16 });
+    this.concurrency = opts.concurrency ?? 16;
     this.timeoutMs = opts.fillTimeoutMs ?? 30_000;
   }
 
@@ -82,43 +105,94 @@ export class FanotifyFrontend {
       this.finish(reply, constants.errno.EIO, ev.fd);
       return;
     }
-    const t = target;
-    const writer = this.files.writer(ev.fd);
-    const received = Date.now();
-    void this.queue.add(() => new Promise<void>((slotDone) => {
-      const abort = new AbortController();
-      const remaining = Math.max(0, this.timeoutMs - (Date.now() - received));
-      const timer = setTimeout(() => {
-        if (reply.done) return;
-        this.stats.timeouts++;
-        this.stats.denied++;
-        abort.abort();
-        this.opts.log?.warn({ target: t.label, offset: ev.offset, count: ev.count, timeoutMs: this.timeoutMs }, 'fill timed out: reader gets EIO');
-        reply.deny(constants.errno.ETIMEDOUT);
-        slotDone();
-      }, remaining);
-      (async () => t.cache.fill(ev.offset, ev.count, writer, abort))()
-        .then(() => {
-          if (!reply.done) this.stats.fills++;
-          reply.allow();
-          try { t.filled?.(); } catch (err) { this.opts.log?.warn({ err, target: t.label }, 'after-fill hook failed'); }
-        }, (err: unknown) => {
-          if (!reply.done) this.stats.denied++;
-          this.opts.log?.warn({ err, target: t.label, offset: ev.offset, count: ev.count }, 'fill failed: reader gets EIO');
-          reply.deny((err as { errno?: number }).errno ?? constants.errno.EIO);
-        })
-        .finally(() => {
-          clearTimeout(timer);
-          // Read-ahead this fill started may still be writing through the fd.
-          writer.closeWhenIdle(() => this.safeClose(ev.fd));
-          slotDone();
-        });
-    }));
+    const p: Pending = {
+      ev, reply, target, writer: this.files.writer(ev.fd), deadline: Date.now() + this.timeoutMs, abort: undefined, running: false,
+    };
+    this.unanswered.add(p);
+    this.sweep ??= this.arm(this.timeoutMs);
+    if (this.running < this.concurrency) this.run(p);
+    else this.waiting.push(p);
   }
 
   /** Resolves when every queued event has been answered and its fill settled. */
   async idle(): Promise<void> {
-    await this.queue.onIdle();
+    if (this.running === 0 && this.waiting.length === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private run(p: Pending): void {
+    p.running = true;
+    this.running++;
+    const { ev, reply, target: t, writer } = p;
+    const abort = { get signal(): AbortSignal { return (p.abort ??= new AbortController()).signal; } };
+    let fill: Promise<void>;
+    try {
+      fill = t.cache.fill(ev.offset, ev.count, writer, abort);
+    } catch (err) {
+      fill = Promise.reject(err as Error);
+    }
+    fill.then(() => {
+      if (!reply.done) this.stats.fills++; // not one that timed out
+      reply.allow();
+      try { t.filled?.(); } catch (err) { this.opts.log?.warn({ err, target: t.label }, 'after-fill hook failed'); }
+    }, (err: unknown) => {
+      if (!reply.done) this.stats.denied++;
+      this.opts.log?.warn({ err, target: t.label, offset: ev.offset, count: ev.count }, 'fill failed: reader gets EIO');
+      reply.deny((err as { errno?: number }).errno ?? constants.errno.EIO);
+    }).finally(() => {
+      this.unanswered.delete(p);
+      // Read-ahead this fill started may still be writing through the fd.
+      writer.closeWhenIdle(() => this.safeClose(ev.fd));
+      this.release(p);
+    });
+  }
+
+  /** Frees p's slot (once) and starts the next waiting event, if any. */
+  private release(p: Pending): void {
+    if (!p.running) return;
+    p.running = false;
+    this.running--;
+    while (this.running < this.concurrency && this.waiting.length > 0) {
+      const next = this.waiting.shift()!;
+      if (next.reply.done) continue; // timed out while waiting: its fd was closed then
+      this.run(next);
+    }
+    if (this.running === 0 && this.waiting.length === 0) {
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Unref'd: the fds that bring events keep the process alive; this alone must not. */
+  private arm(ms: number): NodeJS.Timeout {
+    const t = setTimeout(() => this.expire(), ms);
+    t.unref();
+    return t;
+  }
+
+  /** Denies (ETIMEDOUT) every event past its deadline; re-arms for the next one. */
+  private expire(): void {
+    this.sweep = undefined;
+    const now = Date.now();
+    for (const p of this.unanswered) {
+      if (p.deadline > now) {
+        this.sweep = this.arm(p.deadline - now);
+        return;
+      }
+      this.unanswered.delete(p);
+      if (p.reply.done) continue;
+      const { ev, reply, target: t } = p;
+      this.stats.timeouts++;
+      this.stats.denied++;
+      p.abort?.abort();
+      this.opts.log?.warn({ target: t.label, offset: ev.offset, count: ev.count, timeoutMs: this.timeoutMs }, 'fill timed out: reader gets EIO');
+      reply.deny(constants.errno.ETIMEDOUT);
+      if (p.running) {
+        this.release(p);
+      } else {
+        // Never started: nothing holds its fd.
+        p.writer.closeWhenIdle(() => this.safeClose(ev.fd));
+      }
+    }
   }
 
   private finish(reply: AccessReply, err: number, fd: number): void {

@@ -1,106 +1,99 @@
-// Unit tests of the fanotify front end's protocol logic with a fake cache: every event is
-// answered exactly once (allow after a fill, deny on failure, timeout or an unknown file), and
-// its fd is closed once, only after every write started through it has finished. The kernel
-// itself is exercised in test/e2e/fanotify*.test.ts.
-import { test } from 'node:test';
+// FanotifyFrontend without a kernel: every event answered exactly once (allow after a fill,
+// deny on failure, unknown file or deadline), at most `concurrency` fills at once, and each
+// event fd closed once, only after the fill that writes through it has settled.
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { constants } from 'node:os';
 import { FanotifyFrontend, type FanotifyTarget } from '../../../src/kernel/fanotify/frontend.js';
 import { AccessReply } from '../../../src/kernel/fanotify/replies.js';
 import type { BlobCache } from '../../../src/storage/blob-cache.js';
-import { FdWriter } from '../../../src/storage/cache-file.js';
+import { CacheFileIo } from '../../../src/storage/cache-file.js';
 
-/** A fake io: records writes by fd, fails any write to a closed fd. */
-class FakeIo {
-  closed: number[] = [];
-  writes: Array<[number, number]> = [];
-  async write(fd: number, offset: number): Promise<void> {
-    await new Promise((r) => setTimeout(r, 5));
-    assert.ok(!this.closed.includes(fd), `write through fd ${fd} after it was closed`);
-    this.writes.push([fd, offset]);
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  return { promise, resolve, reject };
+}
+
+function setup(opts: { concurrency?: number; fillTimeoutMs?: number }, fill: BlobCache['fill']) {
+  const cache: BlobCache = { size: 1 << 20, complete: false, fill };
+  const target: FanotifyTarget = { label: 't', cache };
+  const closed: number[] = [];
+  const answers = new Map<number, number[]>();
+  const fe = new FanotifyFrontend(new CacheFileIo(), { byInode: (_d, ino) => (Number(ino) === 7 ? target : undefined) }, (fd) => closed.push(fd), opts);
+  const send = (fd: number, ino = 7) => {
+    const reply = new AccessReply((err) => answers.set(fd, [...(answers.get(fd) ?? []), err]), `fd ${fd}`);
+    fe.handle({ offset: 0, count: 4096, dev: 1, ino, fd }, reply);
+  };
+  return { fe, send, closed, answers };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+test('fills run at most `concurrency` at once; each is allowed and its fd closed after it settles', async () => {
+  const gates: Array<ReturnType<typeof deferred>> = [];
+  let active = 0;
+  let peak = 0;
+  const { fe, send, closed, answers } = setup({ concurrency: 2 }, async () => {
+    active++;
+    peak = Math.max(peak, active);
+    const g = deferred();
+    gates.push(g);
+    await g.promise;
+    active--;
+  });
+  for (let fd = 100; fd < 105; fd++) send(fd);
+  await tick();
+  assert.equal(gates.length, 2);
+  assert.deepEqual(closed, []);
+  for (let released = 0; released < 5; released++) {
+    assert.ok(gates.length > released, `fill ${released} started`);
+    gates[released]!.resolve();
+    await tick();
   }
-  isAllocated(): boolean { return false; }
-}
-
-function frontend(cache: BlobCache | undefined, opts: { fillTimeoutMs?: number } = {}) {
-  const io = new FakeIo();
-  const files = { writer: (fd: number) => new FdWriter(fd, io) };
-  const target: FanotifyTarget | undefined = cache && { label: 'test', cache };
-  const fe = new FanotifyFrontend(files, { byInode: () => target }, (fd) => io.closed.push(fd), opts);
-  const answers: number[] = [];
-  const reply = () => new AccessReply((err) => answers.push(err), 't');
-  return { fe, io, answers, reply };
-}
-
-const ev = (fd: number) => ({ offset: 0, count: 4096, dev: 1, ino: 2, fd });
-
-test('an event is allowed after its fill, and its fd closed once', async () => {
-  const cache: BlobCache = { size: 1 << 20, complete: false, fill: async (o, n, w) => { await w.write(o, Buffer.alloc(n)); } };
-  const { fe, io, answers, reply } = frontend(cache);
-  fe.handle(ev(7), reply());
   await fe.idle();
-  assert.deepEqual(answers, [0]);
-  assert.deepEqual(io.closed, [7]);
+  assert.equal(peak, 2);
+  assert.deepEqual([...answers.entries()].sort(), [100, 101, 102, 103, 104].map((fd) => [fd, [0]]));
+  assert.deepEqual([...closed].sort(), [100, 101, 102, 103, 104]);
+  assert.equal(fe.stats.fills, 5);
 });
 
-test('an event for a file the daemon does not serve is denied at once (never allowed: zeros)', async () => {
-  const { fe, io, answers, reply } = frontend(undefined);
-  fe.handle(ev(8), reply());
+test('a failed fill is denied with its errno; an unknown file is denied with EIO', async () => {
+  const { fe, send, closed, answers } = setup({}, async () => {
+    throw Object.assign(new Error('source down'), { errno: constants.errno.ENETUNREACH });
+  });
+  send(10);
+  send(11, 99);
   await fe.idle();
-  assert.equal(answers.length, 1);
-  assert.notEqual(answers[0], 0);
-  assert.deepEqual(io.closed, [8]);
+  await tick();
+  assert.deepEqual(answers.get(10), [constants.errno.ENETUNREACH]);
+  assert.deepEqual(answers.get(11), [constants.errno.EIO]);
+  assert.deepEqual([...closed].sort(), [10, 11]);
+  assert.equal(fe.stats.denied, 2);
   assert.equal(fe.stats.unknownFiles, 1);
 });
 
-test('a failing fill is denied, exactly once', async () => {
-  const cache: BlobCache = { size: 1 << 20, complete: false, fill: async () => { throw Object.assign(new Error('source down'), { errno: 5 }); } };
-  const { fe, answers, reply } = frontend(cache);
-  fe.handle(ev(9), reply());
+test('events past the deadline are denied once (running and queued); the fd of a fill closes only when it settles', async () => {
+  const gate = deferred();
+  let signal: AbortSignal | undefined;
+  const { fe, send, closed, answers } = setup({ concurrency: 1, fillTimeoutMs: 50 }, async (_o, _l, _w, abort) => {
+    signal = abort?.signal;
+    await gate.promise;
+  });
+  send(20);
+  send(21); // queued behind 20
+  await new Promise((r) => setTimeout(r, 150));
+  assert.deepEqual(answers.get(20), [constants.errno.ETIMEDOUT]);
+  assert.deepEqual(answers.get(21), [constants.errno.ETIMEDOUT]);
+  assert.equal(signal?.aborted, true);
+  assert.equal(fe.stats.timeouts, 2);
+  // A timed-out fill frees its slot (21 then starts) but keeps its fd until it settles.
+  assert.deepEqual(closed, []);
+  gate.resolve();
   await fe.idle();
-  assert.deepEqual(answers, [5]);
-  assert.equal(fe.stats.denied, 1);
-});
-
-test('a fill past the timeout is denied once; the fd stays open until the fill settles', async () => {
-  let finish!: () => void;
-  const gate = new Promise<void>((r) => { finish = r; });
-  const cache: BlobCache = { size: 1 << 20, complete: false, fill: async (o, n, w) => { await gate; await w.write(o, Buffer.alloc(n)); } };
-  const { fe, io, answers, reply } = frontend(cache, { fillTimeoutMs: 30 });
-  fe.handle(ev(10), reply());
-  await new Promise((r) => setTimeout(r, 80));
-  assert.equal(answers.length, 1, 'the timeout did not answer');
-  assert.notEqual(answers[0], 0);
-  assert.deepEqual(io.closed, [], 'the fd was closed while the fill could still write through it');
-  finish();
-  await fe.idle();
-  await new Promise((r) => setTimeout(r, 20));
-  assert.equal(answers.length, 1, 'answered twice');
-  assert.deepEqual(io.closed, [10]);
-});
-
-test('regression: read-ahead written after the fill resolved still goes through an open fd', async () => {
-  // Before the fix the front end closed the event fd when the fill resolved, while the
-  // read-ahead it started was still writing: those writes failed (and were fetched again),
-  // or landed in whatever file reused the fd number.
-  const cache: BlobCache = {
-    size: 1 << 20,
-    complete: false,
-    fill: async (o, n, w) => {
-      const release = w.hold!();
-      void (async () => {
-        await new Promise((r) => setTimeout(r, 30));
-        await w.write(o + n, Buffer.alloc(4096));
-        release();
-      })();
-      await w.write(o, Buffer.alloc(n));
-    },
-  };
-  const { fe, io, answers, reply } = frontend(cache);
-  fe.handle(ev(11), reply());
-  await fe.idle();
-  assert.deepEqual(answers, [0]);
-  assert.deepEqual(io.closed, [], 'closed before the read-ahead write');
-  await new Promise((r) => setTimeout(r, 60));
-  assert.deepEqual(io.writes.map(([fd]) => fd), [11, 11]);
-  assert.deepEqual(io.closed, [11]);
+  await tick();
+  assert.deepEqual(answers.get(20), [constants.errno.ETIMEDOUT], 'answered once');
+  assert.deepEqual([...closed].sort(), [20, 21]);
+  assert.equal(fe.stats.fills, 0);
 });
