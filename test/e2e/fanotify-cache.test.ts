@@ -75,7 +75,11 @@ describe('fanotify fetches, counted at the source', { skip: skipUnlessRoot }, ()
     const mnt = join(work, 'mnt-big');
     await d.mount(img, mnt);
     dropCaches();
-    assert.equal(totalSourceBytes(await d.status()), 0, 'mounting fetched nothing from the source');
+    // Mounting may read the blob's chunk-info table (its chunk map is loaded ahead of the
+    // first read), nothing else.
+    const ciBytes = parseBootstrap(readFileSync(join(img, 'bootstrap'))).blobs[0]!.ciCompressedSize;
+    const atMount = totalSourceBytes(await d.status());
+    assert.ok(atMount <= ciBytes, `mounting fetched ${atMount} bytes, more than the ${ciBytes}-byte chunk-info table`);
     const r = await readInChild(work, [{ path: join(mnt, 'etc/hostname') }]);
     assert.equal(r.outcomes[0]?.result, 'ok', `reading etc/hostname: ${JSON.stringify(r.outcomes[0])}`);
     assert.equal(r.outcomes[0]?.sha, sha256(Buffer.from('ondine-lazy\n')), 'etc/hostname has the right bytes');
