@@ -6,6 +6,7 @@
 //   node dist/scripts/bench/host-read/report.js <results.json> [--markdown]
 import { readFileSync } from 'node:fs';
 import type { Measure, Results, Row } from './driver.js';
+import { formatTable } from '../lib/table.js';
 
 interface DecodeMode { threads: number; label: string; medianSec: number; compressedMBps: number; uncompressedMBps: number }
 interface Decode { compressedBytes: number; uncompressedBytes: number; modes: DecodeMode[] }
@@ -61,15 +62,7 @@ for (const name of [...order, ...Object.keys(rows).filter((k) => !order.includes
   ]);
 }
 const out: string[] = [];
-if (md) {
-  out.push(`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i ? '---:' : '---')).join('|')}|`);
-  for (const t of table) out.push(`| ${t.join(' | ')} |`);
-} else {
-  const w = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
-  out.push(line(header));
-  for (const t of table) out.push(line(t));
-}
+out.push(...formatTable(header, table, md));
 
 const nat = rows['native EROFS'];
 const fuse = rows['erofsfuse'];

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { Measure, Results } from './guest.js';
 import type { Expected } from './common.js';
+import { formatTable } from '../lib/table.js';
 
 const args = process.argv.slice(2);
 const file = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--expected');
@@ -52,15 +53,7 @@ for (const name of order) {
   table.push([name, f(x.seq?.sec), f(mbps(x.seq), 1), f(x.walk?.sec), x.walk ? f(files / x.walk.sec, 0) : '-',
     x.walk?.disk ? String(x.walk.disk.reads) : '-', x.random ? String(x.random.reads) : '-', f(x.random?.sec), f(rps(x.random), 0), ok ? 'yes' : 'NO']);
 }
-if (md) {
-  out.push(`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i ? '---:' : '---')).join('|')}|`);
-  for (const t of table) out.push(`| ${t.join(' | ')} |`);
-} else {
-  const w = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
-  out.push(line(header));
-  for (const t of table) out.push(line(t));
-}
+out.push(...formatTable(header, table, md));
 
 const cold = rows['fscache cold'];
 const warm = rows['fscache warm'];
