@@ -3,7 +3,7 @@
 // ids in, verified bytes out; no I/O, no state. It must not hand back unverified bytes.
 import { DigestMismatchError, UnsupportedError } from '../errors.js';
 import { codecById } from './codecs.js';
-import { digesterById } from './digests.js';
+import { digestMatchesHex, digesterById } from './digests.js';
 
 /** Everything needed to decode a chunk apart from its bytes; plain data (it crosses to workers). */
 export interface ChunkDecodeSpec {
@@ -40,8 +40,10 @@ export function decodeChunk(spec: ChunkDecodeSpec, compressed: Uint8Array, into?
       throw new UnsupportedError(`chunk ${spec.chunkIndex} of blob ${spec.blobId} has no digest to verify against`);
     }
   } else {
-    const actual = digesterById(spec.digester).digest(data);
-    if (actual !== spec.digest) throw new DigestMismatchError(spec.blobId, spec.chunkIndex, spec.digest, actual);
+    const actual = digesterById(spec.digester).digestBytes(data);
+    if (!digestMatchesHex(actual, spec.digest)) {
+      throw new DigestMismatchError(spec.blobId, spec.chunkIndex, spec.digest, Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength).toString('hex'));
+    }
   }
   // A caller that gave a slot writes the slot, not `data` (e.g. a run buffer written whole):
   // a codec that could not decompress into it must not leave it stale.

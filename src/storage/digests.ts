@@ -14,6 +14,8 @@ export interface Digester {
   readonly name: 'blake3' | 'sha256';
   /** Hex digest of the (uncompressed) chunk. */
   digest(data: Uint8Array): string;
+  /** The same digest as bytes: what verifying a chunk compares, with no hex string made. */
+  digestBytes(data: Uint8Array): Uint8Array;
 }
 
 type NativeBlake3 = (input: Uint8Array) => Buffer;
@@ -35,13 +37,35 @@ export const blake3Digester: Digester = {
   digest: nativeBlake3
     ? (d) => nativeBlake3(d).toString('hex')
     : (d) => Buffer.from(nobleBlake3(d)).toString('hex'),
+  digestBytes: nativeBlake3 ?? ((d) => nobleBlake3(d)),
 };
 
 export const sha256Digester: Digester = {
   id: DigestAlgo.Sha256,
   name: 'sha256',
   digest: (d) => createHash('sha256').update(d).digest('hex'),
+  digestBytes: (d) => createHash('sha256').update(d).digest(),
 };
+
+/** A lower-case hex digit's value, -1 for anything else (digests are stored lower case). */
+function hexValue(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48;
+  if (code >= 97 && code <= 102) return code - 87;
+  return -1;
+}
+
+/**
+ * Whether `bytes` is the digest `hex` spells (lower case, as chunk maps hold them): compared
+ * digit by digit, so verifying a chunk makes no string. Any other spelling does not match.
+ */
+export function digestMatchesHex(bytes: Uint8Array, hex: string): boolean {
+  if (hex.length !== bytes.length * 2) return false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (hexValue(hex.charCodeAt(2 * i)) !== b >> 4 || hexValue(hex.charCodeAt(2 * i + 1)) !== (b & 15)) return false;
+  }
+  return true;
+}
 
 /** The portable implementation, exported so tests can check the native one against it. */
 export function blake3Portable(d: Uint8Array): string {

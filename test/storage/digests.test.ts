@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
-  blake3Digester, blake3Portable, digesterById, digesterByName, isNativeBlake3, sha256Digester,
+  blake3Digester, blake3Portable, digestMatchesHex, digesterById, digesterByName, isNativeBlake3, sha256Digester,
 } from '../../src/storage/digests.js';
 import { DigestAlgo } from '../../src/format/constants.js';
 import { MiB, randomBytes, textBytes, throwsWith } from './support.js';
@@ -79,4 +79,24 @@ test('ids and names: blake3 0, sha256 1; anything else is UnsupportedError', () 
   assert.equal(sha256Digester.id, 1);
   for (const id of [2, 3, -1, 255]) throwsWith(() => digesterById(id), 'ONDINE_ERR_UNSUPPORTED', /digest algorithm id/);
   for (const name of ['md5', 'BLAKE3', 'sha-256', '']) throwsWith(() => digesterByName(name), 'ONDINE_ERR_UNSUPPORTED');
+});
+
+test('digestBytes is digest() as bytes, and digestMatchesHex accepts exactly the lower-case hex of it', () => {
+  for (const d of [new Uint8Array(0), Buffer.from('abc'), randomBytes(4096, 9)]) {
+    for (const g of [blake3Digester, sha256Digester]) {
+      const bytes = g.digestBytes(d);
+      const hex = g.digest(d);
+      assert.equal(Buffer.from(bytes).toString('hex'), hex);
+      assert.equal(digestMatchesHex(bytes, hex), true);
+      assert.equal(digestMatchesHex(bytes, hex.toUpperCase()), /[a-f]/.test(hex) ? false : true);
+      assert.equal(digestMatchesHex(bytes, hex.slice(0, -2)), false);
+      assert.equal(digestMatchesHex(bytes, `${hex}00`), false);
+      // Every digit of every position matters: change each in turn.
+      for (let i = 0; i < hex.length; i++) {
+        const flipped = hex.slice(0, i) + (hex[i] === '0' ? '1' : '0') + hex.slice(i + 1);
+        assert.equal(digestMatchesHex(bytes, flipped), false, `digit ${i}`);
+      }
+      assert.equal(digestMatchesHex(bytes, hex.replace(/^./, 'g')), false);
+    }
+  }
 });
