@@ -9,6 +9,15 @@ import { after, describe, test } from 'node:test';
 import { Cleanup, cliOk, requireKernelFs, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 import { dropCaches, pseudoRandomBytes, startFanotifyDaemon } from '../helpers/fanotify-daemon.js';
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe('fanotify: losing the supervisor', { skip: skipUnlessRoot }, () => {
   const suite = new Cleanup();
   after(() => suite.run());
@@ -27,6 +36,9 @@ describe('fanotify: losing the supervisor', { skip: skipUnlessRoot }, () => {
     await d.mount(join(work, 'img'), mnt);
     const before = await d.status();
     assert.ok(before.supervisorPid, 'no supervisor');
+    // Once the supervisor is gone the command the helper started exits, so its cleanup cannot
+    // find the worker by that process: stop the worker here, and kill it if it is still there.
+    t.after(() => { try { process.kill(before.workerPid, 'SIGKILL'); } catch { /* gone */ } });
     assert.ok(readFileSync(join(mnt, 'big')).subarray(0, 1 << 20).equals(big.subarray(0, 1 << 20)));
     process.kill(before.supervisorPid!, 'SIGKILL');
     // Cold data after the loss: only the worker can fill it now.
@@ -38,5 +50,9 @@ describe('fanotify: losing the supervisor', { skip: skipUnlessRoot }, () => {
     assert.match((health.problems ?? []).join(' '), /supervisor lost/);
     assert.equal(health.supervisorPid, null);
     assert.equal(health.workerPid, before.workerPid);
+    // The worker still stops cleanly on request, unmounting first.
+    await d.client.shutdown(true);
+    for (let i = 0; i < 100 && alive(before.workerPid); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(alive(before.workerPid), false, 'the worker did not exit after stop --force');
   });
 });
