@@ -93,12 +93,7 @@ export class ImageCatalog {
       if (!st?.isFile()) throw new NotFoundError(`device image ${path}`);
       flat.set(tag, this.flatSource(path, st.size));
     }
-    let source = this.sources.get(spec.blobDir);
-    if (!source) {
-      source = new LocalDirSource(spec.blobDir);
-      this.sources.set(spec.blobDir, source);
-    }
-    const rec: ImageRecord = { spec, bytes, bootstrap, source, flat };
+    const rec: ImageRecord = { spec, bytes, bootstrap, source: this.source(spec.blobDir), flat };
     this.images.set(key, rec);
     return this.info(rec);
   }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from '../errors.js';
 import { defaultDecodeThreads } from '../storage/decode-pool.js';
 import type { ImageSpec } from './catalog.js';
-import type { ModeChoice } from './probe.js';
+import { isModeChoice, type ModeChoice } from './probe.js';
 
 export interface DaemonConfig {
   cacheDir: string;
@@ -48,6 +48,6 @@ export async function loadConfig(file: string | undefined, flags: Partial<Daemon
     const min = k === 'amplifyBytes' || k === 'decodeThreads' ? 0 : 1;
     if (!Number.isInteger(cfg[k]) || cfg[k] < min) throw new InvalidArgumentError(`${k} must be ${min ? 'a positive' : 'a non-negative'} integer`);
   }
-  if (!['auto', 'fanotify', 'cachefiles'].includes(cfg.mode)) throw new InvalidArgumentError(`mode must be auto, fanotify or cachefiles, not "${String(cfg.mode)}"`);
+  if (!isModeChoice(cfg.mode)) throw new InvalidArgumentError(`mode must be auto, fanotify or cachefiles, not "${String(cfg.mode)}"`);
   return cfg;
 }

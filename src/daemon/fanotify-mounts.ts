@@ -96,10 +96,6 @@ export class FanotifyMounts implements TargetLookup {
     }));
   }
 
-  get size(): number {
-    return this.mounts.size;
-  }
-
   /** Mounts an image lazily; on any failure nothing stays mounted or marked for it. */
   async mount(spec: FanotifyMountSpec): Promise<FanotifyMountInfo> {
     const mountpoint = resolve(spec.mountpoint);
@@ -132,12 +128,7 @@ export class FanotifyMounts implements TargetLookup {
       for (const f of files) this.release(f, mountpoint);
       throw err;
     }
-    const info: FanotifyMountInfo = {
-      mode: 'fanotify', mountpoint, bootstrap: bootstrapPath, blobDir, bootstrapCache: cachePath,
-      blobs: files.map((f) => ({ id: f.blobId, cacheFile: f.path, complete: !f.marked })),
-      ...(spec.devices ? { devices: spec.devices } : {}),
-    };
-    this.mounts.set(mountpoint, info);
+    const info = this.record({ mountpoint, bootstrap: bootstrapPath, blobDir, ...(spec.devices ? { devices: spec.devices } : {}) }, cachePath, files);
     this.save();
     this.log?.info({ mountpoint, bootstrap: bootstrapPath, blobs: files.length, marked: files.filter((f) => f.marked).length }, 'mounted (fanotify)');
     return info;
@@ -192,11 +183,7 @@ export class FanotifyMounts implements TargetLookup {
           taken.push(f);
           return f;
         });
-        this.mounts.set(m.mountpoint, {
-          mode: 'fanotify', mountpoint: m.mountpoint, bootstrap: m.bootstrap, blobDir: m.blobDir, bootstrapCache: cachePath,
-          blobs: files.map((f) => ({ id: f.blobId, cacheFile: f.path, complete: !f.marked })),
-          ...(m.devices ? { devices: m.devices } : {}),
-        });
+        this.record(m, cachePath, files);
       } catch (err) {
         for (const f of taken) this.release(f, m.mountpoint);
         this.log?.error({ err, mountpoint: m.mountpoint }, 'could not restore a mount: its uncached reads get EIO');
@@ -204,6 +191,21 @@ export class FanotifyMounts implements TargetLookup {
     }
     this.log?.info({ mounts: this.mounts.size }, 'restored mounts from the state file');
     this.save();
+  }
+
+  /** Records a mount (made now, or restored) as served by these cache files. */
+  private record(
+    m: { mountpoint: string; bootstrap: string; blobDir: string; devices?: Record<string, string> },
+    bootstrapCache: string,
+    files: readonly BlobFile[],
+  ): FanotifyMountInfo {
+    const info: FanotifyMountInfo = {
+      mode: 'fanotify', mountpoint: m.mountpoint, bootstrap: m.bootstrap, blobDir: m.blobDir, bootstrapCache,
+      blobs: files.map((f) => ({ id: f.blobId, cacheFile: f.path, complete: !f.marked })),
+      ...(m.devices ? { devices: m.devices } : {}),
+    };
+    this.mounts.set(m.mountpoint, info);
+    return info;
   }
 
   private async loadBootstrap(path: string): Promise<{ bootstrap: Bootstrap; cachePath: string }> {

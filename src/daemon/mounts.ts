@@ -42,7 +42,7 @@ export async function listFscacheMounts(): Promise<FscacheMount[]> {
     const opts = new Map(superOpts.split(',').map((o) => { const i = o.indexOf('='); return i < 0 ? [o, ''] : [o.slice(0, i), o.slice(i + 1)]; }));
     const fsid = opts.get('fsid');
     if (!fsid) continue;
-    const mountpoint = left.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const mountpoint = unescapeMountPath(left.split(' ')[4]!);
     const domain = opts.get('domain_id');
     out.push({ mountpoint, fsid, ...(domain ? { domain } : {}) });
   }

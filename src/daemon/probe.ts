@@ -57,6 +57,11 @@ function probeFanotify(cacheDir: string): true | string {
 
 export type ModeChoice = 'auto' | Mode;
 
+/** Whether `v` names a mode a user may ask for. */
+export function isModeChoice(v: unknown): v is ModeChoice {
+  return v === 'auto' || v === 'fanotify' || v === 'cachefiles';
+}
+
 /** The front ends to serve for `choice`, or one error naming what each path needs. */
 export function chooseModes(choice: ModeChoice, found: ProbeResult): Mode[] {
   const modes: Mode[] = [];

@@ -11,6 +11,7 @@ import type { Command } from 'commander';
 import { DEFAULT_SOCKET } from '../../daemon/config.js';
 import { DaemonClient, DaemonUnavailableError, type DaemonHealth } from '../../daemon/client.js';
 import { mountFscache } from '../../daemon/mounts.js';
+import { isModeChoice } from '../../daemon/probe.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../../errors.js';
 
 const DEFAULT_CACHE_DIR = '/var/cache/ondine';
@@ -83,7 +84,7 @@ export function register(program: Command): void {
     .option('--socket <path>', 'daemon socket', DEFAULT_SOCKET)
     .option('--cache-dir <dir>', 'cache directory, if a daemon must be started', DEFAULT_CACHE_DIR)
     .action(async (image: string, mountpoint: string, o: { mode: string; fsid?: string; domain?: string; blobs?: string; device?: string[]; socket: string; cacheDir: string }, cmd: Command) => {
-      if (!['auto', 'fanotify', 'cachefiles'].includes(o.mode)) throw new InvalidArgumentError(`--mode must be auto, fanotify or cachefiles, not "${o.mode}"`);
+      if (!isModeChoice(o.mode)) throw new InvalidArgumentError(`--mode must be auto, fanotify or cachefiles, not "${o.mode}"`);
       const { bootstrap, blobDir } = await imagePaths(image, o.blobs);
       const target = resolve(mountpoint);
       const st = await stat(target).catch(() => undefined);

@@ -13,8 +13,6 @@ export interface FanotifyTarget {
   /** For logs. */
   label: string;
   cache: BlobCache;
-  /** Called after each successful fill (e.g. to drop the mark of a blob now complete). */
-  filled?(): void;
 }
 
 export interface TargetLookup {
@@ -134,7 +132,6 @@ export class FanotifyFrontend {
     fill.then(() => {
       if (!reply.done) this.stats.fills++; // not one that timed out
       reply.allow();
-      try { t.filled?.(); } catch (err) { this.opts.log?.warn({ err, target: t.label }, 'after-fill hook failed'); }
     }, (err: unknown) => {
       if (!reply.done) this.stats.denied++;
       this.opts.log?.warn({ err, target: t.label, offset: ev.offset, count: ev.count }, 'fill failed: reader gets EIO');
