@@ -4,8 +4,8 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { chooseModes, probe, type ModeChoice } from '../../daemon/probe.js';
-import { OndineError } from '../../errors.js';
+import { chooseModes, isModeChoice, probe, type ModeChoice } from '../../daemon/probe.js';
+import { InvalidArgumentError, OndineError } from '../../errors.js';
 
 export function register(program: Command): void {
   program.command('probe')
@@ -14,6 +14,7 @@ export function register(program: Command): void {
     .option('--mode <mode>', 'exit 0 only if this path works: auto, fanotify or cachefiles', 'auto')
     .option('--device <path>', 'cachefiles device', '/dev/cachefiles')
     .action((o: { cacheDir: string; mode: ModeChoice; device: string }) => {
+      if (!isModeChoice(o.mode)) throw new InvalidArgumentError(`--mode must be auto, fanotify or cachefiles, not "${String(o.mode)}"`);
       const dir = resolve(o.cacheDir);
       mkdirSync(dir, { recursive: true });
       const found = probe(dir, o.device);
