@@ -42,6 +42,10 @@ export const ERROR_CODES = {
   ONDINE_ERR_LAYER_ENTRY: { errno: E.EINVAL, status: 422 },
   ONDINE_ERR_SOURCE_IO: { errno: E.EIO, status: 500 },
   ONDINE_ERR_SOURCE_CHANGED: { errno: E.ESTALE, status: 409 },
+  ONDINE_ERR_AUTH: { errno: E.EACCES, status: 401 },
+  ONDINE_ERR_DENIED: { errno: E.EACCES, status: 403 },
+  ONDINE_ERR_REGISTRY: { errno: E.EIO, status: 502 },
+  ONDINE_ERR_NOT_LAZY: { errno: E.EINVAL, status: 422 },
 } as const satisfies Record<string, { errno: number; status: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
