@@ -82,8 +82,9 @@ export class CorruptError extends OndineError {
 
 /** Well-formed but uses something Ondine does not implement (a compressor, a layout). */
 export class UnsupportedError extends OndineError {
-  constructor(readonly what: string) {
-    super('ONDINE_ERR_UNSUPPORTED', E.EOPNOTSUPP, `unsupported: ${what}`);
+  /** `message` replaces the generic "unsupported: <what>" where a whole sentence says more. */
+  constructor(readonly what: string, message?: string) {
+    super('ONDINE_ERR_UNSUPPORTED', E.EOPNOTSUPP, message ?? `unsupported: ${what}`);
   }
 }
 

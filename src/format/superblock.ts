@@ -27,7 +27,25 @@ export interface Superblock {
   devtSlotoff: number;
 }
 
+/** RAFS v4/v5 (Nydus's older, FUSE-only format) start with this magic at byte 0. */
+export const RAFS_V5_MAGIC = 0x52414653;
+
+/**
+ * Refuses a RAFS v4/v5 bootstrap by name: it has no EROFS superblock at all, so the generic
+ * bad-magic message would only confuse someone holding a Nydus image of the older format.
+ */
+function refuseRafsV5(block0: Uint8Array): void {
+  if (block0.length < 8) return;
+  const dv = view(block0);
+  if (dv.getUint32(0, true) !== RAFS_V5_MAGIC) return;
+  const version = dv.getUint32(4, true);
+  const name = version === 0x400 ? 'RAFS v4' : 'RAFS v5';
+  throw new UnsupportedError(name, `${name} is not supported: this is a Nydus bootstrap of the older FUSE-only format (version 0x${version.toString(16)}); ` +
+    'Ondine serves RAFS v6 (EROFS) images: rebuild it with `nydus-image create --fs-version 6`, or convert the original image with `ondine convert`');
+}
+
 export function decodeSuperblock(block0: Uint8Array): Superblock {
+  refuseRafsV5(block0);
   need(block0, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, S);
   const sb = block0.subarray(SUPERBLOCK_OFFSET, SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE);
   const dv = view(sb);

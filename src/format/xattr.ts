@@ -16,6 +16,11 @@ const PREFIXES: ReadonlyArray<readonly [number, string]> = [
   [6, 'security.'],
 ];
 
+/** Whether a name is one Linux (and so EROFS) can hold: user., trusted., security., POSIX ACLs. */
+export function isStorableXattrName(name: string): boolean {
+  return PREFIXES.some(([index, prefix]) => (index === 2 || index === 3 ? name === prefix : name.startsWith(prefix) && name.length > prefix.length));
+}
+
 export function splitXattrName(name: string): { index: number; suffix: Buffer } {
   for (const [index, prefix] of PREFIXES) {
     if (index === 2 || index === 3) {

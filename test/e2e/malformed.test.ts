@@ -266,6 +266,22 @@ describe('malformed and hostile input', () => {
     }
   });
 
+  test('a RAFS v5 bootstrap (Nydus\'s older format) is refused by name, not as bad EROFS magic', async () => {
+    // What `nydus-image create --fs-version 5` writes first: the RAFS magic, version 0x500,
+    // an 8 KiB superblock size and a 1 MiB chunk size.
+    const v5 = Buffer.alloc(8192);
+    v5.writeUInt32LE(0x52414653, 0);
+    v5.writeUInt32LE(0x500, 4);
+    v5.writeUInt32LE(0x2000, 8);
+    v5.writeUInt32LE(0x100000, 12);
+    const path = join(work, 'rafs-v5.boot');
+    writeFileSync(path, v5);
+    const r = await cli(['inspect', path]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^ondine: RAFS v5 is not supported: .*fs-version 6.*\[ONDINE_ERR_UNSUPPORTED\]\n$/);
+    assert.doesNotMatch(r.stderr, /bad magic|\n\s+at /);
+  });
+
   describe('malicious layer tarballs', () => {
     const cases: Array<{ name: string; entries: (outside: string) => CraftEntry[]; code: string; check?: (outside: string) => string[] }> = [
       {

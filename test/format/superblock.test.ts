@@ -160,3 +160,12 @@ test('requireBlockSize', () => {
   requireBlockSize(sample(), 4096);
   assertOndine(() => requireBlockSize(sample({ blkszbits: 9 }), 4096), UNSUPPORTED, { message: /block size 512/ });
 });
+
+test('a RAFS v4/v5 bootstrap is refused as unsupported, by name', () => {
+  for (const [version, name] of [[0x500, 'RAFS v5'], [0x400, 'RAFS v4']] as const) {
+    const b = new Uint8Array(8192);
+    wr32(b, 0, 0x52414653);
+    wr32(b, 4, version);
+    assertOndine(() => decodeSuperblock(b), UNSUPPORTED, { message: new RegExp(`^${name} is not supported`) });
+  }
+});

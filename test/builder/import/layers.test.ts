@@ -232,3 +232,30 @@ test('applyLayer reports what one layer held', async () => {
   const stats = await applyLayer(root, gz, new MemorySink());
   assert.deepEqual(stats, { source: gz, compression: 'gzip', entries: 4, files: 1, dataBytes: 2, whiteouts: 1 });
 });
+
+test('a Mac-made layer: xattrs outside the Linux namespaces are skipped with a warning, symlinks get 0777', async () => {
+  const quarantine = Buffer.from('0081;5f000000;Safari;').toString('base64');
+  const warnings: TarWarning[] = [];
+  const { root } = await apply([layer([
+    { name: 'app/', type: '5', mode: 0o755 },
+    {
+      name: 'app/readme.txt', data: 'hello', mode: 0o644,
+      pax: [
+        ['LIBARCHIVE.xattr.com.apple.quarantine', quarantine],
+        ['SCHILY.xattr.com.apple.FinderInfo', Buffer.alloc(32)],
+        ['LIBARCHIVE.xattr.user.kept', Buffer.from('yes').toString('base64')],
+      ],
+    },
+    { name: 'app/link', type: '2', linkname: 'readme.txt', mode: 0o755 },
+  ])], { onWarning: (w) => warnings.push(w) });
+  assert.equal(text(root, 'app/readme.txt'), 'hello');
+  const file = lookup(root, 'app/readme.txt')!;
+  assert.deepEqual([...file.xattrs.keys()], ['user.kept']);
+  const skipped = warnings.filter((w) => w.code === 'TAR_XATTR_SKIPPED');
+  assert.equal(skipped.length, 2, JSON.stringify(warnings));
+  assert.ok(skipped.some((w) => /com\.apple\.quarantine.*LIBARCHIVE\.xattr/.test(w.message)), skipped[0]?.message);
+  assert.ok(skipped.every((w) => w.entry === 'app/readme.txt'));
+  const link = lookup(root, 'app/link')!;
+  assert.equal(link.kind, 'symlink');
+  assert.equal(link.mode, 0o777);
+});

@@ -121,7 +121,9 @@ export class LayerApplier<C> {
       }
       case 'symlink':
         if (entry.linkPath === '') throw new LayerEntryError(ctx, 'symlink with an empty target');
-        children.set(name, newNode<C>('symlink', { ...meta(entry), target: entry.linkPath }));
+        // Linux gives every symlink mode 0777 whatever the archive says (an unpacked image
+        // shows lrwxrwxrwx); a Mac-made tar records 0755.
+        children.set(name, newNode<C>('symlink', { ...meta(entry), mode: 0o777, target: entry.linkPath }));
         return;
       case 'hardlink':
         children.set(name, linkTarget!);

@@ -3,6 +3,7 @@
 // numbers, GNU sparse maps). Pure: bytes in, values out. Values stay bytes until a keyword's
 // meaning is known, because xattr values are binary.
 import { nameFromBytes } from '../../tree.js';
+import { isStorableXattrName } from '../../../format/xattr.js';
 import { TarCorruptError, type EntryContext } from '../errors.js';
 
 export type PaxRecord = readonly [key: string, value: Buffer];
@@ -83,11 +84,21 @@ export function paxTime(attrs: ReadonlyMap<string, Buffer>, key: string, ctx: En
 const SCHILY = 'SCHILY.xattr.';
 const LIBARCHIVE = 'LIBARCHIVE.xattr.';
 
-/** Extended attributes from every spelling writers use; later spellings do not override earlier. */
-export function paxXattrs(attrs: ReadonlyMap<string, Buffer>, ctx: EntryContext): Map<string, Buffer> {
+/**
+ * Extended attributes from every spelling writers use; later spellings do not override earlier.
+ * A name outside the Linux namespaces (macOS's `com.apple.*`, written by libarchive on a Mac)
+ * cannot exist on Linux: it is skipped and reported through `onSkip`, as GNU tar does when it
+ * extracts such an archive, instead of failing the whole layer.
+ */
+export function paxXattrs(attrs: ReadonlyMap<string, Buffer>, ctx: EntryContext, onSkip?: (name: string, keyword: string) => void): Map<string, Buffer> {
   const xattrs = new Map<string, Buffer>();
+  const keep = (name: string, keyword: string): boolean => {
+    if (isStorableXattrName(name)) return true;
+    onSkip?.(name, keyword);
+    return false;
+  };
   for (const [k, v] of attrs) {
-    if (k.startsWith(SCHILY) && k.length > SCHILY.length) xattrs.set(k.slice(SCHILY.length), v);
+    if (k.startsWith(SCHILY) && k.length > SCHILY.length && keep(k.slice(SCHILY.length), k)) xattrs.set(k.slice(SCHILY.length), v);
   }
   for (const [k, v] of attrs) {
     if (!k.startsWith(LIBARCHIVE) || k.length === LIBARCHIVE.length) continue;
@@ -99,7 +110,7 @@ export function paxXattrs(attrs: ReadonlyMap<string, Buffer>, ctx: EntryContext)
     }
     const text = v.toString('latin1');
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) throw new TarCorruptError(ctx, `pax ${k}: value is not base64`);
-    if (!xattrs.has(name)) xattrs.set(name, Buffer.from(text, 'base64'));
+    if (!xattrs.has(name) && keep(name, k)) xattrs.set(name, Buffer.from(text, 'base64'));
   }
   // Red Hat's tar stored SELinux labels under its own keyword before SCHILY.xattr existed.
   const rht = attrs.get('RHT.security.selinux');

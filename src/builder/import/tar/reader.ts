@@ -222,7 +222,10 @@ export async function* readTar(input: AsyncIterable<Buffer>, opts: TarReadOption
         size,
         devMajor: paxInteger(attrs, 'SCHILY.devmajor', ectx) ?? h.devMajor,
         devMinor: paxInteger(attrs, 'SCHILY.devminor', ectx) ?? h.devMinor,
-        xattrs: paxXattrs(attrs, ectx),
+        xattrs: paxXattrs(attrs, ectx, (name, keyword) => opts.onWarning?.({
+          code: 'TAR_XATTR_SKIPPED', source, offset: start, entry: path,
+          message: `${path}: xattr "${name}" (pax ${keyword.startsWith('LIBARCHIVE') ? 'LIBARCHIVE.xattr' : 'SCHILY.xattr'}) is not in a Linux namespace; skipped`,
+        })),
         sparse,
         segments: () => {
           if (type !== 'file') throw new TypeError(`${path}: only regular files have data segments`);
