@@ -405,3 +405,107 @@ export async function putTestManifest(server: Pick<RegistryServer, 'url' | 'seed
   if (put.status !== 201) throw new Error(`seeding manifest ${repository}:${reference}: PUT answered ${put.status}: ${put.body.toString()}`);
   return sha256(bytes);
 }
+
+// ---- misbehaving front ends for fault tests ----
+
+export type Fault = 'reset' | 'truncate' | 'corrupt' | 'status503' | 'status429' | 'hang';
+
+export interface FaultProxy {
+  url: string;
+  host: string;
+  /** Requests seen, in order (method, path, Range header). */
+  seen(): { method: string; path: string; range?: string; authorization: boolean }[];
+  /** Misbehave on the next `count` requests whose path matches (default: blob GETs). */
+  fail(fault: Fault, count: number, match?: RegExp): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * An HTTP proxy in front of `targetUrl` that passes requests through (headers and body as they
+ * are), except for the next N matching ones: it resets the connection, sends half the body and
+ * closes, flips a byte, answers 503/429 (Retry-After: 0), or never answers.
+ */
+export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
+  const target = new URL(targetUrl);
+  const seen: { method: string; path: string; range?: string; authorization: boolean }[] = [];
+  let fault: Fault | undefined;
+  let left = 0;
+  let match = /\/blobs\/sha256:/;
+  const hanging = new Set<import('node:http').ServerResponse>();
+  const server = createHttpServer((req, res) => {
+    const entry: { method: string; path: string; range?: string; authorization: boolean } = { method: req.method ?? '', path: req.url ?? '', authorization: req.headers.authorization !== undefined };
+    if (typeof req.headers.range === 'string') entry.range = req.headers.range;
+    seen.push(entry);
+    let active: Fault | undefined;
+    if (left > 0 && match.test(req.url ?? '') && req.method === 'GET') {
+      left--;
+      active = fault;
+    }
+    if (active === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    if (active === 'status503' || active === 'status429') {
+      res.writeHead(active === 'status503' ? 503 : 429, { 'retry-after': '0', 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}');
+      return;
+    }
+    if (active === 'hang') {
+      hanging.add(res);
+      return;
+    }
+    const headers = { ...req.headers, host: target.host };
+    const up = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers, agent: false }, (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      if (active === 'truncate' || active === 'corrupt') {
+        const chunks: Buffer[] = [];
+        upRes.on('data', (c: Buffer) => chunks.push(c));
+        upRes.on('end', () => {
+          const body = Buffer.concat(chunks);
+          if (active === 'truncate') {
+            res.write(body.subarray(0, Math.floor(body.length / 2)), () => res.socket?.destroy());
+          } else {
+            if (body.length > 0) body[body.length >> 1]! ^= 0x01;
+            res.end(body);
+          }
+        });
+      } else upRes.pipe(res);
+    });
+    up.on('error', () => req.socket.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    host: `127.0.0.1:${port}`,
+    seen: () => seen.slice(),
+    fail(f: Fault, count: number, m?: RegExp) {
+      fault = f;
+      left = count;
+      if (m !== undefined) match = m;
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const r of hanging) r.socket?.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A TCP port that accepts connections and resets them at once, counting them: a dead mirror. */
+export async function startDeadEndpoint(): Promise<{ host: string; url: string; connections(): number; stop(): Promise<void> }> {
+  let n = 0;
+  const server = createNetServer((sock) => {
+    n++;
+    sock.resetAndDestroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    host: `127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}`,
+    connections: () => n,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
