@@ -41,6 +41,9 @@ export interface RegistryServer {
   dataDir: string;
   logFile: string;
   stop(): Promise<void>;
+  /** Stops the process, keeping its port reserved in config and its data; restart() brings it back. */
+  pause(): Promise<void>;
+  /** Stops (if running) and starts again on the same port with the same data. */
   restart(): Promise<void>;
   /** Parsed access log lines, oldest first. */
   requests(): Promise<AccessEntry[]>;
@@ -305,6 +308,9 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
       await stopChild();
       await issuer?.stop();
       rmSync(dir, { recursive: true, force: true });
+    },
+    async pause() {
+      await stopChild();
     },
     async restart() {
       await stopChild();
