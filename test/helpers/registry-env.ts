@@ -8,7 +8,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { request as httpsRequest } from 'node:https';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -40,6 +41,8 @@ export interface RegistryServer {
   port: number;
   dataDir: string;
   logFile: string;
+  /** The certificate to trust when started with `tls`. */
+  caFile?: string;
   stop(): Promise<void>;
   /** Stops the process, keeping its port reserved in config and its data; restart() brings it back. */
   pause(): Promise<void>;
@@ -57,6 +60,8 @@ export interface StartOptions {
   tokenTtlS?: number;
   /** Identity (refresh) tokens the issuer accepts, each for a user. */
   identityTokens?: Record<string, string>;
+  /** Serve HTTPS with a self-signed certificate for 127.0.0.1 (its file is `caFile`). */
+  tls?: boolean;
 }
 
 const live = new Set<ChildProcess>();
@@ -249,10 +254,16 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
       issuer = await startTokenIssuer(dir, { ...opts, users });
       authYaml = `auth:\n  token:\n    realm: ${issuer.url}\n    service: ${TOKEN_SERVICE}\n    issuer: ${TOKEN_ISSUER}\n    rootcertbundle: ${issuer.certFile}\n`;
     }
+    let tlsYaml = '';
+    if (opts.tls === true) {
+      const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'tls-key.pem'), '-out', join(dir, 'tls-cert.pem'), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+      tlsYaml = `  tls:\n    certificate: ${join(dir, 'tls-cert.pem')}\n    key: ${join(dir, 'tls-key.pem')}\n`;
+    }
     const writeConfig = () =>
       writeFileSync(
         configFile,
-        `version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: ondine-test-secret\n${authYaml}`,
+        `version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: ondine-test-secret\n${tlsYaml}${authYaml}`,
       );
 
     const launch = async (): Promise<boolean> => {
@@ -297,7 +308,7 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
   const host = `127.0.0.1:${port}`;
   let stopped = false;
   const server: RegistryServer & { tokenIssuer?: TokenIssuer } = {
-    url: `http://${host}`,
+    url: `${opts.tls === true ? 'https' : 'http'}://${host}`,
     host,
     port,
     dataDir,
@@ -337,6 +348,7 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
     },
   };
   if (issuer !== undefined) server.tokenIssuer = issuer;
+  if (opts.tls === true) server.caFile = join(dir, 'tls-cert.pem');
   return server;
 }
 
@@ -350,7 +362,8 @@ export interface HttpAnswer {
 
 export function httpCall(url: string, method: string, headers: Record<string, string> = {}, body?: Buffer): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(body.length) } : {}) }, agent: false }, (res) => {
+    const options = { method, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(body.length) } : {}) }, agent: false as const, rejectUnauthorized: false };
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, options, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -513,5 +526,43 @@ export async function startDeadEndpoint(): Promise<{ host: string; url: string; 
     url: `http://127.0.0.1:${port}`,
     connections: () => n,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A forward proxy that only tunnels (CONNECT), counting tunnels per target: what undici's proxy agents speak. */
+export async function startConnectProxy(): Promise<{ url: string; tunnels(): string[]; stop(): Promise<void> }> {
+  const tunnels: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createHttpServer((_req, res) => res.writeHead(405).end());
+  server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    tunnels.push(String(req.url));
+    const [h, p] = String(req.url).split(':');
+    const upstream = connect({ host: h, port: Number(p) }, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    sockets.add(client);
+    sockets.add(upstream);
+    const done = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.on('error', done);
+    client.on('error', done);
+    upstream.on('close', done);
+    client.on('close', done);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    tunnels: () => tunnels.slice(),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
