@@ -156,9 +156,9 @@ export class RegistryClient {
       mirrorOk: (s) => s === 200,
     };
     return this.withRetries(what, undefined, async () => {
-      const { res } = await this.exchange(op);
+      const { res, endpoint } = await this.exchange(op);
       if (res.statusCode !== 200) throw await this.statusFailure(op, res);
-      const bytes = await this.readAll(op, res, MAX_MANIFEST_BYTES);
+      const bytes = await this.failingMirror(endpoint, this.readAll(op, res, MAX_MANIFEST_BYTES));
       const algorithm = ref.digest !== undefined ? hashOf(ref.digest) : 'sha256';
       const digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
       if (ref.digest !== undefined && digest !== ref.digest) throw new RegistryDigestError(what, ref.digest, digest);
@@ -201,7 +201,7 @@ export class RegistryClient {
     return this.withRetries(op.what, signal, async () => {
       const { res, endpoint } = await this.exchange(op);
       if (res.statusCode === 206) {
-        const buf = await this.readAll(op, res, length);
+        const buf = await this.failingMirror(endpoint, this.readAll(op, res, length));
         if (buf.length !== length) {
           throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: short body (${buf.length} of ${length} bytes)`, { retryable: true, status: 206 });
         }
@@ -209,7 +209,7 @@ export class RegistryClient {
       }
       if (res.statusCode === 200) {
         this.log.warn({ registry, repository, digest, endpoint: endpoint.origin }, 'registry ignored Range and sent the whole blob; slicing it');
-        return this.slice(op, res, offset, length);
+        return this.failingMirror(endpoint, this.slice(op, res, offset, length));
       }
       throw await this.statusFailure(op, res);
     });
@@ -347,6 +347,16 @@ export class RegistryClient {
   }
 
   // ---- internals ----
+
+  /** A mirror whose body broke off (reset, truncation) is left out like one that refused to connect. */
+  private async failingMirror<T>(endpoint: Endpoint, body: Promise<T>): Promise<T> {
+    try {
+      return await body;
+    } catch (err) {
+      if (endpoint.mirror && isRetryable(err)) this.endpoints.markFailed(endpoint);
+      throw err;
+    }
+  }
 
   private blobOp(registry: string, repository: string, digest: string, method: string, signal?: AbortSignal): Op {
     const op: Op = {

@@ -163,3 +163,28 @@ test("a redirect to another origin does not carry the registry's Authorization",
   assert.equal(storageSaw[0]!.range, 'bytes=100-299');
   assert.equal(storageSaw[0]!.authorization, undefined);
 });
+
+test('a manifest by digest that arrives corrupted is fetched again', async (t) => {
+  const { pushTestImage } = await import('../helpers/registry-env.js');
+  const { makeReference } = await import('../../src/registry/reference.js');
+  const img = await pushTestImage(reg, 'faults/manifest', 'v1', [randomBytes(100)]);
+  const c = client(t);
+  proxy.fail('corrupt', 1, /\/manifests\//);
+  const before = proxy.seen().length;
+  const m = await c.getManifest(makeReference(proxy.host, 'faults/manifest', undefined, img.manifestDigest));
+  assert.equal(m.digest, img.manifestDigest);
+  assert.equal(proxy.seen().length - before, 2);
+  proxy.fail('corrupt', 0, /\/blobs\/sha256:/);
+});
+
+test('a server that ignores Range and sends the whole blob: the range is cut out of it', async (t) => {
+  const whole = createServer((_req, res) => {
+    res.writeHead(200, { 'content-length': String(data.length) }).end(data);
+  });
+  await new Promise<void>((resolve) => whole.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => whole.close(() => resolve())));
+  const c = client(t);
+  const host = `127.0.0.1:${(whole.address() as AddressInfo).port}`;
+  assert.deepEqual(await c.readRange(host, REPO, digest, 70_000, 3000), data.subarray(70_000, 73_000));
+  assert.deepEqual(await c.readRange(host, REPO, digest, data.length - 5, 5), data.subarray(data.length - 5));
+});
