@@ -232,9 +232,15 @@ export class RegistryClient {
 
   /** Whether the registry itself (not a mirror: this is what push decisions rest on) has the blob. */
   async hasBlob(registry: string, repository: string, digest: string): Promise<boolean> {
+    return this.hasBlobWith(registry, repository, digest, pullScope(repository));
+  }
+
+  /** hasBlob asking for `scopes`: an upload asks for pull,push at once, so one token serves the HEAD and the upload. */
+  private async hasBlobWith(registry: string, repository: string, digest: string, scopes: string[]): Promise<boolean> {
     checkDigest(digest);
     const op = this.blobOp(registry, repository, digest, 'HEAD');
     op.capability = 'push';
+    op.scopes = scopes;
     return this.withRetries(op.what, undefined, async () => {
       const { res } = await this.exchange(op);
       await this.drain(res);
@@ -279,7 +285,7 @@ export class RegistryClient {
   async uploadBlob(registry: string, repository: string, digest: string, body: { path: string } | { bytes: Buffer }, size: number): Promise<number> {
     checkDigest(digest);
     if ('bytes' in body && body.bytes.length !== size) throw new InvalidArgumentError(`upload of ${digest}: size ${size} but ${body.bytes.length} bytes given`);
-    if (await this.hasBlob(registry, repository, digest)) return 0;
+    if (await this.hasBlobWith(registry, repository, digest, pushScope(repository))) return 0;
     const what = `upload of blob ${digest} to ${registry}/${repository}`;
     const start: Op = {
       what,
