@@ -6,7 +6,7 @@
 // not the client under test. Everything is stopped and removed by stop(), and at exit.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto';
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
@@ -234,6 +234,10 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
   let port = 0;
   const users = opts.users ?? { ondine: 'test-password' };
 
+  let spawnLogged: () => ChildProcess = () => {
+    throw new Error('not configured');
+  };
+  let listening: (c: ChildProcess) => Promise<boolean> = async () => false;
   const cleanupOnFailure = async () => {
     if (child !== undefined && child.exitCode === null) child.kill('SIGKILL');
     await issuer?.stop();
@@ -267,22 +271,32 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
       );
 
     const launch = async (): Promise<boolean> => {
-      const fd = openSync(logFile, 'a');
-      const c = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', fd, fd] });
-      closeSync(fd);
-      track(c);
-      child = c;
+      const c = spawnLogged();
       for (let i = 0; i < 500; i++) {
         if (c.exitCode !== null || c.signalCode !== null) return false;
-        if (await canConnect(port)) {
-          if (c.exitCode === null) return true;
-        }
+        if (await listening(c)) return true;
         await sleep(20);
       }
       c.kill('SIGKILL');
       throw new Error(`docker-registry did not start listening on 127.0.0.1:${port}; log: ${logFile}`);
     };
 
+    // Ours, not another process that took the port: the registry says it listens, and it does.
+    let logStart = 0;
+    spawnLogged = () => {
+      logStart = existsSync(logFile) ? statSync(logFile).size : 0;
+      const fd = openSync(logFile, 'a');
+      const c = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', fd, fd] });
+      closeSync(fd);
+      track(c);
+      child = c;
+      return c;
+    };
+    listening = async (c: ChildProcess) => {
+      if (c.exitCode !== null) return false;
+      const text = readFileSync(logFile).subarray(logStart).toString('utf8');
+      return text.includes(`listening on 127.0.0.1:${port}`) && (await canConnect(port));
+    };
     let started = false;
     for (let tries = 0; tries < 5 && !started; tries++) {
       port = await freePort();
@@ -325,14 +339,10 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
     },
     async restart() {
       await stopChild();
-      const fd = openSync(logFile, 'a');
-      const c = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', fd, fd] });
-      closeSync(fd);
-      track(c);
-      child = c;
+      const c = spawnLogged();
       for (let i = 0; i < 500; i++) {
         if (c.exitCode !== null) throw new Error(`docker-registry did not restart on ${host}`);
-        if (await canConnect(port)) return;
+        if (await listening(c)) return;
         await sleep(20);
       }
       throw new Error(`docker-registry did not restart on ${host}`);
