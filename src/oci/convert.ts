@@ -124,7 +124,8 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
   } else {
     picked = [undefined];
   }
-  const asIndex = fromIndex && !opts.platform;
+  // One platform out of an index becomes a plain manifest, as Nydus's converter does.
+  const asIndex = fromIndex && !opts.platform && picked.length > 1;
 
   const workDir = opts.workDir ?? (await mkdtemp(join(process.env.TMPDIR ?? tmpdir(), 'ondine-convert-')));
   const result: ConvertResult = {
