@@ -3,7 +3,9 @@
 // (one blob per layer, chunks deduplicated across layers and against an optional chunk dict);
 // blobs land in a scratch directory (a blob's digest is known only when it is complete), then
 // are pushed. Several platforms end as an index whose entries carry the Nydus os feature.
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build, type BuildOptions, type BuildResult } from '../builder/builder.js';
@@ -108,11 +110,17 @@ async function chunkDictFor(spec: string, platform: Platform, deps: ConvertDeps,
   return { path, repo: src.repo };
 }
 
+async function downloadBlob(client: RegistryApi, repo: { registry: string; repository: string }, digest: string, path: string): Promise<string> {
+  const body = await client.blobStream(repo.registry, repo.repository, digest);
+  await pipeline(body, createWriteStream(path));
+  return path;
+}
+
 export async function convert(sourceSpec: string, targetSpec: string, deps: ConvertDeps, opts: ConvertOptions = {}): Promise<ConvertResult> {
   const started = performance.now();
   const source = await openImageSource(sourceSpec, deps);
-  const target = await openImageTarget(targetSpec, deps);
   const root = await source.root();
+  const target = await openImageTarget(targetSpec, deps);
 
   let picked: Array<Descriptor | undefined>;
   const fromIndex = isIndexMediaType(root.mediaType);
@@ -175,10 +183,12 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
       for (const b of built.blobs) if (!b.fromDict) result.bytesWritten += (await stat(b.path)).size;
       report('push');
       const mountFrom = dict?.repo && target instanceof RegistryTarget && dict.repo.registry === target.ref.registry ? dict.repo.repository : undefined;
+      // A dict on another registry (or a target that refuses mounts): copy its blobs through here.
+      const fetchMissing = dict?.repo ? (digest: string) => downloadBlob(deps.client, dict.repo!, digest, join(workDir, `dict-${digest.slice(7)}`)) : undefined;
       const pushed = await pushImage(target, {
         bootstrap,
         blobs: built.blobs.map((b) => ({ blobId: b.blobId, ...(b.fromDict ? {} : { path: b.path }) })),
-      }, { sourceConfig: config, platform, tagged: !asIndex, ...(mountFrom ? { mountFrom } : {}) });
+      }, { sourceConfig: config, platform, tagged: !asIndex, ...(mountFrom ? { mountFrom } : {}), ...(fetchMissing ? { fetchMissing } : {}) });
       addSummary(result.push, pushed.summary);
       entries.push(pushed.image.indexEntry);
       result.platforms.push({
