@@ -36,6 +36,10 @@ export interface ConvertProgress {
   bytesRead: number;
   /** Chunk data stored in blobs so far in this platform's build. */
   storedBytes: number;
+  /** Push phase: registry blobs of this platform handled so far (data blobs, bootstrap layer, config), and bytes sent. */
+  blobsPushed: number;
+  blobsToPush: number;
+  bytesUploaded: number;
 }
 
 export interface ConvertOptions extends Pick<BuildOptions, 'chunkSize' | 'compressor' | 'level' | 'digest' | 'workers'> {
@@ -160,9 +164,11 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
       const layerRead = new Array<number>(manifest.layers.length).fill(0);
       let stored = 0;
       let layerIndex = 0;
+      const pushing = { done: 0, total: 0, bytes: result.push.bytesUploaded };
       const report = (phase: ConvertProgress['phase']): void => opts.onProgress?.({
         phase, platform: pname, platformIndex: pi, platformCount: picked.length, layerIndex, layerCount: manifest.layers.length,
         bytesRead: readBefore + layerRead.reduce((a, b) => a + b, 0), storedBytes: stored,
+        blobsPushed: pushing.done, blobsToPush: pushing.total, bytesUploaded: pushing.bytes,
       });
       const built = await build({
         sources: manifest.layers.map((l) => source.layer(l)),
@@ -181,6 +187,7 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
       const bootstrap = await readFile(built.bootstrapPath);
       result.bytesWritten += bootstrap.length;
       for (const b of built.blobs) if (!b.fromDict) result.bytesWritten += (await stat(b.path)).size;
+      pushing.total = built.blobs.length + 2;
       report('push');
       const mountFrom = dict?.repo && target instanceof RegistryTarget && dict.repo.registry === target.ref.registry ? dict.repo.repository : undefined;
       // A dict on another registry (or a target that refuses mounts): copy its blobs through here.
@@ -188,7 +195,8 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
       const pushed = await pushImage(target, {
         bootstrap,
         blobs: built.blobs.map((b) => ({ blobId: b.blobId, ...(b.fromDict ? {} : { path: b.path }) })),
-      }, { sourceConfig: config, platform, tagged: !asIndex, ...(mountFrom ? { mountFrom } : {}), ...(fetchMissing ? { fetchMissing } : {}) });
+      }, { sourceConfig: config, platform, tagged: !asIndex, ...(mountFrom ? { mountFrom } : {}), ...(fetchMissing ? { fetchMissing } : {}),
+        onBlob: (_d, o) => { pushing.done++; pushing.bytes += o.bytes; report('push'); } });
       addSummary(result.push, pushed.summary);
       entries.push(pushed.image.indexEntry);
       result.platforms.push({
