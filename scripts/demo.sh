@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on a built-in default: build a sample image, serve it with the daemon and
-# mount it lazily — on this host over fanotify pre-content events where the kernel has them
-# (Linux 6.14+), else over cachefiles inside the Ondine test VM.
+# The main job on a built-in default: build a sample image, push it to a registry on
+# 127.0.0.1, and mount it by reference lazily through the daemon — on this host over fanotify
+# pre-content events where the kernel has them (Linux 6.14+), else over cachefiles inside the
+# Ondine test VM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >&2
