@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { parseBootstrap } from '../../src/format/bootstrap.js';
 import { makeBootstrapLayer } from '../../src/oci/bootstrap-layer.js';
 import { ANNOTATION, MEDIA_TYPE } from '../../src/oci/media-types.js';
 import { Cleanup, cliOk, requireKernelFs, scratchDir, sharedDir, skipUnlessRoot } from '../helpers/e2e-env.js';
@@ -76,6 +77,10 @@ describe('mount by registry reference (fanotify)', { skip: skipUnlessRoot }, () 
     const all = s2.sources[`${registry.host}/team/app`]![blob.id]!;
     t.diagnostic(`whole tree: ${all.bytes} bytes in ${all.requests} requests for a ${blob.size}-byte blob`);
     assert.ok(all.bytes >= blob.size * 0.9, 'reading everything fetched (nearly) the whole blob');
+    // Sequential reads fetch a chunk and the read-ahead behind it as one run: one Range
+    // request for several adjacent chunks.
+    const chunks = parseBootstrap(readFileSync(join(work, 'img', 'bootstrap'))).blobs[0]!.chunkCount;
+    assert.ok(all.requests < chunks, `${all.requests} requests for ${chunks} chunks: adjacent chunks share requests`);
     await d.umount(mnt);
   });
 
