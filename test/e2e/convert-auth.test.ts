@@ -1,0 +1,91 @@
+// Host end-to-end: `ondine convert` against a docker-registry with htpasswd basic auth, from a
+// Docker schema 2 source (skopeo --format v2s2). Credentials from --username/--password-stdin
+// and from a Docker config file; wrong ones give one line with ONDINE_ERR_AUTH and never the
+// password; a missing tag and an already converted image give one-line errors too.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { RegistryClient } from '../../src/registry/client.js';
+import { parseReference } from '../../src/registry/reference.js';
+import { MEDIA_TYPE } from '../../src/oci/media-types.js';
+import { findBootstrapLayer } from '../../src/oci/nydus-image.js';
+import { Cleanup, cliPath, run, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
+import { makeUmociImage } from '../helpers/oci-image.js';
+import { startRegistry, type RegistryServer } from '../helpers/registry-env.js';
+
+const USER = 'ondine';
+const PASSWORD = 'test-password';
+
+describe('ondine convert with registry credentials', { skip: skipUnlessRoot }, () => {
+  const suite = new Cleanup();
+  after(() => suite.run());
+  let work: string;
+  let reg: RegistryServer;
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    work = scratchDir(suite, 'convert-auth');
+    reg = await startRegistry({ auth: 'basic', users: { [USER]: PASSWORD } });
+    suite.after(() => reg.stop());
+    const img = makeUmociImage(work, 'a', { seed: 21, bigBytes: 1 << 20 });
+    execFileSync('skopeo', ['copy', '-q', '--format', 'v2s2', '--dest-tls-verify=false', '--dest-creds', `${USER}:${PASSWORD}`, img.ref, `docker://${reg.host}/src/app:1`]);
+    // No ambient Docker credentials: an empty config dir unless a test writes one.
+    env = { ...process.env, DOCKER_CONFIG: join(work, 'no-docker-config') };
+  });
+
+  const ondine = (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) =>
+    run(process.execPath, [cliPath, ...args], { env: opts.env ?? env, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+
+  async function manifest(ref: string): Promise<{ mediaType: string; json: any }> {
+    const client = new RegistryClient({ credentials: { username: USER, password: PASSWORD }, retries: 0 });
+    try {
+      return await client.getManifest(parseReference(ref));
+    } finally {
+      await client.close();
+    }
+  }
+
+  test('--username/--password-stdin: a Docker schema 2 source converts to an OCI Nydus manifest', async () => {
+    const src = await manifest(`${reg.host}/src/app:1`);
+    assert.equal(src.mediaType, MEDIA_TYPE.dockerManifest);
+    const r = await ondine(['convert', `${reg.host}/src/app:1`, `${reg.host}/dst/app:1`, '--username', USER, '--password-stdin'], { input: `${PASSWORD}\n` });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes(PASSWORD) && !r.stderr.includes(PASSWORD));
+    const m = await manifest(`${reg.host}/dst/app:1`);
+    assert.equal(m.mediaType, MEDIA_TYPE.ociManifest);
+    assert.ok(findBootstrapLayer(m.json));
+    assert.equal(m.json.layers.length, 3);
+  });
+
+  test('credentials from the Docker config file', async () => {
+    const dir = join(work, 'docker-config');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
+    const r = await ondine(['convert', `${reg.host}/src/app:1`, `${reg.host}/dst/app:2`], { env: { ...process.env, DOCKER_CONFIG: dir } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(findBootstrapLayer((await manifest(`${reg.host}/dst/app:2`)).json));
+  });
+
+  test('errors are one line: wrong password, no credentials, missing tag, an image already converted', async () => {
+    const wrong = await ondine(['convert', `${reg.host}/src/app:1`, `${reg.host}/dst/app:3`, '--username', USER, '--password-stdin'], { input: 'not-the-password-xyz\n' });
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /^ondine: .*\[ONDINE_ERR_AUTH\]\n$/);
+    assert.ok(!wrong.stderr.includes('not-the-password-xyz'));
+    const none = await ondine(['convert', `${reg.host}/src/app:1`, `${reg.host}/dst/app:3`]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /^ondine: .*\[ONDINE_ERR_AUTH\]\n$/);
+    const creds = ['--username', USER, '--password-stdin'];
+    const missing = await ondine(['convert', `${reg.host}/src/app:nope`, `${reg.host}/dst/app:3`, ...creds], { input: PASSWORD });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^ondine: .*\[ONDINE_ERR_NOT_FOUND\]\n$/);
+    const again = await ondine(['convert', `${reg.host}/dst/app:1`, `${reg.host}/dst/app:4`, ...creds], { input: PASSWORD });
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /^ondine: .*already a Nydus image.*\n$/);
+    const half = await ondine(['convert', `${reg.host}/src/app:1`, `${reg.host}/dst/app:3`, '--username', USER]);
+    assert.equal(half.code, 2);
+    assert.match(half.stderr, /--username and --password-stdin go together/);
+  });
+});
