@@ -13,6 +13,10 @@ test('an image pushed to a registry on the guest loopback mounts by reference th
   // The guest boots with `lo` down; the registry and the daemon talk over it.
   const up = await run('busybox', ['ip', 'link', 'set', 'lo', 'up']);
   assert.equal(up.code, 0, `ip link set lo up: ${up.stderr}`);
+  // The guest's root is read-only: the registry's temp dir (under /var/tmp) goes on a tmpfs.
+  const tmp = await run('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'ondine-registry', '/var/tmp']);
+  assert.equal(tmp.code, 0, `tmpfs on /var/tmp: ${tmp.stderr}`);
+  t.after(() => run('umount', ['/var/tmp']));
   const m = await manifest();
   const registry = await startRegistry();
   const d = await startDaemon('registry', ['--mode', 'cachefiles']);
