@@ -1,12 +1,12 @@
 // `ondine mount <ref>` through the fanotify front end against a real docker-registry on
 // 127.0.0.1: an image built by `ondine build` and pushed with the Nydus conventions mounts by
-// reference, reads back identical to its source, and lazily (one small file costs a small
+// reference (pushed by `ondine push`), reads back identical to its source, and lazily (one small file costs a small
 // part of the blob, fetched with Range requests); a plain OCI image is refused with advice to
 // convert it; a reference the registry does not have is a clear "not found". Nydus's own RAFS
 // v6 fixture mounts by reference too, from a static "registry" (nginx serving files): its
 // blob's id is not its sha256, so no real registry would take the upload.
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -17,7 +17,7 @@ import { Cleanup, cliOk, requireKernelFs, scratchDir, sharedDir, skipUnlessRoot 
 import { mountErofs, unpackWithCli } from '../helpers/kernel-mount.js';
 import { startNginx } from '../helpers/nginx.js';
 import { dropCaches, pseudoRandomBytes, readInChild, sha256, startFanotifyDaemon, type FanotifyDaemon } from '../helpers/fanotify-daemon.js';
-import { pushLazy, type PushedLazyImage } from '../helpers/lazy-push.js';
+import type { PushedLazyImage } from '../helpers/lazy-push.js';
 import { pushTestImage, startRegistry, type RegistryServer } from '../helpers/registry-env.js';
 import { assertSameTree } from '../helpers/tree-compare.js';
 
@@ -46,7 +46,10 @@ describe('mount by registry reference (fanotify)', { skip: skipUnlessRoot }, () 
     writeFileSync(join(src, 'etc/hostname'), 'ondine-from-a-registry\n');
     for (let i = 0; i < 30; i++) writeFileSync(join(src, 'etc', `conf-${i}`), pseudoRandomBytes(50 + i, 2000 + i * 333));
     await cliOk(['build', src, '-o', join(work, 'img'), '--chunk-size', '1M']);
-    pushed = await pushLazy(registry, 'team/app', '1', join(work, 'img', 'bootstrap'), join(work, 'img', 'blobs'));
+    // Pushed the way a user would: `ondine push` (H-oci's), then its blobs listed for the checks.
+    await cliOk(['push', join(work, 'img'), `${registry.host}/team/app:1`]);
+    const b = parseBootstrap(readFileSync(join(work, 'img', 'bootstrap')));
+    pushed = { manifestDigest: '', bootstrapLayerDigest: '', blobs: b.blobs.map((e) => ({ id: e.blobId, size: statSync(join(work, 'img', 'blobs', e.blobId)).size })) };
     d = await startFanotifyDaemon(suite, work);
   });
 
