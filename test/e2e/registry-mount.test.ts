@@ -1,11 +1,13 @@
 // `ondine mount <ref>` through the fanotify front end against a real docker-registry on
-// 127.0.0.1: an image built by `ondine build` and pushed with the Nydus conventions mounts by
-// reference (pushed by `ondine push`), reads back identical to its source, and lazily (one small file costs a small
-// part of the blob, fetched with Range requests); a plain OCI image is refused with advice to
-// convert it; a reference the registry does not have is a clear "not found". Nydus's own RAFS
-// v6 fixture mounts by reference too, from a static "registry" (nginx serving files): its
-// blob's id is not its sha256, so no real registry would take the upload.
+// 127.0.0.1: an image built by `ondine build` and pushed by `ondine push` mounts by reference,
+// reads back identical to its source, and lazily (one small file costs a small part of the
+// blob, fetched with Range requests); a plain OCI image is refused with advice to convert it,
+// and the advice, followed, gives an image that mounts and equals the original; a reference
+// the registry does not have is a clear "not found". Nydus's own RAFS v6 fixture mounts by
+// reference too, from a static "registry" (nginx serving files): its blob's id is not its
+// sha256, so no real registry would take the upload.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,7 +20,8 @@ import { mountErofs, unpackWithCli } from '../helpers/kernel-mount.js';
 import { startNginx } from '../helpers/nginx.js';
 import { dropCaches, pseudoRandomBytes, readInChild, sha256, startFanotifyDaemon, type FanotifyDaemon } from '../helpers/fanotify-daemon.js';
 import type { PushedLazyImage } from '../helpers/lazy-push.js';
-import { pushTestImage, startRegistry, type RegistryServer } from '../helpers/registry-env.js';
+import { startRegistry, type RegistryServer } from '../helpers/registry-env.js';
+import { makeUmociImage, umociUnpack } from '../helpers/oci-image.js';
 import { assertSameTree } from '../helpers/tree-compare.js';
 
 const NYDUS = join(sharedDir, 'fixtures', 'nydus-rafs-v6');
@@ -127,16 +130,25 @@ describe('mount by registry reference (fanotify)', { skip: skipUnlessRoot }, () 
     await d.umount(mnt);
   });
 
-  test('a plain OCI image is refused: not a lazy image, convert it', async () => {
-    await pushTestImage(registry, 'plain/app', 'v1', [Buffer.from('not a tar, never read')]);
+  test('a plain OCI image is refused with the convert command to run; run as advised, the result mounts and equals the image', async (t) => {
+    const img = makeUmociImage(work, 'plain', { seed: 31 });
+    const root = umociUnpack(img, join(work, 'plain-unpacked'));
+    execFileSync('skopeo', ['copy', '-q', '--dest-tls-verify=false', img.ref, `docker://${registry.host}/plain/app:v1`]);
     const mnt = join(work, 'mnt-plain');
     mkdirSync(mnt);
     const r = await d.cli(['mount', `${registry.host}/plain/app:v1`, mnt, '--mode', 'fanotify']);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /ONDINE_ERR_NOT_LAZY/);
     assert.match(r.stderr, /plain OCI image, not a lazy one/);
-    assert.match(r.stderr, new RegExp(`ondine convert ${registry.host}/plain/app:v1 ${registry.host}/plain/app:v1-lazy`));
     assert.equal((await d.status()).mounts.filter((x) => x.mountpoint === mnt).length, 0);
+    const advice = /`ondine (convert \S+ \S+)`/.exec(r.stderr);
+    assert.ok(advice, r.stderr);
+    assert.equal(advice[1], `convert ${registry.host}/plain/app:v1 ${registry.host}/plain/app:v1-lazy`);
+    await cliOk(advice[1]!.split(' '));
+    await d.mount(`${registry.host}/plain/app:v1-lazy`, mnt);
+    dropCaches();
+    await assertSameTree(t, 'converted image by reference vs umoci unpack', root, mnt, { dirNlink: true });
+    await d.umount(mnt);
   });
 
   test('a tag the registry does not have is not found, and nothing is mounted', async () => {
