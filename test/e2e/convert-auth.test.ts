@@ -13,7 +13,7 @@ import { parseReference } from '../../src/registry/reference.js';
 import { MEDIA_TYPE } from '../../src/oci/media-types.js';
 import { findBootstrapLayer } from '../../src/oci/nydus-image.js';
 import { Cleanup, cliPath, run, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
-import { makeUmociImage } from '../helpers/oci-image.js';
+import { deriveUmociImage, makeUmociImage } from '../helpers/oci-image.js';
 import { startRegistry, type RegistryServer } from '../helpers/registry-env.js';
 
 const USER = 'ondine';
@@ -87,5 +87,40 @@ describe('ondine convert with registry credentials', { skip: skipUnlessRoot }, (
     const half = await ondine(['convert', `${reg.host}/src/app:1`, `${reg.host}/dst/app:3`, '--username', USER]);
     assert.equal(half.code, 2);
     assert.match(half.stderr, /--username and --password-stdin go together/);
+  });
+});
+
+describe('ondine convert with a token-auth registry', { skip: skipUnlessRoot }, () => {
+  const suite = new Cleanup();
+  after(() => suite.run());
+  let reg: RegistryServer & { tokenIssuer?: { issued(): number } };
+  let work: string;
+
+  before(async () => {
+    work = scratchDir(suite, 'convert-token');
+    reg = await startRegistry({ auth: 'token', users: { [USER]: PASSWORD } });
+    suite.after(() => reg.stop());
+    const a = makeUmociImage(work, 'a', { seed: 31, bigBytes: 1 << 20 });
+    const b = deriveUmociImage(a, work, 'b', 32);
+    // The token issuer lives in this process: skopeo must run without blocking it.
+    for (const [img, tag] of [[a, 'a'], [b, 'b']] as const) {
+      const r = await run('skopeo', ['copy', '-q', '--dest-tls-verify=false', '--dest-creds', `${USER}:${PASSWORD}`, img.ref, `docker://${reg.host}/src/app:${tag}`]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+
+  test('bearer tokens: convert, then --chunk-dict mounts across repositories with a handful of tokens, not a storm', async () => {
+    const env = { ...process.env, DOCKER_CONFIG: join(work, 'no-docker-config') };
+    const creds = ['--username', USER, '--password-stdin', '--chunk-size', '64K', '--json'];
+    const ondine = (args: string[]) => run(process.execPath, [cliPath, ...args, ...creds], { env, input: PASSWORD });
+    const first = await ondine(['convert', `${reg.host}/src/app:a`, `${reg.host}/dst/dict:a`]);
+    assert.equal(first.code, 0, first.stderr);
+    const before = reg.tokenIssuer!.issued();
+    const second = await ondine(['convert', `${reg.host}/src/app:b`, `${reg.host}/dst/x:b`, '--chunk-dict', `${reg.host}/dst/dict:a`]);
+    assert.equal(second.code, 0, second.stderr);
+    const s = JSON.parse(second.stdout) as { push: { blobsMounted: number } };
+    assert.equal(s.push.blobsMounted, 2);
+    const tokens = reg.tokenIssuer!.issued() - before;
+    assert.ok(tokens >= 1 && tokens <= 6, `${tokens} tokens for three repositories`);
   });
 });

@@ -171,6 +171,13 @@ describe('ondine convert with a registry', { skip: skipUnlessRoot }, () => {
     assert.ok(s.push.bytesUploaded < ownBytes + 20_000, `uploaded ${s.push.bytesUploaded} bytes: own blobs, bootstrap and config`);
     const mnt = await mountFromRegistry(t, target, 'mount-dict', b);
     await assertSameTree(t, 'kernel mount of B (chunk dict) vs umoci unpack', rootB, mnt, { dirNlink: true });
+
+    // A target that cannot mount from the dict's repository (an OCI layout) gets the dict's blobs copied.
+    const layoutDir = join(work, 'dict-layout');
+    const l = await convert([`${reg.host}/src/app:b`, `oci:${layoutDir}:b`, '--chunk-dict', dictRef]);
+    assert.equal(l.digest, s.digest, 'same image as the registry target');
+    const lm = JSON.parse(readFileSync(join(layoutDir, 'blobs/sha256', l.digest.slice(7)), 'utf8')) as ImageManifest;
+    for (const layer of [...lm.layers, lm.config]) assert.equal(readFileSync(join(layoutDir, 'blobs/sha256', layer.digest.slice(7))).length, layer.size);
   });
 
   test('a multi-platform index converts every platform and pushes an index; --platform picks one', async () => {
