@@ -3,7 +3,8 @@
 // blobs (Range kept across the redirect), a registry restarted mid-read, a proxy that resets,
 // truncates or corrupts blob responses (retried; EIO once it persists, answered from memory
 // without new requests, nothing corrupt in the cache, the daemon up), and a basic-auth registry
-// whose credentials appear in no log line and no API answer, and survive a worker restart.
+// whose credentials appear in no log line and no API answer, and survive a worker restart; a
+// token-auth registry whose expired token costs one refresh however many readers need it.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -190,6 +191,28 @@ describe('registry faults, mirrors and credentials (fanotify)', { skip: skipUnle
       const ok = await readConf(mnt, 11);
       assert.equal(ok.sha, sha256(conf(11)));
     });
+  });
+
+  test('token auth: after the token expires, many concurrent readers cost exactly one token refresh', async (t) => {
+    const ttl = 3;
+    const tokened = await startRegistry({ auth: 'token', tokenTtlS: ttl, users: { bob: 'token-user-pw' } });
+    t.after(() => tokened.stop());
+    await pushLazy(tokened, 'tok/app', '1', join(work, 'img', 'bootstrap'), join(work, 'img', 'blobs'));
+    const d = await daemon(t, 'token', ['--amplify', '0']);
+    const mnt = join(work, 'mnt-token');
+    mkdirSync(mnt);
+    const m = await run(process.execPath, [cliPath, 'mount', `${tokened.host}/tok/app:1`, mnt, '--mode', 'fanotify', '--socket', d.socket, '--username', 'bob', '--password-stdin'], { input: 'token-user-pw' });
+    assert.equal(m.code, 0, m.stderr);
+    // Past the token's lifetime: the next reads need a new one.
+    await sleep((ttl + 1) * 1000);
+    dropCaches();
+    const before = tokened.tokenIssuer!.issued();
+    // Ten readers at once, each of a file of its own (no read-ahead: a request each).
+    const files = [14, 16, 18, 20, 22, 24, 25, 26, 27, 28];
+    const got = await Promise.all(files.map((i) => readConf(mnt, i)));
+    assert.deepEqual(got.map((o) => o.sha), files.map((i) => sha256(conf(i))));
+    assert.equal(tokened.tokenIssuer!.issued() - before, 1, 'one token refresh served every reader');
+    await d.umount(mnt);
   });
 
   test('basic auth: credentials work, survive a worker restart, and appear in no log line or API answer', async (t) => {
