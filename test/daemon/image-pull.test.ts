@@ -1,10 +1,10 @@
 // The daemon side of mount by reference against a real docker-registry: a lazy image's
-// bootstrap is fetched, verified and stored in the cache directory; a plain OCI image is
+// bootstrap is fetched, verified and stored in the cache directory (and not fetched again); a plain OCI image is
 // refused as not lazy (with the convert command to run); a bootstrap layer that is no tar is
 // a typed error; request bodies are checked without echoing credentials.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkPullRequest, parsePlatform, pullBootstrap } from '../../src/daemon/image-pull.js';
 import { CacheDir } from '../../src/storage/cache-dir.js';
@@ -37,6 +37,18 @@ test('a lazy image: the bootstrap is verified and stored; the source is the repo
   assert.ok(readFileSync(p.bootstrapPath).equals(p.bootstrap));
   assert.deepEqual(p.source, { kind: 'registry', registry: registry.host, repository: 'lazy/app' });
   assert.match(p.manifestDigest, /^sha256:[0-9a-f]{64}$/);
+  // Again: the stored bootstrap serves, the layer is not fetched a second time.
+  const layerGets = async () => (await registry.requests()).filter((e) => e.method === 'GET' && e.path.includes('/blobs/')).length;
+  const gets = await layerGets();
+  const again = await pullBootstrap({ ref: `${registry.host}/lazy/app:v1` }, new CacheDir(cacheRoot), {});
+  assert.ok(again.bootstrap.equals(p.bootstrap));
+  assert.equal(again.bootstrapPath, p.bootstrapPath);
+  assert.equal(await layerGets(), gets, 'no blob fetched for a bootstrap already stored');
+  // A stored bootstrap that no longer matches its name is not used: the layer is fetched.
+  writeFileSync(p.bootstrapPath, Buffer.concat([p.bootstrap, Buffer.from('x')]));
+  const third = await pullBootstrap({ ref: `${registry.host}/lazy/app:v1` }, new CacheDir(cacheRoot), {});
+  assert.ok(third.bootstrap.equals(p.bootstrap));
+  assert.equal(await layerGets(), gets + 1);
 });
 
 test('a plain OCI image is ONDINE_ERR_NOT_LAZY with the command that converts it', async () => {
