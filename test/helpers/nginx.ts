@@ -36,8 +36,22 @@ function canConnect(port: number): Promise<boolean> {
 export async function startNginx(opts: { server: (dir: string) => string; http?: (dir: string) => string }): Promise<Nginx> {
   const dir = mkdtempSync('/var/tmp/ondine-nginx-');
   mkdirSync(join(dir, 'tmp'));
-  const port = await freePort();
+  // A port free a moment ago may be taken by a test running beside this one: try a few.
+  for (let tries = 0; ; tries++) {
+    try {
+      return await launch(dir, await freePort(), opts);
+    } catch (err) {
+      if (tries >= 4 || !/Address already in use/.test((err as Error).message)) {
+        rmSync(dir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
+}
+
+async function launch(dir: string, port: number, opts: { server: (dir: string) => string; http?: (dir: string) => string }): Promise<Nginx> {
   const conf = join(dir, 'nginx.conf');
+  writeFileSync(join(dir, 'error.log'), '');
   writeFileSync(conf, `daemon off;
 user root;
 worker_processes 1;
