@@ -80,7 +80,7 @@ M=$ROOT/dist/scripts/bench/registry/measure.js
 
 # What this checkout's CLI can do: convert, and mount by reference (its help names a reference).
 lazy=1
-"${CLI[@]}" convert --help >/dev/null 2>&1 || { lazy=0; say "ondine convert is not available: lazy steps skipped"; }
+"${CLI[@]}" --help 2>/dev/null | grep -qE '^ +convert ' || { lazy=0; say "ondine convert is not available: lazy steps skipped"; }
 if [ "$lazy" = 1 ] && ! "${CLI[@]}" mount --help 2>/dev/null | grep -qiE 'reference|registry|<ref>'; then
   lazy=0; say "ondine mount <ref> is not available: lazy steps skipped"
 fi
