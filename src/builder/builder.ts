@@ -1,5 +1,5 @@
-// `ondine build`: sources (one directory, or layer tarballs applied in order) → a bootstrap
-// and one blob per layer. Wires importers, the chunk store and the bootstrap writer; owns the
+// `ondine build`: sources (one directory, or layers applied in order: tarball paths or
+// streams such as registry blobs) → a bootstrap and one blob per layer. Wires importers, the chunk store and the bootstrap writer; owns the
 // output directory's shape: <out>/bootstrap and <out>/blobs/<sha256>.
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,10 +15,12 @@ import { writeBootstrap } from './bootstrap-writer.js';
 import type { BlobWriter } from './blob-writer.js';
 import type { TreeNode } from './tree.js';
 import { importDirectory } from './import/directory.js';
-import { applyLayers } from './import/tar/layers.js';
+import { applyLayers, type LayerProgress } from './import/tar/layers.js';
+import type { LayerInput } from './import/tar/source.js';
 
 export interface BuildOptions {
-  sources: string[];
+  /** One directory, or layers lowest first: tarball paths or stream sources. */
+  sources: LayerInput[];
   outDir: string;
   chunkSize?: number;
   compressor?: 'zstd' | 'lz4' | 'none' | 'gzip';
@@ -27,6 +29,8 @@ export interface BuildOptions {
   chunkDict?: string;
   workers?: number;
   onProgress?: (p: BuildProgress) => void;
+  /** Per layer: stored bytes read (the compressed size of what was fetched). */
+  onLayerProgress?: (p: LayerProgress) => void;
   onWarning?: (message: string) => void;
 }
 
@@ -54,7 +58,8 @@ export interface BuildResult {
   elapsedMs: number;
 }
 
-async function sourceKind(path: string): Promise<'dir' | 'file'> {
+async function sourceKind(path: LayerInput): Promise<'dir' | 'file'> {
+  if (typeof path !== 'string') return 'file';
   let st;
   try {
     st = await stat(path);
@@ -98,10 +103,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     let root: TreeNode;
     if (kinds[0] === 'dir') {
-      root = await importDirectory(opts.sources[0]!, store.sinkForLayer(0));
+      root = await importDirectory(opts.sources[0] as string, store.sinkForLayer(0));
     } else {
       root = await applyLayers(opts.sources, (i) => store.sinkForLayer(i), {
         onWarning: (w) => opts.onWarning?.(`${w.source}: ${w.message}`),
+        ...(opts.onLayerProgress ? { onProgress: opts.onLayerProgress } : {}),
       });
     }
     const finished = await store.finish();

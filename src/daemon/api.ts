@@ -1,5 +1,7 @@
 // Management API: JSON over HTTP on a unix socket (mode 0600: only root manages images).
-// Errors carry the same stable codes as the CLI.
+// Errors carry the same stable codes as the CLI. Mounts and images may be asked for by
+// registry reference, with credentials in the request body: they are used, kept where the
+// mount needs them, and never sent back, logged or put in an error.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -8,6 +10,7 @@ import { httpStatus, OndineError } from '../errors.js';
 import type { ImageCatalog, ImageSpec } from './catalog.js';
 import type { FanotifyMounts, FanotifyMountSpec } from './fanotify-mounts.js';
 import { listFscacheMounts } from './mounts.js';
+import { checkPullRequest, type PulledImage, type PullRequest } from './image-pull.js';
 
 export interface ApiContext {
   catalog: ImageCatalog;
@@ -17,7 +20,20 @@ export interface ApiContext {
   stats(): Promise<unknown>;
   /** Refuses (throws ONDINE_ERR_BUSY) while mounts are live, unless forced. */
   shutdown(force: boolean): Promise<void>;
+  /** Resolves a reference and stores its bootstrap (the blobs stay in the registry). */
+  pull(req: PullRequest): Promise<PulledImage>;
   log?: Logger;
+}
+
+/** A mount by reference: the pull request and where to mount. */
+export interface RefMountRequest extends PullRequest {
+  mountpoint: string;
+}
+
+/** An image registered by reference (cachefiles): fsid defaults to one derived from the manifest. */
+export interface RefImageRequest extends PullRequest {
+  fsid?: string;
+  domain?: string;
 }
 
 async function body(req: IncomingMessage): Promise<unknown> {
@@ -64,11 +80,21 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
           return send(res, 200, [...fscache, ...(ctx.fanotify?.list().map((m) => ({ ...m, served: true })) ?? [])]);
         }
         if (req.method === 'POST' && path === '/v1/mounts') {
-          const spec = (await body(req)) as FanotifyMountSpec;
-          if (typeof spec?.bootstrap !== 'string' || typeof spec?.mountpoint !== 'string') {
-            throw new OndineError('ONDINE_ERR_INVALID', 22, 'a mount needs "bootstrap" and "mountpoint"');
+          const b = (await body(req)) as Record<string, unknown>;
+          if (typeof b?.ref === 'string') {
+            const r = checkPullRequest(b);
+            if (typeof b.mountpoint !== 'string') throw new OndineError('ONDINE_ERR_INVALID', 22, 'a mount needs "mountpoint"');
+            const mounts = fanotifyOf(ctx);
+            const pulled = await ctx.pull(r);
+            return send(res, 201, await mounts.mount({ bootstrap: pulled.bootstrapPath, source: pulled.source, ref: pulled.ref, mountpoint: b.mountpoint }));
           }
-          return send(res, 201, await fanotifyOf(ctx).mount(spec));
+          const spec = b as unknown as FanotifyMountSpec;
+          if (typeof spec?.bootstrap !== 'string' || typeof spec?.mountpoint !== 'string') {
+            throw new OndineError('ONDINE_ERR_INVALID', 22, 'a mount needs "bootstrap" (or "ref") and "mountpoint"');
+          }
+          // A registry source is only made from a reference the daemon resolved itself.
+          const { source: _ignored, ...local } = spec;
+          return send(res, 201, await fanotifyOf(ctx).mount(local));
         }
         if (req.method === 'DELETE' && path === '/v1/mounts') {
           const mountpoint = url.searchParams.get('mountpoint');
@@ -77,11 +103,24 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
           return send(res, 204);
         }
         if (req.method === 'POST' && path === '/v1/images') {
-          const spec = (await body(req)) as ImageSpec;
-          if (typeof spec?.fsid !== 'string' || typeof spec?.bootstrap !== 'string') {
-            throw new OndineError('ONDINE_ERR_INVALID', 22, 'an image needs "fsid" and "bootstrap"');
+          const b = (await body(req)) as Record<string, unknown>;
+          if (typeof b?.ref === 'string') {
+            const r = checkPullRequest(b);
+            for (const k of ['fsid', 'domain'] as const) {
+              if (b[k] !== undefined && typeof b[k] !== 'string') throw new OndineError('ONDINE_ERR_INVALID', 22, `"${k}" must be a string`);
+            }
+            const pulled = await ctx.pull(r);
+            const fsid = (b.fsid as string | undefined) ?? `ondine-${pulled.manifestDigest.replace(/^sha256:/, '').slice(0, 16)}`;
+            const info = await ctx.catalog.add({ fsid, bootstrap: pulled.bootstrapPath, source: pulled.source, ref: pulled.ref, ...(typeof b.domain === 'string' ? { domain: b.domain } : {}) });
+            ctx.log?.info({ fsid: info.fsid, domain: info.domain, ref: pulled.ref, source: info.source }, 'image registered');
+            return send(res, 201, info);
           }
-          const info = await ctx.catalog.add(spec);
+          const spec = b as unknown as ImageSpec;
+          if (typeof spec?.fsid !== 'string' || typeof spec?.bootstrap !== 'string') {
+            throw new OndineError('ONDINE_ERR_INVALID', 22, 'an image needs "fsid" and "bootstrap" (or "ref")');
+          }
+          const { source: _ignored, ...local } = spec;
+          const info = await ctx.catalog.add(local);
           ctx.log?.info({ fsid: info.fsid, domain: info.domain, bootstrap: info.bootstrap }, 'image registered');
           return send(res, 201, info);
         }

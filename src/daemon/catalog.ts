@@ -1,6 +1,7 @@
 // The images the daemon serves, with neutral lookups shared by both front ends: an image by
-// fsid (within its domain), a blob by id. Blobs are shared: one handle (one chunk map, one
-// source) per blob id and source, whichever image or front end asks. Front ends keep small
+// fsid (within its domain), a blob by id. Sources are kept by spec (a blob directory, a
+// registry repository): one opened source per spec, whichever image or front end uses it.
+// Blobs are shared: one handle (one chunk map) per blob id and source. Front ends keep small
 // adapters of their own (cachefiles-targets.ts, fanotify-mounts.ts); nothing kernel-specific
 // lives here.
 import { readFile, stat } from 'node:fs/promises';
@@ -10,18 +11,22 @@ import type { BlobTableEntry } from '../format/blob-table.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
 import { BlobHandle } from '../storage/blob-cache.js';
 import { loadBlobChunkMap } from '../storage/blob-chunk-map.js';
-import { LocalDirSource } from '../storage/local-dir-source.js';
 import { FlatFileSource } from '../storage/flat-file-source.js';
 import type { DecodePool } from '../storage/decode-pool.js';
-import type { BlobSource } from '../storage/blob-source.js';
+import type { BlobSource, SourceCounters } from '../storage/blob-source.js';
+import { describeSource, openSource, sourceKey, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
 
 export interface ImageSpec {
   fsid: string;
   domain?: string;
   /** Path of the bootstrap file. */
   bootstrap: string;
-  /** Directory of blobs named by id (default: <bootstrap dir>/blobs). */
+  /** Directory of blobs named by id (default: <bootstrap dir>/blobs); ignored with `source`. */
   blobDir?: string;
+  /** Where the blobs come from, when not a local directory (a registry repository). */
+  source?: SourceSpec;
+  /** The reference the image was pulled by (for listings). */
+  ref?: string;
   /** Flat, uncompressed device images by device tag or `device=` value (mkfs.erofs images). */
   devices?: Record<string, string>;
 }
@@ -30,15 +35,19 @@ export interface ImageInfo {
   fsid: string;
   domain: string | undefined;
   bootstrap: string;
-  blobDir: string;
+  /** The blob directory, for an image whose blobs are local. */
+  blobDir?: string;
+  /** Where the blobs come from (never with credentials). */
+  source: string;
+  ref?: string;
   blobs: string[];
 }
 
 export interface ImageRecord {
-  spec: ImageSpec & { blobDir: string };
+  spec: ImageSpec & { blobDir: string; source: SourceSpec };
   bytes: Buffer;
   bootstrap: Bootstrap;
-  source: LocalDirSource;
+  source: BlobSource;
   /** Flat device images by tag, each read through one open file. */
   flat: Map<string, FlatFileSource>;
 }
@@ -47,14 +56,24 @@ export interface CatalogOptions {
   amplifyBytes?: number;
   /** Worker threads every blob's chunks are decoded on (the daemon owns and closes it). */
   decodePool?: DecodePool;
+  /** What registry sources are opened with (mirrors, hosts.toml, log). */
+  sourceDeps?: SourceDeps;
+}
+
+interface OpenSource {
+  spec: SourceSpec;
+  source: BlobSource;
+  counters: SourceCounters;
+  /** The key its counters are listed under: the blob directory, or the repository. */
+  label: string;
 }
 
 const NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export class ImageCatalog {
   private readonly images = new Map<string, ImageRecord>();
-  private readonly sources = new Map<string, LocalDirSource>();
-  private readonly handles = new Map<string, BlobHandle>();
+  private readonly sources = new Map<string, OpenSource>();
+  private readonly handles = new Map<BlobSource, Map<string, BlobHandle>>();
   /** Flat device images by path and size, whichever front end reads them. */
   private readonly flats = new Map<string, FlatFileSource>();
 
@@ -68,12 +87,14 @@ export class ImageCatalog {
     if (!NAME.test(input.fsid)) throw new InvalidArgumentError(`fsid "${input.fsid}" must be 1-128 characters of [A-Za-z0-9._:-]`);
     if (input.domain !== undefined && !NAME.test(input.domain)) throw new InvalidArgumentError(`domain "${input.domain}" must be 1-128 characters of [A-Za-z0-9._:-]`);
     const bootstrapPath = resolve(input.bootstrap);
-    const spec = { ...input, bootstrap: bootstrapPath, blobDir: resolve(input.blobDir ?? join(dirname(bootstrapPath), 'blobs')) };
+    const blobDir = resolve(input.blobDir ?? join(dirname(bootstrapPath), 'blobs'));
+    const source: SourceSpec = input.source ?? { kind: 'local', dir: blobDir };
+    const spec = { ...input, bootstrap: bootstrapPath, blobDir, source };
     const volume = spec.domain ?? spec.fsid;
     const key = ImageCatalog.key(volume, spec.fsid);
     const existing = this.images.get(key);
     if (existing) {
-      if (existing.spec.bootstrap === spec.bootstrap && existing.spec.blobDir === spec.blobDir) return this.info(existing);
+      if (existing.spec.bootstrap === spec.bootstrap && sourceKey(existing.spec.source) === sourceKey(source)) return this.info(existing);
       throw new OndineError('ONDINE_ERR_EXISTS', 17, `fsid "${spec.fsid}" is already registered${spec.domain ? ` in domain "${spec.domain}"` : ''} with another image`);
     }
     let bytes: Buffer;
@@ -93,7 +114,7 @@ export class ImageCatalog {
       if (!st?.isFile()) throw new NotFoundError(`device image ${path}`);
       flat.set(tag, this.flatSource(path, st.size));
     }
-    const rec: ImageRecord = { spec, bytes, bootstrap, source: this.source(spec.blobDir), flat };
+    const rec: ImageRecord = { spec, bytes, bootstrap, source: this.source(source), flat };
     this.images.set(key, rec);
     return this.info(rec);
   }
@@ -121,13 +142,28 @@ export class ImageCatalog {
   }
 
   private info(r: ImageRecord): ImageInfo {
-    return { fsid: r.spec.fsid, domain: r.spec.domain, bootstrap: r.spec.bootstrap, blobDir: r.spec.blobDir, blobs: r.bootstrap.devices.map((d) => d.tag) };
+    const local = r.spec.source.kind === 'local';
+    return {
+      fsid: r.spec.fsid, domain: r.spec.domain, bootstrap: r.spec.bootstrap,
+      ...(local ? { blobDir: r.spec.blobDir } : {}),
+      source: describeSource(r.spec.source),
+      ...(r.spec.ref ? { ref: r.spec.ref } : {}),
+      blobs: r.bootstrap.devices.map((d) => d.tag),
+    };
   }
 
-  sourceCounters(): Record<string, ReturnType<LocalDirSource['counters']['toJSON']>> {
-    const out: Record<string, ReturnType<LocalDirSource['counters']['toJSON']>> = {};
-    for (const [dir, s] of this.sources) out[dir] = s.counters.toJSON();
-    if (this.flats.size) out['device images'] = Object.assign({}, ...[...this.flats.values()].map((f) => f.counters.toJSON())) as ReturnType<LocalDirSource['counters']['toJSON']>;
+  /** Bytes and requests per blob, by source (a blob directory's path, or `<registry>/<repository>`). */
+  sourceCounters(): Record<string, ReturnType<SourceCounters['toJSON']>> {
+    const out: Record<string, ReturnType<SourceCounters['toJSON']>> = {};
+    for (const s of this.sources.values()) {
+      // Two sources of one repository (other credentials) are listed as one.
+      const into = (out[s.label] ??= {});
+      for (const [id, v] of Object.entries(s.counters.toJSON())) {
+        const prev = into[id];
+        into[id] = prev ? { bytes: prev.bytes + v.bytes, requests: prev.requests + v.requests } : v;
+      }
+    }
+    if (this.flats.size) out['device images'] = Object.assign({}, ...[...this.flats.values()].map((f) => f.counters.toJSON())) as ReturnType<SourceCounters['toJSON']>;
     return out;
   }
 
@@ -142,31 +178,40 @@ export class ImageCatalog {
     return f;
   }
 
-  /** Sources by description (blob directories); for a front end that opens its own. */
-  source(blobDir: string): LocalDirSource {
-    const dir = resolve(blobDir);
-    let source = this.sources.get(dir);
-    if (!source) {
-      source = new LocalDirSource(dir);
-      this.sources.set(dir, source);
+  /**
+   * The one source of a spec (a blob directory given as a path is a local spec), opened on
+   * first use with its retry, failure memory and counting; for a front end that opens its own.
+   */
+  source(spec: SourceSpec | string): BlobSource {
+    const s: SourceSpec = typeof spec === 'string' ? { kind: 'local', dir: resolve(spec) } : spec;
+    const key = sourceKey(s);
+    let open = this.sources.get(key);
+    if (!open) {
+      const opened = openSource(s, this.opts.sourceDeps);
+      open = { spec: s, ...opened, label: describeSource(s) };
+      this.sources.set(key, open);
     }
-    return source;
+    return open.source;
   }
 
   /** The one handle of blob `entry` from `source` (its chunk map is loaded once, on first use). */
   blob(source: BlobSource, entry: BlobTableEntry, bootstrap: Bootstrap): BlobHandle {
-    const key = `${source.description}\0${entry.blobId}`;
-    let h = this.handles.get(key);
+    let bySource = this.handles.get(source);
+    if (!bySource) {
+      bySource = new Map();
+      this.handles.set(source, bySource);
+    }
+    let h = bySource.get(entry.blobId);
     if (!h) {
       const pool = this.opts.decodePool;
       h = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, bootstrap.chunks), pool ? { pool } : {});
-      this.handles.set(key, h);
+      bySource.set(entry.blobId, h);
     }
     return h;
   }
 
   async close(): Promise<void> {
     for (const f of this.flats.values()) await f.close();
-    await Promise.all([...this.sources.values()].map((s) => s.close()));
+    await Promise.all([...this.sources.values()].map((s) => s.source.close?.()));
   }
 }

@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import { OndineError, type ErrorCode } from '../errors.js';
 import type { ImageInfo, ImageSpec } from './catalog.js';
 import type { FanotifyMountInfo, FanotifyMountSpec } from './fanotify-mounts.js';
+import type { RefImageRequest, RefMountRequest } from './api.js';
 
 export class DaemonUnavailableError extends OndineError {
   constructor(socketPath: string, cause: unknown) {
@@ -53,6 +54,10 @@ export class DaemonClient {
   stats(): Promise<Record<string, unknown>> { return this.call('GET', '/v1/stats'); }
   mounts(): Promise<Array<{ mode: 'cachefiles' | 'fanotify'; mountpoint: string; fsid?: string; domain?: string; served: boolean }>> { return this.call('GET', '/v1/mounts'); }
   mount(spec: FanotifyMountSpec): Promise<FanotifyMountInfo> { return this.call('POST', '/v1/mounts', spec); }
+  /** Mounts an image by registry reference (fanotify); credentials go over the 0600 socket only. */
+  mountRef(req: RefMountRequest): Promise<FanotifyMountInfo> { return this.call('POST', '/v1/mounts', req); }
+  /** Registers an image by registry reference (cachefiles); the answer has the fsid to mount. */
+  registerRef(req: RefImageRequest): Promise<ImageInfo> { return this.call('POST', '/v1/images', req); }
   umount(mountpoint: string): Promise<void> { return this.call('DELETE', `/v1/mounts?mountpoint=${encodeURIComponent(mountpoint)}`); }
   shutdown(force = false): Promise<void> { return this.call('POST', `/v1/shutdown${force ? '?force=1' : ''}`); }
 

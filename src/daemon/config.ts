@@ -24,6 +24,23 @@ export interface DaemonConfig {
   images: ImageSpec[];
   /** Front ends to serve: auto (every one this kernel and cache directory allow), or one. */
   mode: ModeChoice;
+  /** Registry mirrors by registry host (as in references: docker.io, 127.0.0.1:5000), tried in order before it. */
+  mirrors?: Record<string, string[]>;
+  /** containerd's certs.d directory of hosts.toml files (default /etc/containerd/certs.d). */
+  hostsDir?: string;
+}
+
+/** `--mirror host=url` flags, repeated, as the config's mirrors (in the order given). */
+export function parseMirrorFlags(flags: readonly string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const f of flags) {
+    const i = f.indexOf('=');
+    const host = f.slice(0, i);
+    const url = f.slice(i + 1);
+    if (i <= 0 || !/^https?:\/\/[^/]/.test(url)) throw new InvalidArgumentError(`--mirror ${f}: expected <registry host>=<http(s) URL>, e.g. docker.io=http://127.0.0.1:8080`);
+    (out[host] ??= []).push(url);
+  }
+  return out;
 }
 
 export const DEFAULT_SOCKET = '/run/ondine/ondine.sock';
@@ -47,6 +64,11 @@ export async function loadConfig(file: string | undefined, flags: Partial<Daemon
   for (const k of ['amplifyBytes', 'concurrency', 'readTimeoutMs', 'decodeThreads'] as const) {
     const min = k === 'amplifyBytes' || k === 'decodeThreads' ? 0 : 1;
     if (!Number.isInteger(cfg[k]) || cfg[k] < min) throw new InvalidArgumentError(`${k} must be ${min ? 'a positive' : 'a non-negative'} integer`);
+  }
+  if (cfg.mirrors !== undefined) {
+    const ok = typeof cfg.mirrors === 'object' && cfg.mirrors !== null && !Array.isArray(cfg.mirrors)
+      && Object.values(cfg.mirrors).every((v) => Array.isArray(v) && v.every((u) => typeof u === 'string' && /^https?:\/\/[^/]/.test(u)));
+    if (!ok) throw new InvalidArgumentError('mirrors must map registry hosts to lists of http(s) URLs, e.g. {"docker.io": ["http://127.0.0.1:8080"]}');
   }
   if (!isModeChoice(cfg.mode)) throw new InvalidArgumentError(`mode must be auto, fanotify or cachefiles, not "${String(cfg.mode)}"`);
   return cfg;

@@ -17,6 +17,9 @@ import { SupervisorLink } from '../kernel/fanotify/supervisor-link.js';
 import { closeFd } from '../native/index.js';
 import { CacheFileIo } from '../storage/cache-file.js';
 import { DecodePool } from '../storage/decode-pool.js';
+import { CacheDir } from '../storage/cache-dir.js';
+import type { SourceDeps } from '../storage/source-spec.js';
+import { pullBootstrap } from './image-pull.js';
 import { startApi } from './api.js';
 import { CachefilesTargets } from './cachefiles-targets.js';
 import { ImageCatalog } from './catalog.js';
@@ -54,13 +57,20 @@ export class Daemon {
   private stopping: Promise<void> | undefined;
   private readonly stoppedWaiters: Array<() => void> = [];
   private failure: string | undefined;
+  /** What registry sources and pulls are made with: mirrors, hosts.toml, the log. */
+  private readonly sourceDeps: SourceDeps;
 
   constructor(readonly config: DaemonConfig, private readonly log: Logger, private readonly modes: readonly Mode[], private readonly link?: SupervisorLink) {
     // Workers start on first use: a daemon whose chunks are all small never starts one.
     this.decodePool = config.decodeThreads > 0
       ? new DecodePool({ size: config.decodeThreads, onWorkerExit: (err) => this.log.error({ err }, 'decode worker died') })
       : undefined;
-    this.catalog = new ImageCatalog({ amplifyBytes: config.amplifyBytes, ...(this.decodePool ? { decodePool: this.decodePool } : {}) });
+    this.sourceDeps = {
+      log: this.log,
+      ...(config.mirrors ? { mirrors: config.mirrors } : {}),
+      ...(config.hostsDir ? { hostsDir: config.hostsDir } : {}),
+    };
+    this.catalog = new ImageCatalog({ amplifyBytes: config.amplifyBytes, sourceDeps: this.sourceDeps, ...(this.decodePool ? { decodePool: this.decodePool } : {}) });
   }
 
   async start(): Promise<void> {
@@ -75,6 +85,7 @@ export class Daemon {
       health: () => this.health(),
       stats: () => this.stats(),
       shutdown: (force) => this.requestStop(force),
+      pull: (req) => pullBootstrap(req, new CacheDir(this.config.cacheDir), this.sourceDeps),
       log: this.log,
     });
     this.link?.ready();

@@ -4,9 +4,11 @@
 // unmarked never raises events), and mounts EROFS file-backed over them (no loop device).
 // It answers "which cache file is this event about?" by inode, drops the mark of a blob once
 // its file has no hole (warm reads then cost no event), and keeps a state file so a
-// restarted worker serves the mounts that outlived it.
+// restarted worker serves the mounts that outlived it. Blobs come from the image's source: a
+// blob directory, or a registry repository (credentials then kept in the 0600 state file, so
+// a restarted worker can still fetch, and never listed).
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { constants } from 'node:os';
@@ -17,14 +19,19 @@ import { AT_FDCWD, FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanotifyMark, 
 import { ChunkedBlobCache, FlatBlobCache, type BlobCache } from '../storage/blob-cache.js';
 import type { FlatFileSource } from '../storage/flat-file-source.js';
 import { CacheDir, fileComplete } from '../storage/cache-dir.js';
+import { describeSource, type SourceSpec } from '../storage/source-spec.js';
 import type { FanotifyTarget, TargetLookup } from '../kernel/fanotify/frontend.js';
 import type { ImageCatalog } from './catalog.js';
 import { isMountPoint, mountFileBacked } from './mounts.js';
 
 export interface FanotifyMountSpec {
   bootstrap: string;
-  /** Directory of blobs named by id (default: blobs/ beside the bootstrap). */
+  /** Directory of blobs named by id (default: blobs/ beside the bootstrap); ignored with `source`. */
   blobDir?: string;
+  /** Where the blobs come from, when not a blob directory (a registry repository). */
+  source?: SourceSpec;
+  /** The reference the image was pulled by (for listings). */
+  ref?: string;
   mountpoint: string;
   /**
    * Flat, uncompressed device images (mkfs.erofs --blobdev) by device tag, or by 1-based
@@ -37,7 +44,11 @@ export interface FanotifyMountInfo {
   mode: 'fanotify';
   mountpoint: string;
   bootstrap: string;
-  blobDir: string;
+  /** The blob directory, for an image whose blobs are local. */
+  blobDir?: string;
+  /** Where the blobs come from (a directory, or `<registry>/<repository>`; never credentials). */
+  source: string;
+  ref?: string;
   /** The bootstrap's copy in the cache directory (what the kernel mounted). */
   bootstrapCache: string;
   blobs: Array<{ id: string; cacheFile: string; complete: boolean }>;
@@ -57,16 +68,31 @@ interface BlobFile {
   target: FanotifyTarget;
 }
 
+/** What a mount is made of: enough to serve it again after a worker restart. */
+interface MountState {
+  mountpoint: string;
+  bootstrap: string;
+  bootstrapCache?: string;
+  blobDir: string;
+  /** Absent in state files written before registry sources: the blob directory. */
+  source?: SourceSpec;
+  ref?: string;
+  devices?: Record<string, string>;
+}
+
+/** Written 0600: a registry source's credentials are in it. */
 interface StateFile {
   version: 1;
   cacheDir: string;
-  mounts: Array<{ mountpoint: string; bootstrap: string; bootstrapCache?: string; blobDir: string; devices?: Record<string, string> }>;
+  mounts: MountState[];
 }
 
 export class FanotifyMounts implements TargetLookup {
   private readonly byIno = new Map<string, BlobFile>();
   private readonly blobs = new Map<string, BlobFile>();
   private readonly mounts = new Map<string, FanotifyMountInfo>();
+  /** What each mount is made of (with credentials: never listed, only saved). */
+  private readonly states = new Map<string, MountState>();
   /**
    * Mount points with a mount() under way: two at once would both find the directory free,
    * stack two mounts there under one user, and the first umount would drop the marks the
@@ -119,18 +145,23 @@ export class FanotifyMounts implements TargetLookup {
     if (await isMountPoint(mountpoint)) throw this.busy(mountpoint);
     const bootstrapPath = resolve(spec.bootstrap);
     const blobDir = resolve(spec.blobDir ?? resolve(bootstrapPath, '..', 'blobs'));
+    const source: SourceSpec = spec.source ?? { kind: 'local', dir: blobDir };
     const { bootstrap, cachePath } = await this.loadBootstrap(bootstrapPath);
     const files: BlobFile[] = [];
     try {
-      for (let i = 0; i < bootstrap.devices.length; i++) files.push(this.acquire(bootstrap, i, blobDir, mountpoint, spec.devices));
+      for (let i = 0; i < bootstrap.devices.length; i++) files.push(this.acquire(bootstrap, i, source, mountpoint, spec.devices));
       await mountFileBacked(cachePath, files.map((f) => f.path), mountpoint);
     } catch (err) {
       for (const f of files) this.release(f, mountpoint);
       throw err;
     }
-    const info = this.record({ mountpoint, bootstrap: bootstrapPath, blobDir, ...(spec.devices ? { devices: spec.devices } : {}) }, cachePath, files);
+    const state: MountState = {
+      mountpoint, bootstrap: bootstrapPath, blobDir, source,
+      ...(spec.ref ? { ref: spec.ref } : {}), ...(spec.devices ? { devices: spec.devices } : {}),
+    };
+    const info = this.record(state, cachePath, files);
     this.save();
-    this.log?.info({ mountpoint, bootstrap: bootstrapPath, blobs: files.length, marked: files.filter((f) => f.marked).length }, 'mounted (fanotify)');
+    this.log?.info({ mountpoint, bootstrap: bootstrapPath, source: info.source, ...(spec.ref ? { ref: spec.ref } : {}), blobs: files.length, marked: files.filter((f) => f.marked).length }, 'mounted (fanotify)');
     return info;
   }
 
@@ -178,8 +209,9 @@ export class FanotifyMounts implements TargetLookup {
       try {
         // The copy in the cache directory is what the kernel mounted; the original may be gone.
         const { bootstrap, cachePath } = await this.loadBootstrap(m.bootstrapCache ?? m.bootstrap);
+        const source: SourceSpec = m.source ?? { kind: 'local', dir: m.blobDir };
         const files = bootstrap.devices.map((_, i) => {
-          const f = this.acquire(bootstrap, i, m.blobDir, m.mountpoint, m.devices);
+          const f = this.acquire(bootstrap, i, source, m.mountpoint, m.devices);
           taken.push(f);
           return f;
         });
@@ -194,17 +226,19 @@ export class FanotifyMounts implements TargetLookup {
   }
 
   /** Records a mount (made now, or restored) as served by these cache files. */
-  private record(
-    m: { mountpoint: string; bootstrap: string; blobDir: string; devices?: Record<string, string> },
-    bootstrapCache: string,
-    files: readonly BlobFile[],
-  ): FanotifyMountInfo {
+  private record(m: MountState, bootstrapCache: string, files: readonly BlobFile[]): FanotifyMountInfo {
+    const source: SourceSpec = m.source ?? { kind: 'local', dir: m.blobDir };
     const info: FanotifyMountInfo = {
-      mode: 'fanotify', mountpoint: m.mountpoint, bootstrap: m.bootstrap, blobDir: m.blobDir, bootstrapCache,
+      mode: 'fanotify', mountpoint: m.mountpoint, bootstrap: m.bootstrap,
+      ...(source.kind === 'local' ? { blobDir: m.blobDir } : {}),
+      source: describeSource(source),
+      ...(m.ref ? { ref: m.ref } : {}),
+      bootstrapCache,
       blobs: files.map((f) => ({ id: f.blobId, cacheFile: f.path, complete: !f.marked })),
       ...(m.devices ? { devices: m.devices } : {}),
     };
     this.mounts.set(m.mountpoint, info);
+    this.states.set(m.mountpoint, { ...m, bootstrapCache });
     return info;
   }
 
@@ -221,7 +255,7 @@ export class FanotifyMounts implements TargetLookup {
   }
 
   /** The cache file of device i's blob, made and marked if new; `user` now holds it. */
-  private acquire(bootstrap: Bootstrap, i: number, blobDir: string, user: string, devices?: Record<string, string>): BlobFile {
+  private acquire(bootstrap: Bootstrap, i: number, source: SourceSpec, user: string, devices?: Record<string, string>): BlobFile {
     const tag = bootstrap.devices[i]?.tag ?? '';
     const flatPath = devices?.[tag || String(i + 1)] ?? (tag ? undefined : devices?.[String(i + 1)]);
     const entry = flatPath === undefined ? bootstrap.blobs[i] : undefined;
@@ -265,7 +299,7 @@ export class FanotifyMounts implements TargetLookup {
         const src = flat;
         cache = new FlatBlobCache(src.size, (o, n) => src.read(o, Math.min(n, src.size - o)));
       } else {
-        const handle = this.catalog.blob(this.catalog.source(blobDir), entry!, bootstrap);
+        const handle = this.catalog.blob(this.catalog.source(source), entry!, bootstrap);
         // Loading the chunk map (one source read, a table of a chunk per 4 KiB for small
         // chunks) took ~0.3-0.6 s for a 256 MiB blob: start it now so the first read does not
         // wait for it. A failure is forgotten by the handle; the first fill tries again.
@@ -326,6 +360,7 @@ export class FanotifyMounts implements TargetLookup {
       if (f) this.release(f, info.mountpoint);
     }
     this.mounts.delete(info.mountpoint);
+    this.states.delete(info.mountpoint);
     this.save();
   }
 
@@ -333,10 +368,12 @@ export class FanotifyMounts implements TargetLookup {
     const state: StateFile = {
       version: 1,
       cacheDir: this.dir.cacheDir,
-      mounts: [...this.mounts.values()].map((m) => ({ mountpoint: m.mountpoint, bootstrap: m.bootstrap, bootstrapCache: m.bootstrapCache, blobDir: m.blobDir, ...(m.devices ? { devices: m.devices } : {}) })),
+      mounts: [...this.states.values()],
     };
     const tmp = `${this.statePath}.new`;
     writeFileSync(tmp, JSON.stringify(state, null, 1), { mode: 0o600 });
+    // The mode above applies only to a new file: a leftover one keeps its own.
+    chmodSync(tmp, 0o600);
     renameSync(tmp, this.statePath);
   }
 

@@ -13,6 +13,18 @@ export interface BlobSource {
   /** The blob's size in bytes. */
   size(blobId: string): Promise<number>;
   close?(): Promise<void>;
+  /**
+   * True when bytes that fail verification may be a transport fault (a proxy flipped a byte,
+   * a body was cut short) rather than a bad blob: the chunk reader then reads them once more
+   * before it gives up. Absent: a local file, whose bytes a second read would not change.
+   */
+  readonly refetchCorrupt?: boolean;
+  /**
+   * Told when the bytes of [offset, offset + length) failed verification even on a refetch:
+   * a source that remembers failures answers the next reads of that range with `err` at
+   * once instead of fetching it again.
+   */
+  failed?(blobId: string, offset: number, length: number, err: Error): void;
 }
 
 /** Bytes and requests served per blob, counted at the source (what laziness is judged by). */

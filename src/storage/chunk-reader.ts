@@ -8,6 +8,12 @@ import { codecById } from './codecs.js';
 import type { DecodePool } from './decode-pool.js';
 import { digesterById } from './digests.js';
 
+/** Bytes that did not decode or verify (as opposed to a source or worker failure). */
+function isCorruption(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === 'ONDINE_ERR_DIGEST_MISMATCH' || code === 'ONDINE_ERR_CORRUPT';
+}
+
 export interface SourceRead {
   offset: number;
   length: number;
@@ -143,7 +149,20 @@ export class ChunkReader {
         for (const c of r.chunks) fail(c, err as Error);
         return;
       }
-      const slice = (c: BlobChunk) => bytes.subarray(c.compressedOffset - r.offset, c.compressedOffset - r.offset + c.compressedSize);
+      const slice = (b: Buffer, c: BlobChunk) => b.subarray(c.compressedOffset - r.offset, c.compressedOffset - r.offset + c.compressedSize);
+      // Bytes from a source that may corrupt them in transit (a proxy, a cut body) are read
+      // once more when a chunk fails to verify; one refetch serves every chunk of the read.
+      let refetched: Promise<Buffer> | undefined;
+      const again = async (c: BlobChunk, err: unknown, decode: (b: Uint8Array) => Buffer | Promise<Buffer>): Promise<Buffer> => {
+        if (!this.source.refetchCorrupt || !isCorruption(err) || opts.signal?.aborted) throw err;
+        refetched ??= this.source.read(this.map.blobId, r.offset, r.length, opts.signal);
+        try {
+          return await decode(slice(await refetched, c));
+        } catch (err2) {
+          if (isCorruption(err2)) this.source.failed?.(this.map.blobId, c.compressedOffset, c.compressedSize, err2 as Error);
+          throw err2;
+        }
+      };
       // One delivery at a time per read: each waits for the one before (back-pressure), and
       // once a delivery fails, later ones of this read are not made.
       let chain: Promise<void> = Promise.resolve();
@@ -157,15 +176,20 @@ export class ChunkReader {
           local.push(c);
           continue;
         }
-        pending.push(this.verifyOffThread(c, slice(c), opts.into).then((data) => deliver(c, data), (err: Error) => { fail(c, err); }));
+        const off = (b: Uint8Array) => this.verifyOffThread(c, b, opts.into);
+        pending.push(off(slice(bytes, c)).catch((err: unknown) => again(c, err, off)).then((data) => deliver(c, data), (err: Error) => { fail(c, err); }));
       }
       for (const c of local) {
         let data: Buffer;
         try {
-          data = this.verify(c, slice(c), opts.into?.(c));
+          data = this.verify(c, slice(bytes, c), opts.into?.(c));
         } catch (err) {
-          fail(c, err as Error);
-          continue;
+          try {
+            data = await again(c, err, (b) => this.verify(c, b, opts.into?.(c)));
+          } catch (err2) {
+            fail(c, err2 as Error);
+            continue;
+          }
         }
         const d = deliver(c, data);
         pending.push(d);

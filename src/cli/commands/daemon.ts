@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { loadConfig } from '../../daemon/config.js';
+import { loadConfig, parseMirrorFlags } from '../../daemon/config.js';
 import { Daemon, type Mode } from '../../daemon/daemon.js';
 import { chooseModes, probe } from '../../daemon/probe.js';
 import { OndineError } from '../../errors.js';
@@ -24,23 +24,27 @@ export function register(program: Command): void {
   program.command('daemon')
     .description('serve images to the kernel (fanotify pre-content events and/or /dev/cachefiles on-demand mode); runs in the foreground')
     .option('--cache-dir <dir>', 'cache directory (ext4, xfs or btrfs; cache files survive restarts)')
-    .option('--config <file>', 'JSON config: cacheDir, socketPath, mode, amplifyBytes, concurrency, readTimeoutMs, decodeThreads, images[]')
+    .option('--config <file>', 'JSON config: cacheDir, socketPath, mode, amplifyBytes, concurrency, readTimeoutMs, decodeThreads, images[], mirrors {host: [url…]}, hostsDir')
     .option('--mode <mode>', 'auto (every path this kernel allows), fanotify or cachefiles')
     .option('--socket <path>', 'management socket (default /run/ondine/ondine.sock)')
     .option('--device <path>', 'cachefiles device (default /dev/cachefiles)')
     .option('--amplify <bytes>', 'read-ahead window in compressed bytes for sequential readers (default 1 MiB)')
     .option('--concurrency <n>', 'kernel requests served at once')
     .option('--read-timeout <ms>', 'answer a request unfilled (reader gets EIO) after this long')
+    .option('--mirror <host=url...>', 'registry mirror tried before that registry (repeat for several, in order), e.g. docker.io=http://127.0.0.1:8080')
+    .option('--hosts-dir <dir>', "containerd's certs.d directory of hosts.toml files (default /etc/containerd/certs.d)")
     .option('--decode-threads <n>', 'worker threads decompressing and verifying large chunks (default min(4, cores); 0: main thread)')
     .option('--no-supervisor', 'fanotify: hold the group in this process (a crash then lets unfilled ranges read as zeros: for debugging only)')
-    .action(async (o: Record<string, string | boolean | undefined>) => {
-      const str = (v: string | boolean | undefined) => (typeof v === 'string' ? v : undefined);
-      const num = (v: string | boolean | undefined) => (typeof v === 'string' ? Number(v) : undefined);
+    .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
+      const str = (v: string | string[] | boolean | undefined) => (typeof v === 'string' ? v : undefined);
+      const num = (v: string | string[] | boolean | undefined) => (typeof v === 'string' ? Number(v) : undefined);
       const config = await loadConfig(str(o.config), {
         ...(o.cacheDir ? { cacheDir: str(o.cacheDir) } : {}),
         ...(o.socket ? { socketPath: str(o.socket) } : {}),
         ...(o.device ? { devicePath: str(o.device) } : {}),
         ...(o.mode ? { mode: str(o.mode) } : {}),
+        ...(Array.isArray(o.mirror) ? { mirrors: parseMirrorFlags(o.mirror) } : {}),
+        ...(o.hostsDir ? { hostsDir: str(o.hostsDir) } : {}),
         amplifyBytes: num(o.amplify), concurrency: num(o.concurrency), readTimeoutMs: num(o.readTimeout), decodeThreads: num(o.decodeThreads),
       } as Record<string, unknown>);
       if (!statSync(config.cacheDir, { throwIfNoEntry: false })?.isDirectory()) {

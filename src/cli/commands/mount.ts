@@ -1,7 +1,9 @@
 // `ondine mount <image> <mountpoint>`: make sure a daemon runs (starting one if none does),
 // then mount the image lazily through the path chosen: fanotify (the daemon stores the
 // bootstrap, marks the cache files and mounts file-backed EROFS) or cachefiles (the image is
-// registered and mounted with fsid=). State lives in the daemon, not here.
+// registered and mounted with fsid=). State lives in the daemon, not here. An <image> that is
+// not a path is a registry reference: the daemon resolves it and fetches the bootstrap; the
+// credentials (flags or ~/.docker/config.json) go to it over its 0600 socket.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, stat } from 'node:fs/promises';
@@ -13,6 +15,9 @@ import { DaemonClient, DaemonUnavailableError, type DaemonHealth } from '../../d
 import { mountFscache } from '../../daemon/mounts.js';
 import { isModeChoice } from '../../daemon/probe.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../../errors.js';
+import { dockerCredentials, type Credentials } from '../../registry/credentials.js';
+import { parseReference } from '../../registry/reference.js';
+import type { PullRequest } from '../../daemon/image-pull.js';
 
 const DEFAULT_CACHE_DIR = '/var/cache/ondine';
 
@@ -71,10 +76,45 @@ async function ensureDaemon(client: DaemonClient, cacheDir: string, mode: string
   return client.health();
 }
 
+async function readStdin(): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of process.stdin) parts.push(c as Buffer);
+  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
+}
+
+interface RefOptions { username?: string; passwordStdin?: boolean; platform?: string; insecure?: boolean; caFile?: string }
+
+/** The pull request for a reference: credentials from the flags, else the Docker config. */
+async function pullRequest(image: string, o: RefOptions): Promise<PullRequest> {
+  const ref = parseReference(image);
+  let credentials: Credentials | undefined;
+  if (o.passwordStdin || o.username !== undefined) {
+    if (!o.username || !o.passwordStdin) throw new InvalidArgumentError('--username and --password-stdin go together');
+    const password = await readStdin();
+    if (!password) throw new InvalidArgumentError('--password-stdin: no password on standard input');
+    credentials = { username: o.username, password };
+  } else {
+    credentials = await dockerCredentials(ref.registry);
+  }
+  return {
+    ref: ref.toString(),
+    ...(credentials ? { credentials } : {}),
+    ...(o.insecure ? { insecure: true } : {}),
+    ...(o.caFile ? { caFile: resolve(o.caFile) } : {}),
+    ...(o.platform ? { platform: o.platform } : {}),
+  };
+}
+
+/** A path (it exists, or is spelled as one) rather than a registry reference. */
+async function isPath(image: string): Promise<boolean> {
+  if (await stat(image).then(() => true, () => false)) return true;
+  return image.startsWith('/') || image.startsWith('./') || image.startsWith('../') || image === '.' || image === '..';
+}
+
 export function register(program: Command): void {
   program.command('mount')
     .description('mount an image lazily: data fetched on first read (fanotify or cachefiles)')
-    .argument('<image>', 'a bootstrap file, or an image directory (bootstrap + blobs/)')
+    .argument('<image>', 'a bootstrap file, an image directory (bootstrap + blobs/), or a registry reference (e.g. 127.0.0.1:5000/app:1)')
     .argument('<mountpoint>', 'directory to mount on')
     .option('--mode <mode>', 'auto (fanotify where it works, else cachefiles), fanotify or cachefiles', 'auto')
     .option('--fsid <id>', 'cachefiles: fscache id (default: derived from the bootstrap digest)')
@@ -83,9 +123,20 @@ export function register(program: Command): void {
     .option('--device <tag=path...>', 'flat device image for a device tag, or a device number where the tag is empty (mkfs.erofs --blobdev images)')
     .option('--socket <path>', 'daemon socket', DEFAULT_SOCKET)
     .option('--cache-dir <dir>', 'cache directory, if a daemon must be started', DEFAULT_CACHE_DIR)
-    .action(async (image: string, mountpoint: string, o: { mode: string; fsid?: string; domain?: string; blobs?: string; device?: string[]; socket: string; cacheDir: string }, cmd: Command) => {
+    .option('--username <name>', 'registry user (with --password-stdin; default: ~/.docker/config.json)')
+    .option('--password-stdin', 'read the registry password from standard input')
+    .option('--platform <os/arch[/variant]>', "the image of an index to mount (default: this machine's)")
+    .option('--insecure', 'allow plain HTTP to the registry')
+    .option('--ca-file <pem>', "CA certificates for the registry's TLS")
+    .action(async (image: string, mountpoint: string, o: { mode: string; fsid?: string; domain?: string; blobs?: string; device?: string[]; socket: string; cacheDir: string } & RefOptions, cmd: Command) => {
       if (!isModeChoice(o.mode)) throw new InvalidArgumentError(`--mode must be auto, fanotify or cachefiles, not "${o.mode}"`);
-      const { bootstrap, blobDir } = await imagePaths(image, o.blobs);
+      const byRef = !(await isPath(image));
+      if (!byRef && (o.username || o.passwordStdin || o.platform || o.insecure || o.caFile)) {
+        throw new InvalidArgumentError('--username, --password-stdin, --platform, --insecure and --ca-file are for images in a registry, not a local image');
+      }
+      if (byRef && (o.blobs || o.device)) throw new InvalidArgumentError('--blobs and --device are for a local image, not a registry reference');
+      const pull = byRef ? await pullRequest(image, o) : undefined;
+      const { bootstrap, blobDir } = pull ? { bootstrap: '', blobDir: '' } : await imagePaths(image, o.blobs);
       const target = resolve(mountpoint);
       const st = await stat(target).catch(() => undefined);
       if (!st) throw new NotFoundError(`mount point ${target} (create the directory first)`);
@@ -108,8 +159,24 @@ export function register(program: Command): void {
       }
       if (mode === 'fanotify') {
         if (o.fsid || o.domain) throw new InvalidArgumentError('--fsid and --domain are cachefiles options; add --mode cachefiles');
+        if (pull) {
+          const info = await client.mountRef({ ...pull, mountpoint: target });
+          process.stdout.write(`mounted ${info.ref ?? pull.ref} on ${target} (fanotify)\n`);
+          return;
+        }
         await client.mount({ bootstrap, blobDir, mountpoint: target, ...(o.device ? { devices } : {}) });
         process.stdout.write(`mounted ${bootstrap} on ${target} (fanotify)\n`);
+        return;
+      }
+      if (pull) {
+        const info = await client.registerRef({ ...pull, ...(o.fsid ? { fsid: o.fsid } : {}), ...(o.domain ? { domain: o.domain } : {}) });
+        try {
+          await mountFscache(target, info.fsid, o.domain, []);
+        } catch (err) {
+          await client.unregister(info.fsid, o.domain).catch(() => undefined);
+          throw err;
+        }
+        process.stdout.write(`mounted ${info.ref ?? pull.ref} on ${target} (cachefiles, fsid ${info.fsid}${o.domain ? `, domain ${o.domain}` : ''})\n`);
         return;
       }
       const fsid = o.fsid ?? `ondine-${createHash('sha256').update(await readFile(bootstrap)).digest('hex').slice(0, 16)}`;

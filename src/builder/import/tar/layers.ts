@@ -1,15 +1,16 @@
-// Entry point for OCI layers: opens each layer file (any supported compression), streams its
-// entries through the tar reader into the overlay applier, and reports progress. Layers are
-// applied strictly in order to one tree; each layer's files go to that layer's chunk sink.
+// Entry point for OCI layers: opens each layer (a file, or a stream such as a registry blob;
+// any supported compression), streams its entries through the tar reader into the overlay
+// applier, and reports progress. Layers are applied strictly in order to one tree; each
+// layer's files go to that layer's chunk sink.
 import { IMPLICIT_DIR_META, newDir, type ChunkSink, type TreeNode } from '../../tree.js';
 import { readTar, type TarWarning } from './reader.js';
 import { LayerApplier } from './overlay.js';
-import { openLayer, type Compression } from './source.js';
+import { layerName, openLayer, type Compression, type LayerInput } from './source.js';
 
 export interface LayerProgress {
   layerIndex: number;
   layerCount: number;
-  /** The layer file. */
+  /** The layer file, or the stream source's name. */
   source: string;
   /** Entries of this layer handled so far (whiteouts included). */
   entries: number;
@@ -43,27 +44,28 @@ export interface LayerStats {
 }
 
 export async function applyLayers<C>(
-  paths: readonly string[],
+  layers: readonly LayerInput[],
   sinkForLayer: (layerIndex: number) => ChunkSink<C>,
   opts: ApplyLayersOptions<C> = {},
 ): Promise<TreeNode<C>> {
   const root = opts.root ?? newDir<C>({ ...IMPLICIT_DIR_META });
-  for (let i = 0; i < paths.length; i++) {
-    await applyLayer(root, paths[i]!, sinkForLayer(i), opts, i, paths.length);
+  for (let i = 0; i < layers.length; i++) {
+    await applyLayer(root, layers[i]!, sinkForLayer(i), opts, i, layers.length);
   }
   return root;
 }
 
-/** Applies one layer file onto `root` in place. */
+/** Applies one layer onto `root` in place. */
 export async function applyLayer<C>(
   root: TreeNode<C>,
-  path: string,
+  input: LayerInput,
   sink: ChunkSink<C>,
   opts: ApplyLayerOptions = {},
   layerIndex = 0,
   layerCount = 1,
 ): Promise<LayerStats> {
-  const layer = await openLayer(path);
+  const path = layerName(input);
+  const layer = await openLayer(input);
   const stats: LayerStats = { source: path, compression: layer.compression, entries: 0, files: 0, dataBytes: 0, whiteouts: 0 };
   const report = (done: boolean): void =>
     opts.onProgress?.({

@@ -1,0 +1,114 @@
+// Mount by reference, daemon side: resolve a reference to the manifest of this platform,
+// refuse an image that is not lazy (a plain OCI image, or one without a bootstrap layer),
+// fetch the bootstrap layer, verify it against its digest, take `image/image.boot` out of it
+// and store it in the cache directory. The blobs are left in the registry: the mount reads
+// them through a registry source (source-spec.ts).
+import { createHash } from 'node:crypto';
+import { OndineError, InvalidArgumentError } from '../errors.js';
+import { RegistryClient, type Platform } from '../registry/client.js';
+import type { Credentials } from '../registry/credentials.js';
+import { parseReference, type ImageReference } from '../registry/reference.js';
+import { findBootstrapLayer, isPlainOci, extractBootstrap } from '../oci/nydus-image.js';
+import { CacheDir } from '../storage/cache-dir.js';
+import { withRetries } from '../storage/retrying-source.js';
+import { registryOptions, retryPolicy, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
+
+/** What the API takes to mount or register an image by reference. */
+export interface PullRequest {
+  ref: string;
+  credentials?: Credentials;
+  insecure?: boolean;
+  caFile?: string;
+  /** os/arch[/variant], e.g. linux/arm64/v8 (default: this machine's). */
+  platform?: string;
+}
+
+export interface PulledImage {
+  /** Canonical reference. */
+  ref: string;
+  manifestDigest: string;
+  /** The bootstrap's copy in the cache directory. */
+  bootstrapPath: string;
+  bootstrap: Buffer;
+  source: Extract<SourceSpec, { kind: 'registry' }>;
+}
+
+/** Bootstrap layers above this are refused (a bootstrap is metadata: MBs, not GBs). */
+const MAX_BOOTSTRAP_LAYER = 1 << 30;
+
+export function parsePlatform(s: string): Platform {
+  const [os, architecture, variant, ...rest] = s.split('/');
+  if (!os || !architecture || rest.length) throw new InvalidArgumentError(`platform "${s}": expected os/arch[/variant], e.g. linux/amd64`);
+  return { os, architecture, ...(variant ? { variant } : {}) };
+}
+
+/** A reference naming the lazy image a conversion would make (for the error's advice). */
+function lazyTarget(ref: ImageReference): string {
+  const name = `${ref.registry}/${ref.repository}`;
+  return `${name}:${ref.tag ? `${ref.tag}-lazy` : 'lazy'}`;
+}
+
+/** Checks a request body's types; the credentials are only checked for shape. */
+export function checkPullRequest(v: unknown): PullRequest {
+  const r = v as Record<string, unknown>;
+  if (typeof r?.ref !== 'string' || !r.ref) throw new InvalidArgumentError('"ref" must be an image reference');
+  for (const k of ['caFile', 'platform'] as const) {
+    if (r[k] !== undefined && typeof r[k] !== 'string') throw new InvalidArgumentError(`"${k}" must be a string`);
+  }
+  if (r.insecure !== undefined && typeof r.insecure !== 'boolean') throw new InvalidArgumentError('"insecure" must be true or false');
+  const c = r.credentials as Record<string, unknown> | undefined;
+  if (c !== undefined) {
+    const ok = typeof c === 'object' && c !== null && (
+      (typeof c.username === 'string' && typeof c.password === 'string')
+      || typeof c.identityToken === 'string' || typeof c.registryToken === 'string');
+    // Never echo what was sent: it may be a password in the wrong field.
+    if (!ok) throw new InvalidArgumentError('"credentials" must be {username, password}, {identityToken} or {registryToken}');
+  }
+  return r as unknown as PullRequest;
+}
+
+export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: SourceDeps): Promise<PulledImage> {
+  const ref = parseReference(req.ref);
+  const source: PulledImage['source'] = {
+    kind: 'registry', registry: ref.registry, repository: ref.repository,
+    ...(req.insecure ? { insecure: true } : {}),
+    ...(req.caFile ? { caFile: req.caFile } : {}),
+    ...(req.credentials ? { credentials: req.credentials } : {}),
+  };
+  const platform = req.platform ? parsePlatform(req.platform) : undefined;
+  const client = new RegistryClient(registryOptions(source, deps, 0));
+  const policy = retryPolicy(deps, `${ref.registry}/${ref.repository}`);
+  try {
+    const manifest = await withRetries(policy, () => client.resolve(ref, platform ? { platform } : {}));
+    const layer = findBootstrapLayer(manifest.json);
+    if (isPlainOci(manifest.json) || !layer) {
+      throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()} is a plain OCI image, not a lazy one${layer ? '' : ' (its manifest has no Nydus bootstrap layer)'}: convert it with \`ondine convert ${ref.toString()} ${lazyTarget(ref)}\` and mount that`);
+    }
+    if (layer.size > MAX_BOOTSTRAP_LAYER) throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()}: its bootstrap layer of ${layer.size} bytes is implausibly large`);
+    const tgz = await withRetries(policy, async () => {
+      const stream = await client.blobStream(ref.registry, ref.repository, layer.digest);
+      const parts: Buffer[] = [];
+      let n = 0;
+      for await (const c of stream) {
+        n += (c as Buffer).length;
+        if (n > MAX_BOOTSTRAP_LAYER) {
+          stream.destroy();
+          throw new OndineError('ONDINE_ERR_REGISTRY', undefined, `${ref.toString()}: the bootstrap layer is larger than its manifest says`);
+        }
+        parts.push(c as Buffer);
+      }
+      return Buffer.concat(parts);
+    });
+    // The client verifies as it streams; checked here as well, since this is what the whole
+    // mount's trust rests on (every chunk is verified against digests in the bootstrap).
+    const got = `sha256:${createHash('sha256').update(tgz).digest('hex')}`;
+    if (got !== layer.digest) {
+      throw new OndineError('ONDINE_ERR_DIGEST_MISMATCH', undefined, `${ref.toString()}: the bootstrap layer hashes to ${got}, not ${layer.digest}`);
+    }
+    const bootstrap = await extractBootstrap(tgz);
+    const bootstrapPath = cacheDir.storeBootstrap(bootstrap);
+    return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath, bootstrap, source };
+  } finally {
+    await client.close();
+  }
+}

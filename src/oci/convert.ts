@@ -1,0 +1,203 @@
+// `ondine convert`: an OCI image (registry reference or OCI layout) → a Nydus image pushed to a
+// registry or an OCI layout. Each platform's layers stream from the source through the builder
+// (one blob per layer, chunks deduplicated across layers and against an optional chunk dict);
+// blobs land in a scratch directory (a blob's digest is known only when it is complete), then
+// are pushed. Several platforms end as an index whose entries carry the Nydus os feature.
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build, type BuildOptions, type BuildResult } from '../builder/builder.js';
+import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
+import { RegistrySource, LayoutSource, layoutRefOf, type ImageSource, type SourceDocument } from './image-source.js';
+import { isIndexMediaType, isTarLayerMediaType } from './media-types.js';
+import { extractBootstrap, findBootstrapLayer, isPlainOci } from './nydus-image.js';
+import { nydusIndex } from './nydus-manifest.js';
+import { formatPlatform, pickManifests } from './platform.js';
+import { addSummary, emptySummary, pushImage, type PushSummary } from './push.js';
+import { LayoutTarget, RegistryTarget, type ImageTarget, type RefLike, type RegistryApi } from './targets.js';
+import type { Descriptor, ImageConfig, ImageManifest, Platform } from './types.js';
+import { parseLayoutRef } from './oci-layout.js';
+
+export interface ConvertDeps {
+  client: RegistryApi;
+  parseReference(s: string): RefLike;
+}
+
+export interface ConvertProgress {
+  phase: 'build' | 'push';
+  platform: string;
+  platformIndex: number;
+  platformCount: number;
+  layerIndex: number;
+  layerCount: number;
+  /** Compressed source bytes read so far, over all platforms. */
+  bytesRead: number;
+  /** Chunk data stored in blobs so far in this platform's build. */
+  storedBytes: number;
+}
+
+export interface ConvertOptions extends Pick<BuildOptions, 'chunkSize' | 'compressor' | 'level' | 'digest' | 'workers'> {
+  /** Only this platform of an index (the result is then a single manifest). */
+  platform?: Platform;
+  /** A bootstrap file, or a reference to a Nydus image whose bootstrap is the dict. */
+  chunkDict?: string;
+  /** Scratch space for blobs before upload (default: a new directory under $TMPDIR). */
+  workDir?: string;
+  keepWorkDir?: boolean;
+  onProgress?: (p: ConvertProgress) => void;
+  onWarning?: (message: string) => void;
+}
+
+export interface ConvertedPlatform {
+  platform: string;
+  manifestDigest: string;
+  layers: number;
+  blobs: number;
+  build: BuildResult;
+  push: PushSummary;
+}
+
+export interface ConvertResult {
+  source: string;
+  target: string;
+  /** Digest of what the target reference now names (manifest, or index for several platforms). */
+  digest: string;
+  mediaType: string;
+  platforms: ConvertedPlatform[];
+  /** Compressed source layer bytes read. */
+  bytesRead: number;
+  /** Blob and bootstrap bytes written to the work directory. */
+  bytesWritten: number;
+  push: PushSummary;
+  elapsedMs: number;
+}
+
+export async function openImageSource(s: string, deps: ConvertDeps): Promise<ImageSource> {
+  const layout = await layoutRefOf(s);
+  if (layout) return LayoutSource.open(layout.dir, layout.tag);
+  return new RegistrySource(deps.client, deps.parseReference(s));
+}
+
+export async function openImageTarget(s: string, deps: ConvertDeps): Promise<ImageTarget> {
+  const layout = parseLayoutRef(s);
+  if (layout) return LayoutTarget.create(layout.dir, layout.tag ?? 'latest');
+  return new RegistryTarget(deps.client, deps.parseReference(s));
+}
+
+function platformOf(desc: Descriptor | undefined, config: ImageConfig): Platform {
+  if (desc?.platform) return desc.platform;
+  return { os: config.os ?? 'linux', architecture: config.architecture ?? 'amd64', ...(config.variant ? { variant: config.variant } : {}) };
+}
+
+/** The chunk dict's bootstrap as a file, and the repository its blobs live in (for mounts). */
+async function chunkDictFor(spec: string, platform: Platform, deps: ConvertDeps, workDir: string, n: number): Promise<{ path: string; repo?: { registry: string; repository: string } }> {
+  if (await stat(spec).then((s) => s.isFile(), () => false)) return { path: spec };
+  const ref = deps.parseReference(spec);
+  const src = new RegistrySource(deps.client, ref);
+  let doc: SourceDocument = await src.root();
+  if (isIndexMediaType(doc.mediaType)) {
+    const [m] = pickManifests(doc.json.manifests ?? [], platform);
+    if (!m) throw new NotFoundError(`chunk dict ${spec}: no manifest for ${formatPlatform(platform)}`);
+    doc = await src.document(m);
+  }
+  const boot = findBootstrapLayer(doc.json);
+  if (!boot) throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `chunk dict ${spec} is not a Nydus image (no bootstrap layer)`);
+  const tgz = await src.blob({ mediaType: '', digest: boot.digest, size: boot.size });
+  const path = join(workDir, `chunk-dict-${n}.boot`);
+  await writeFile(path, await extractBootstrap(tgz));
+  return { path, repo: src.repo };
+}
+
+export async function convert(sourceSpec: string, targetSpec: string, deps: ConvertDeps, opts: ConvertOptions = {}): Promise<ConvertResult> {
+  const started = performance.now();
+  const source = await openImageSource(sourceSpec, deps);
+  const target = await openImageTarget(targetSpec, deps);
+  const root = await source.root();
+
+  let picked: Array<Descriptor | undefined>;
+  const fromIndex = isIndexMediaType(root.mediaType);
+  if (fromIndex) {
+    picked = pickManifests(root.json.manifests ?? [], opts.platform);
+    if (picked.length === 0) {
+      throw new NotFoundError(opts.platform ? `a manifest for ${formatPlatform(opts.platform)} in ${source.name}` : `an image manifest in the index of ${source.name}`);
+    }
+  } else {
+    picked = [undefined];
+  }
+  const asIndex = fromIndex && !opts.platform;
+
+  const workDir = opts.workDir ?? (await mkdtemp(join(process.env.TMPDIR ?? tmpdir(), 'ondine-convert-')));
+  const result: ConvertResult = {
+    source: source.name, target: target.reference, digest: '', mediaType: '', platforms: [],
+    bytesRead: 0, bytesWritten: 0, push: emptySummary(), elapsedMs: 0,
+  };
+  try {
+    const entries: Descriptor[] = [];
+    for (let pi = 0; pi < picked.length; pi++) {
+      const desc = picked[pi];
+      const doc = desc ? await source.document(desc) : root;
+      if (isIndexMediaType(doc.mediaType)) throw new InvalidArgumentError(`${source.name}: nested indexes are not supported`);
+      const manifest = doc.json as ImageManifest;
+      if (!isPlainOci(manifest)) throw new InvalidArgumentError(`${source.name} is already a Nydus image`);
+      const config = JSON.parse((await source.blob(manifest.config)).toString('utf8')) as ImageConfig;
+      const platform = platformOf(desc, config);
+      const pname = formatPlatform(platform);
+      for (const l of manifest.layers) {
+        if (!isTarLayerMediaType(l.mediaType)) throw new InvalidArgumentError(`${source.name} (${pname}): layer ${l.digest} has media type ${l.mediaType}, not a tar layer`);
+      }
+      const dict = opts.chunkDict ? await chunkDictFor(opts.chunkDict, platform, deps, workDir, pi) : undefined;
+      const outDir = join(workDir, `platform-${pi}`);
+      const readBefore = result.bytesRead;
+      const layerRead = new Array<number>(manifest.layers.length).fill(0);
+      let stored = 0;
+      let layerIndex = 0;
+      const report = (phase: ConvertProgress['phase']): void => opts.onProgress?.({
+        phase, platform: pname, platformIndex: pi, platformCount: picked.length, layerIndex, layerCount: manifest.layers.length,
+        bytesRead: readBefore + layerRead.reduce((a, b) => a + b, 0), storedBytes: stored,
+      });
+      const built = await build({
+        sources: manifest.layers.map((l) => source.layer(l)),
+        outDir,
+        ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+        ...(opts.compressor ? { compressor: opts.compressor } : {}),
+        ...(opts.level !== undefined ? { level: opts.level } : {}),
+        ...(opts.digest ? { digest: opts.digest } : {}),
+        ...(opts.workers ? { workers: opts.workers } : {}),
+        ...(dict ? { chunkDict: dict.path } : {}),
+        onProgress: (p) => { stored = p.storedBytes; report('build'); },
+        onLayerProgress: (p) => { layerIndex = p.layerIndex; layerRead[p.layerIndex] = p.compressedBytesRead; report('build'); },
+        ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+      });
+      result.bytesRead = readBefore + layerRead.reduce((a, b) => a + b, 0);
+      const bootstrap = await readFile(built.bootstrapPath);
+      result.bytesWritten += bootstrap.length;
+      for (const b of built.blobs) if (!b.fromDict) result.bytesWritten += (await stat(b.path)).size;
+      report('push');
+      const mountFrom = dict?.repo && target instanceof RegistryTarget && dict.repo.registry === target.ref.registry ? dict.repo.repository : undefined;
+      const pushed = await pushImage(target, {
+        bootstrap,
+        blobs: built.blobs.map((b) => ({ blobId: b.blobId, ...(b.fromDict ? {} : { path: b.path }) })),
+      }, { sourceConfig: config, platform, tagged: !asIndex, ...(mountFrom ? { mountFrom } : {}) });
+      addSummary(result.push, pushed.summary);
+      entries.push(pushed.image.indexEntry);
+      result.platforms.push({
+        platform: pname, manifestDigest: pushed.image.manifest.digest, layers: manifest.layers.length,
+        blobs: built.blobs.length, build: built, push: pushed.summary,
+      });
+      result.digest = pushed.image.manifest.digest;
+      result.mediaType = pushed.image.manifest.descriptor.mediaType;
+      if (!opts.keepWorkDir) await rm(outDir, { recursive: true, force: true }).catch(() => undefined);
+    }
+    if (asIndex) {
+      const index = nydusIndex(entries);
+      await target.putManifest(index.descriptor.mediaType, index.bytes, index.digest, true);
+      result.digest = index.digest;
+      result.mediaType = index.descriptor.mediaType;
+    }
+  } finally {
+    if (!opts.workDir && !opts.keepWorkDir) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+  result.elapsedMs = performance.now() - started;
+  return result;
+}
+

@@ -1,0 +1,627 @@
+// The OCI distribution client: manifests (by tag or digest, platform picked from an index),
+// blobs whole (verified as they stream) or by Range, existence checks, cross-repository
+// mounts, uploads and manifest pushes. It walks the endpoints (mirrors, then the origin),
+// authenticates through the Authenticator, retries what is worth retrying with backoff and
+// jitter, and counts what it did. Logs at debug, without credentials, tokens or queries.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino, type Logger } from 'pino';
+import { InvalidArgumentError } from '../errors.js';
+import { Authenticator, httpTokenFetcher, type HttpCall } from './auth.js';
+import type { Credentials } from './credentials.js';
+import { RegistryDigestError, RegistryError, RegistryNotFoundError, isRetryable, safeUrl, statusError } from './errors.js';
+import { Endpoints, type Capability, type Endpoint } from './mirrors.js';
+import { MANIFEST_ACCEPT, defaultPlatform, isIndexMediaType, pickPlatform, type IndexEntry, type Platform } from './platform.js';
+import { checkDigest, formatReference, makeReference, type ImageReference } from './reference.js';
+import { Transport, type Response } from './transport.js';
+
+export type { Platform } from './platform.js';
+
+export interface RegistryOptions {
+  /** Credentials for every registry this client talks to (see credentialsFor for per-registry). */
+  credentials?: Credentials;
+  /** Per registry name; wins over `credentials`. Never given to a mirror. */
+  credentialsFor?: (registry: string) => Promise<Credentials | undefined> | Credentials | undefined;
+  /** Plain http for non-loopback registries. */
+  insecure?: boolean;
+  caFile?: string;
+  /** Mirror URLs tried before the origin for pulls: for every registry, or per registry name. */
+  mirrors?: string[] | Record<string, string[]>;
+  /** containerd certs.d directory (default /etc/containerd/certs.d), read when present. */
+  hostsDir?: string;
+  connectTimeoutMs?: number;
+  readTimeoutMs?: number;
+  /** Attempts after the first, default 4. */
+  retries?: number;
+  /** First backoff delay (doubles per attempt, capped at 5 s, with jitter); default 100 ms. */
+  retryBaseMs?: number;
+  /** How long a failed mirror is left out, default 30 s. */
+  mirrorSkipMs?: number;
+  log?: Logger;
+  userAgent?: string;
+  /** Environment for proxy variables (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Manifest {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+export interface ResolvedManifest extends Manifest {
+  index?: Manifest;
+}
+
+export interface RegistryStats {
+  requests: number;
+  bytesDown: number;
+  bytesUp: number;
+  tokenFetches: number;
+}
+
+interface Op {
+  /** For messages: "blob sha256:… of 127.0.0.1:5000/a/b". */
+  what: string;
+  registry: string;
+  repository: string;
+  capability: Capability;
+  scopes: string[];
+  method: string;
+  /** Under /v2/<repository>/, or an absolute URL (upload locations). */
+  path: string | URL;
+  headers?: Record<string, string>;
+  body?: () => string | Buffer | Readable | null;
+  signal?: AbortSignal;
+  /** A mirror's answer counts when this says so; otherwise the next endpoint is tried. */
+  mirrorOk?: (status: number) => boolean;
+}
+
+const MAX_MANIFEST_BYTES = 8 << 20;
+const BACKOFF_CAP_MS = 5_000;
+const RETRY_AFTER_CAP_MS = 60_000;
+
+function pullScope(repository: string): string[] {
+  return [`repository:${repository}:pull`];
+}
+function pushScope(repository: string): string[] {
+  return [`repository:${repository}:pull,push`];
+}
+function hashOf(digest: string): string {
+  return digest.slice(0, digest.indexOf(':'));
+}
+
+export class RegistryClient {
+  readonly stats: RegistryStats = { requests: 0, bytesDown: 0, bytesUp: 0, tokenFetches: 0 };
+  private readonly transport: Transport;
+  private readonly endpoints: Endpoints;
+  private readonly auth: Authenticator;
+  private readonly log: Logger;
+  private readonly retries: number;
+  private readonly retryBaseMs: number;
+  private readonly userAgent: string;
+
+  constructor(private readonly opts: RegistryOptions = {}) {
+    const transportOpts: ConstructorParameters<typeof Transport>[0] = {};
+    if (opts.connectTimeoutMs !== undefined) transportOpts.connectTimeoutMs = opts.connectTimeoutMs;
+    if (opts.readTimeoutMs !== undefined) transportOpts.readTimeoutMs = opts.readTimeoutMs;
+    if (opts.env !== undefined) transportOpts.env = opts.env;
+    this.transport = new Transport(transportOpts);
+    const endpointOpts: ConstructorParameters<typeof Endpoints>[0] = {};
+    if (opts.mirrors !== undefined) endpointOpts.mirrors = opts.mirrors;
+    if (opts.hostsDir !== undefined) endpointOpts.hostsDir = opts.hostsDir;
+    if (opts.insecure !== undefined) endpointOpts.insecure = opts.insecure;
+    if (opts.caFile !== undefined) endpointOpts.caFile = opts.caFile;
+    if (opts.mirrorSkipMs !== undefined) endpointOpts.skipMs = opts.mirrorSkipMs;
+    this.endpoints = new Endpoints(endpointOpts);
+    this.auth = new Authenticator(httpTokenFetcher(this.tokenHttp));
+    this.log = opts.log ?? pino({ level: 'silent' });
+    this.retries = opts.retries ?? 4;
+    this.retryBaseMs = opts.retryBaseMs ?? 100;
+    this.userAgent = opts.userAgent ?? 'ondine';
+  }
+
+  /** Resolves tag/digest; an index or manifest list is resolved to `platform` (default: this machine). */
+  async resolve(ref: ImageReference, opts?: { platform?: Platform; osFeatures?: string[] }): Promise<ResolvedManifest> {
+    const top = await this.getManifest(ref);
+    if (!isIndexMediaType(top.mediaType)) return top;
+    const entries: IndexEntry[] = Array.isArray(top.json?.manifests) ? top.json.manifests : [];
+    const picked = pickPlatform(entries, opts?.platform ?? defaultPlatform(), formatReference(ref), opts?.osFeatures ?? []);
+    checkDigest(picked.digest);
+    const child = await this.getManifest(makeReference(ref.registry, ref.repository, undefined, picked.digest));
+    if (isIndexMediaType(child.mediaType)) {
+      throw new RegistryError('ONDINE_ERR_REGISTRY', `${formatReference(ref)}: the index entry for the platform is itself an index`, { retryable: false });
+    }
+    return { ...child, index: top };
+  }
+
+  /** Raw manifest or index by tag/digest (no platform resolution); digest-verified when asked by digest. */
+  async getManifest(ref: ImageReference): Promise<Manifest> {
+    const reference = ref.digest ?? ref.tag;
+    if (reference === undefined) throw new InvalidArgumentError(`image reference ${formatReference(ref)} has neither tag nor digest`);
+    if (ref.digest !== undefined) checkDigest(ref.digest);
+    const what = `manifest ${formatReference(ref)}`;
+    const op: Op = {
+      what,
+      registry: ref.registry,
+      repository: ref.repository,
+      capability: ref.digest !== undefined ? 'pull' : 'resolve',
+      scopes: pullScope(ref.repository),
+      method: 'GET',
+      path: `manifests/${reference}`,
+      headers: { accept: MANIFEST_ACCEPT },
+      mirrorOk: (s) => s === 200,
+    };
+    return this.withRetries(what, undefined, async () => {
+      const { res } = await this.exchange(op);
+      if (res.statusCode !== 200) throw await this.statusFailure(op, res);
+      const bytes = await this.readAll(op, res, MAX_MANIFEST_BYTES);
+      const algorithm = ref.digest !== undefined ? hashOf(ref.digest) : 'sha256';
+      const digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+      if (ref.digest !== undefined && digest !== ref.digest) throw new RegistryDigestError(what, ref.digest, digest);
+      let json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+      try {
+        json = JSON.parse(bytes.toString('utf8'));
+      } catch {
+        throw new RegistryError('ONDINE_ERR_REGISTRY', `${what}: not JSON`, { retryable: false, status: 200 });
+      }
+      const header = res.headers['content-type'];
+      const contentType = (Array.isArray(header) ? header[0] : header)?.split(';')[0]?.trim();
+      const mediaType = typeof json?.mediaType === 'string' ? json.mediaType : (contentType ?? '');
+      return { digest, mediaType, bytes, json };
+    });
+  }
+
+  /** Whole blob as a stream, verified against the digest as it streams (error at the end on mismatch). */
+  async blobStream(registry: string, repository: string, digest: string, signal?: AbortSignal): Promise<Readable> {
+    checkDigest(digest);
+    const op = this.blobOp(registry, repository, digest, 'GET', signal);
+    op.mirrorOk = (s) => s === 200;
+    return this.withRetries(op.what, signal, async () => {
+      const { res } = await this.exchange(op);
+      if (res.statusCode !== 200) throw await this.statusFailure(op, res);
+      return this.verifying(op, res, digest);
+    });
+  }
+
+  /** Exactly [offset, offset+length) of a blob via Range, following redirects with the Range kept; retried. */
+  async readRange(registry: string, repository: string, digest: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    checkDigest(digest);
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new InvalidArgumentError(`range ${offset}+${length} of blob ${digest}: offset and length must be non-negative integers`);
+    }
+    if (length === 0) return Buffer.alloc(0);
+    const op = this.blobOp(registry, repository, digest, 'GET', signal);
+    op.what = `bytes ${offset}-${offset + length - 1} of ${op.what}`;
+    op.headers = { range: `bytes=${offset}-${offset + length - 1}` };
+    op.mirrorOk = (s) => s === 206 || s === 200;
+    return this.withRetries(op.what, signal, async () => {
+      const { res, endpoint } = await this.exchange(op);
+      if (res.statusCode === 206) {
+        const buf = await this.readAll(op, res, length);
+        if (buf.length !== length) {
+          throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: short body (${buf.length} of ${length} bytes)`, { retryable: true, status: 206 });
+        }
+        return buf;
+      }
+      if (res.statusCode === 200) {
+        this.log.warn({ registry, repository, digest, endpoint: endpoint.origin }, 'registry ignored Range and sent the whole blob; slicing it');
+        return this.slice(op, res, offset, length);
+      }
+      throw await this.statusFailure(op, res);
+    });
+  }
+
+  /** Size of a blob (HEAD). */
+  async blobSize(registry: string, repository: string, digest: string): Promise<number> {
+    checkDigest(digest);
+    const op = this.blobOp(registry, repository, digest, 'HEAD');
+    op.mirrorOk = (s) => s === 200;
+    return this.withRetries(op.what, undefined, async () => {
+      const { res } = await this.exchange(op);
+      await this.drain(res);
+      if (res.statusCode !== 200) throw await this.statusFailure(op, res);
+      const size = Number(res.headers['content-length']);
+      if (!Number.isSafeInteger(size) || size < 0) throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: no Content-Length in the answer to HEAD`, { retryable: false, status: 200 });
+      return size;
+    });
+  }
+
+  /** Whether the registry itself (not a mirror: this is what push decisions rest on) has the blob. */
+  async hasBlob(registry: string, repository: string, digest: string): Promise<boolean> {
+    checkDigest(digest);
+    const op = this.blobOp(registry, repository, digest, 'HEAD');
+    op.capability = 'push';
+    return this.withRetries(op.what, undefined, async () => {
+      const { res } = await this.exchange(op);
+      await this.drain(res);
+      if (res.statusCode === 200) return true;
+      if (res.statusCode === 404) return false;
+      throw await this.statusFailure(op, res);
+    });
+  }
+
+  /** Cross-repository mount: true when the registry mounted it (201), false when it wants an upload. */
+  async mountBlob(registry: string, repository: string, digest: string, fromRepository: string): Promise<boolean> {
+    checkDigest(digest);
+    const op: Op = {
+      what: `mount of blob ${digest} from ${registry}/${fromRepository} into ${registry}/${repository}`,
+      registry,
+      repository,
+      capability: 'push',
+      scopes: [...pushScope(repository), ...pullScope(fromRepository)],
+      method: 'POST',
+      path: `blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`,
+      headers: { 'content-length': '0' },
+    };
+    return this.withRetries(op.what, undefined, async () => {
+      const { res, endpoint, url } = await this.exchange(op);
+      await this.drain(res);
+      if (res.statusCode === 201) return true;
+      if (res.statusCode === 202) {
+        // An upload session was opened instead: cancel it, the caller uploads on its own.
+        const location = this.location(res, url);
+        if (location !== undefined) {
+          await this.send(endpoint, { ...op, what: `cancel of ${op.what}`, method: 'DELETE', path: location, headers: {} }, location)
+            .then((r) => this.drain(r))
+            .catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'cancelling an unused upload failed'));
+        }
+        return false;
+      }
+      throw await this.statusFailure(op, res);
+    });
+  }
+
+  /** Monolithic upload of a file or buffer with a known digest; 0 when the registry already has it, else bytes sent. */
+  async uploadBlob(registry: string, repository: string, digest: string, body: { path: string } | { bytes: Buffer }, size: number): Promise<number> {
+    checkDigest(digest);
+    if ('bytes' in body && body.bytes.length !== size) throw new InvalidArgumentError(`upload of ${digest}: size ${size} but ${body.bytes.length} bytes given`);
+    if (await this.hasBlob(registry, repository, digest)) return 0;
+    const what = `upload of blob ${digest} to ${registry}/${repository}`;
+    const start: Op = {
+      what,
+      registry,
+      repository,
+      capability: 'push',
+      scopes: pushScope(repository),
+      method: 'POST',
+      path: 'blobs/uploads/',
+      headers: { 'content-length': '0' },
+    };
+    return this.withRetries(what, undefined, async () => {
+      const { res, endpoint, url } = await this.exchange(start);
+      await this.drain(res);
+      if (res.statusCode !== 202) throw await this.statusFailure(start, res);
+      const location = this.location(res, url);
+      if (location === undefined) throw new RegistryError('ONDINE_ERR_REGISTRY', `${what}: no Location in the answer to POST`, { retryable: true, status: 202 });
+      location.searchParams.set('digest', digest);
+      const put: Op = {
+        ...start,
+        method: 'PUT',
+        path: location,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        body: () => ('bytes' in body ? body.bytes : createReadStream(body.path)),
+      };
+      const done = await this.send(endpoint, put, location);
+      await this.drain(done);
+      if (done.statusCode !== 201) throw await this.statusFailure(put, done);
+      this.stats.bytesUp += size;
+      return size;
+    });
+  }
+
+  /** Pushes a manifest or index under the reference's tag (or digest); returns its digest. */
+  async putManifest(ref: ImageReference, mediaType: string, bytes: Buffer): Promise<string> {
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (ref.digest !== undefined && ref.tag === undefined && ref.digest !== digest) {
+      throw new InvalidArgumentError(`putManifest ${formatReference(ref)}: the bytes hash to ${digest}`);
+    }
+    const reference = ref.tag ?? digest;
+    const op: Op = {
+      what: `manifest push ${formatReference(ref)}`,
+      registry: ref.registry,
+      repository: ref.repository,
+      capability: 'push',
+      scopes: pushScope(ref.repository),
+      method: 'PUT',
+      path: `manifests/${reference}`,
+      headers: { 'content-type': mediaType, 'content-length': String(bytes.length) },
+      body: () => bytes,
+    };
+    return this.withRetries(op.what, undefined, async () => {
+      const { res } = await this.exchange(op);
+      await this.drain(res);
+      if (res.statusCode !== 201 && res.statusCode !== 200) throw await this.statusFailure(op, res);
+      this.stats.bytesUp += bytes.length;
+      const told = res.headers['docker-content-digest'];
+      if (typeof told === 'string' && told !== digest) this.log.warn({ registry: ref.registry, told, digest }, 'registry reported another digest for the manifest pushed');
+      return digest;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.transport.close();
+  }
+
+  // ---- internals ----
+
+  private blobOp(registry: string, repository: string, digest: string, method: string, signal?: AbortSignal): Op {
+    const op: Op = {
+      what: `blob ${digest} of ${registry}/${repository}`,
+      registry,
+      repository,
+      capability: 'pull',
+      scopes: pullScope(repository),
+      method,
+      path: `blobs/${digest}`,
+    };
+    if (signal !== undefined) op.signal = signal;
+    return op;
+  }
+
+  private async credentials(registry: string): Promise<Credentials | undefined> {
+    if (this.opts.credentialsFor !== undefined) return (await this.opts.credentialsFor(registry)) ?? this.opts.credentials;
+    return this.opts.credentials;
+  }
+
+  /** The token service call: counted, through the same transport, answer read whole. */
+  private readonly tokenHttp: HttpCall = async (url, init) => {
+    this.stats.tokenFetches++;
+    this.stats.requests++;
+    this.log.debug({ method: init.method, url: safeUrl(url) }, 'token request');
+    const reqInit: Parameters<Transport['request']>[1] = { method: init.method, headers: { 'user-agent': this.userAgent, ...init.headers } };
+    if (init.body !== undefined) reqInit.body = init.body;
+    if (this.opts.caFile !== undefined && url.protocol === 'https:') reqInit.tls = { ca: [this.opts.caFile] };
+    let res: Response;
+    try {
+      res = await this.transport.request(url, reqInit);
+    } catch (err) {
+      throw this.networkError(`token service ${safeUrl(url)}`, err);
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    try {
+      for await (const c of res.body) {
+        total += (c as Buffer).length;
+        if (total > 1 << 20) throw new RegistryError('ONDINE_ERR_REGISTRY', `token service ${safeUrl(url)}: answer over 1 MiB`, { retryable: false });
+        chunks.push(c as Buffer);
+      }
+    } catch (err) {
+      if (err instanceof RegistryError) throw err;
+      throw this.networkError(`token service ${safeUrl(url)}`, err);
+    }
+    this.log.debug({ url: safeUrl(url), status: res.statusCode }, 'token answer');
+    return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+  };
+
+  private url(endpoint: Endpoint, op: Op): URL {
+    if (op.path instanceof URL) return op.path;
+    const u = new URL(`${endpoint.origin}${endpoint.prefix}/${op.repository}/${op.path}`);
+    if (endpoint.mirror) u.searchParams.set('ns', op.registry); // as containerd tells a mirror whose registry it is
+    return u;
+  }
+
+  /**
+   * One attempt across the endpoints: a mirror's answer is taken when `mirrorOk` says so;
+   * otherwise (404, auth trouble, 5xx, network) the next endpoint is tried, and a mirror that
+   * failed outright is left out for a while. The origin's answer is final.
+   */
+  private async exchange(op: Op): Promise<{ res: Response; endpoint: Endpoint; url: URL }> {
+    const list = await this.endpoints.list(op.registry, op.capability);
+    for (const endpoint of list) {
+      const url = this.url(endpoint, op);
+      if (!endpoint.mirror) return { res: await this.send(endpoint, op, url), endpoint, url };
+      try {
+        const res = await this.send(endpoint, op, url);
+        if (op.mirrorOk?.(res.statusCode) ?? (res.statusCode >= 200 && res.statusCode < 300)) return { res, endpoint, url };
+        await this.drain(res);
+        if (res.statusCode >= 500 || res.statusCode === 429) this.endpoints.markFailed(endpoint);
+        this.log.debug({ mirror: endpoint.origin, status: res.statusCode, what: op.what }, 'mirror did not serve; trying the next endpoint');
+      } catch (err) {
+        if (op.signal?.aborted) throw err;
+        if (!(err instanceof RegistryError && err.code === 'ONDINE_ERR_AUTH')) this.endpoints.markFailed(endpoint);
+        this.log.debug({ mirror: endpoint.origin, err: (err as Error).message, what: op.what }, 'mirror failed; trying the next endpoint');
+      }
+    }
+    throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: no endpoint to try`, { retryable: false });
+  }
+
+  /** One request to one endpoint with authentication: up front when known, else after a challenge; one retry on 401. */
+  private async send(endpoint: Endpoint, op: Op, url: URL): Promise<Response> {
+    const sameOrigin = url.origin === endpoint.origin;
+    const credentials = endpoint.mirror ? undefined : await this.credentials(op.registry);
+    const sent = sameOrigin ? await this.auth.authorization(endpoint.origin, op.scopes, credentials) : undefined;
+    const res = await this.raw(endpoint, op, url, sent);
+    if (res.statusCode !== 401 || !sameOrigin) return res;
+    const challenge = res.headers['www-authenticate'];
+    await this.drain(res);
+    const retry = await this.auth.afterUnauthorized(endpoint.origin, challenge, op.scopes, credentials, sent);
+    if (retry === undefined) throw this.authFailure(op, endpoint, credentials);
+    const again = await this.raw(endpoint, op, url, retry);
+    if (again.statusCode === 401) {
+      await this.drain(again);
+      throw this.authFailure(op, endpoint, credentials);
+    }
+    return again;
+  }
+
+  private authFailure(op: Op, endpoint: Endpoint, credentials: Credentials | undefined): RegistryError {
+    const hint = credentials === undefined ? ' (no credentials given: docker login, or pass credentials)' : ' (credentials refused)';
+    return new RegistryError('ONDINE_ERR_AUTH', `${op.what}: ${endpoint.mirror ? 'mirror ' + endpoint.origin : op.registry} answered 401 Unauthorized${hint}`, { retryable: false, status: 401 });
+  }
+
+  private async raw(endpoint: Endpoint, op: Op, url: URL, authorization: string | undefined): Promise<Response> {
+    const headers: Record<string, string> = { 'user-agent': this.userAgent, ...endpoint.headers, ...op.headers };
+    if (authorization !== undefined) headers.authorization = authorization;
+    const init: Parameters<Transport['request']>[1] = { method: op.method, headers, body: op.body?.() ?? null };
+    if (op.signal !== undefined) init.signal = op.signal;
+    if (endpoint.tls !== undefined) init.tls = endpoint.tls;
+    this.stats.requests++;
+    try {
+      const res = await this.transport.request(url, init);
+      this.log.debug({ method: op.method, url: safeUrl(url), status: res.statusCode, mirror: endpoint.mirror || undefined, range: op.headers?.range }, 'registry request');
+      return res;
+    } catch (err) {
+      if (op.signal?.aborted) throw err;
+      this.log.debug({ method: op.method, url: safeUrl(url), err: (err as NodeJS.ErrnoException).code ?? (err as Error).message }, 'registry request failed');
+      throw this.networkError(`${op.what} (${endpoint.origin})`, err);
+    }
+  }
+
+  private networkError(what: string, err: unknown): RegistryError | Error {
+    if (err instanceof RegistryError) return err;
+    if (err instanceof InvalidArgumentError) return err;
+    const e = err as NodeJS.ErrnoException;
+    return new RegistryError('ONDINE_ERR_REGISTRY', `${what}: ${e?.code ?? 'network error'}${e?.message ? ` (${e.message})` : ''}`, { retryable: true, cause: err });
+  }
+
+  private async statusFailure(op: Op, res: Response): Promise<Error> {
+    const detail = await this.errorDetail(res);
+    const suffix = detail !== '' ? ` (${detail})` : '';
+    if (res.statusCode === 404) return new RegistryNotFoundError(`${op.what}${suffix}`);
+    if (res.statusCode === 403) return new RegistryError('ONDINE_ERR_DENIED', `${op.what}: HTTP 403 Forbidden${suffix}`, { retryable: false, status: 403 });
+    if (res.statusCode === 401) return new RegistryError('ONDINE_ERR_AUTH', `${op.what}: HTTP 401 Unauthorized${suffix}`, { retryable: false, status: 401 });
+    const err = statusError(`${op.what}${suffix}`, res.statusCode, res.headers['retry-after']);
+    return err;
+  }
+
+  /** The registry's own error code and message from a JSON error body, short; '' when none. */
+  private async errorDetail(res: Response): Promise<string> {
+    try {
+      const text = await res.body.text();
+      const first = JSON.parse(text)?.errors?.[0];
+      if (first === undefined) return '';
+      return `${String(first.code ?? '')}: ${String(first.message ?? '')}`.slice(0, 200);
+    } catch {
+      return '';
+    }
+  }
+
+  private async drain(res: Response): Promise<void> {
+    await res.body.dump().catch(() => {});
+  }
+
+  private location(res: Response, base: URL): URL | undefined {
+    const loc = res.headers.location;
+    const value = Array.isArray(loc) ? loc[0] : loc;
+    return value === undefined ? undefined : new URL(value, base);
+  }
+
+  /** The whole body, at most `limit` bytes (more is a protocol failure); read failures are retryable. */
+  private async readAll(op: Op, res: Response, limit: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    try {
+      for await (const chunk of res.body) {
+        const c = chunk as Buffer;
+        total += c.length;
+        this.stats.bytesDown += c.length;
+        if (total > limit) {
+          res.body.destroy();
+          throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: more than the ${limit} bytes expected`, { retryable: true, status: res.statusCode });
+        }
+        chunks.push(c);
+      }
+    } catch (err) {
+      if (err instanceof RegistryError || op.signal?.aborted) throw err;
+      throw this.networkError(`${op.what}: reading the body`, err);
+    }
+    const declared = Number(res.headers['content-length']);
+    if (Number.isSafeInteger(declared) && declared !== total) {
+      throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: truncated body (${total} of ${declared} bytes)`, { retryable: true, status: res.statusCode });
+    }
+    return Buffer.concat(chunks, total);
+  }
+
+  /** [offset, offset+length) out of a whole-blob answer; stops reading once it has them. */
+  private async slice(op: Op, res: Response, offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.alloc(length);
+    let pos = 0;
+    let got = 0;
+    const end = offset + length;
+    try {
+      for await (const chunk of res.body) {
+        const c = chunk as Buffer;
+        this.stats.bytesDown += c.length;
+        const from = Math.max(offset, pos);
+        const to = Math.min(end, pos + c.length);
+        if (to > from) {
+          c.copy(out, from - offset, from - pos, to - pos);
+          got += to - from;
+        }
+        pos += c.length;
+        if (pos >= end) break;
+      }
+    } catch (err) {
+      if (op.signal?.aborted) throw err;
+      throw this.networkError(`${op.what}: reading the body`, err);
+    } finally {
+      res.body.destroy();
+    }
+    if (got !== length) throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: short body (${got} of ${length} bytes)`, { retryable: true, status: 200 });
+    return out;
+  }
+
+  /** The body through a hashing pass-through: errors at the end when the bytes are short or hash to another digest. */
+  private verifying(op: Op, res: Response, digest: string): Readable {
+    const hash = createHash(hashOf(digest));
+    const declared = Number(res.headers['content-length']);
+    let total = 0;
+    const stats = this.stats;
+    const body = res.body;
+    const out = new Transform({
+      transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+        hash.update(chunk);
+        total += chunk.length;
+        stats.bytesDown += chunk.length;
+        cb(null, chunk);
+      },
+      flush(cb: TransformCallback) {
+        if (Number.isSafeInteger(declared) && declared !== total) {
+          cb(new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: truncated body (${total} of ${declared} bytes)`, { retryable: true, status: 200 }));
+          return;
+        }
+        const actual = `${hashOf(digest)}:${hash.digest('hex')}`;
+        cb(actual === digest ? null : new RegistryDigestError(op.what, digest, actual));
+      },
+    });
+    body.on('error', (err: Error) => out.destroy(op.signal?.aborted ? err : this.networkError(`${op.what}: reading the body`, err)));
+    out.on('close', () => {
+      if (!body.destroyed) body.destroy();
+    });
+    body.pipe(out);
+    return out;
+  }
+
+  private async withRetries<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (signal?.aborted || !isRetryable(err)) throw err;
+        if (attempt >= this.retries) {
+          const e = err as RegistryError;
+          const opts: ConstructorParameters<typeof RegistryError>[2] = { retryable: true, cause: err };
+          if (e.status !== undefined) opts.status = e.status;
+          if (e.retryAfterMs !== undefined) opts.retryAfterMs = e.retryAfterMs;
+          const code = err instanceof RegistryError ? err.code as ConstructorParameters<typeof RegistryError>[0] : 'ONDINE_ERR_REGISTRY';
+          throw new RegistryError(code, `${(err as Error).message} (gave up after ${attempt + 1} attempts)`, opts);
+        }
+        const backoff = Math.min(BACKOFF_CAP_MS, this.retryBaseMs * 2 ** attempt);
+        let delay = backoff / 2 + Math.random() * (backoff / 2);
+        const after = (err as RegistryError).retryAfterMs;
+        if (after !== undefined) delay = Math.max(delay, Math.min(after, RETRY_AFTER_CAP_MS));
+        this.log.debug({ what, attempt: attempt + 1, delayMs: Math.round(delay), err: (err as Error).message }, 'retrying');
+        await sleep(delay, undefined, signal !== undefined ? { signal } : undefined);
+      }
+    }
+  }
+}
+
+/** Convenience for callers holding a Readable factory: bytes of a Buffer body as a stream. */
+export function bufferStream(bytes: Buffer): Readable {
+  return Readable.from([bytes]);
+}

@@ -1,0 +1,407 @@
+// Real registries for tests: Debian's docker-registry (CNCF distribution 2.8) on 127.0.0.1 with
+// filesystem storage in a temp dir, anonymous, htpasswd basic auth, or token auth behind a
+// small token issuer written here (ES256 JWTs with the signing certificate in x5c, which the
+// registry checks against its rootcertbundle). Its access log (Apache combined format: method,
+// path, status, bytes; no Range) is parsed for request counts. Seeding uses plain node:http,
+// not the client under test. Everything is stopped and removed by stop(), and at exit.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto';
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface AccessEntry {
+  method: string;
+  path: string;
+  status: number;
+  bytes: number;
+  user?: string;
+  userAgent: string;
+}
+
+export interface TokenIssuer {
+  url: string;
+  /** Tokens handed out so far. */
+  issued(): number;
+  /** Requests refused (bad credentials). */
+  refused(): number;
+  /** The next `n` tokens are already dead at the registry (exp an hour ago) while expires_in claims the usual lifetime. */
+  expireNext(n: number): void;
+  /** A token the registry accepts, minted without counting (for seeding). */
+  mint(user: string, scopes: string[]): string;
+  stop(): Promise<void>;
+}
+
+export interface RegistryServer {
+  url: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  logFile: string;
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+  /** Parsed access log lines, oldest first. */
+  requests(): Promise<AccessEntry[]>;
+  /** Authorization header that seeding helpers should send (basic/token registries), or undefined. */
+  seedAuth(repository: string): string | undefined;
+}
+
+export interface StartOptions {
+  auth?: 'none' | 'basic' | 'token';
+  users?: Record<string, string>;
+  tokenTtlS?: number;
+  /** Identity (refresh) tokens the issuer accepts, each for a user. */
+  identityTokens?: Record<string, string>;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+}
+
+/** A port that was free a moment ago (bind 0, read it, release it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+const ACCESS_LINE = /^(\S+) \S+ (\S+) \[[^\]]+\] "(\S+) (\S+) [^"]*" (\d{3}) (\d+|-) "[^"]*" "([^"]*)"$/;
+
+export function parseAccessLog(text: string): AccessEntry[] {
+  const out: AccessEntry[] = [];
+  for (const line of text.split('\n')) {
+    const m = ACCESS_LINE.exec(line);
+    if (m === null) continue;
+    const e: AccessEntry = { method: m[3]!, path: m[4]!, status: Number(m[5]), bytes: m[6] === '-' ? 0 : Number(m[6]), userAgent: m[7]! };
+    if (m[2] !== '-') e.user = m[2]!;
+    out.push(e);
+  }
+  return out;
+}
+
+function b64url(data: Buffer | string): string {
+  return Buffer.from(data).toString('base64url');
+}
+
+export const TOKEN_SERVICE = 'ondine-test-registry';
+const TOKEN_ISSUER = 'ondine-test-issuer';
+
+async function startTokenIssuer(dir: string, opts: StartOptions): Promise<TokenIssuer & { certFile: string }> {
+  const keyFile = join(dir, 'token-key.pem');
+  const certFile = join(dir, 'token-cert.pem');
+  const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=ondine-test-token-issuer'], { encoding: 'utf8' });
+  if (gen.status !== 0) throw new Error(`openssl failed: ${gen.stderr}`);
+  const key: KeyObject = createPrivateKey(readFileSync(keyFile));
+  const certDer = readFileSync(certFile, 'utf8').replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  const users = opts.users ?? {};
+  const identityTokens = opts.identityTokens ?? {};
+  const ttl = opts.tokenTtlS ?? 300;
+  let issued = 0;
+  let refused = 0;
+  let deadNext = 0;
+
+  const mint = (user: string, scopes: string[], dead = false): string => {
+    const now = Math.floor(Date.now() / 1000);
+    const access = scopes.flatMap((s) => s.split(' ')).filter((s) => s !== '').map((s) => {
+      const first = s.indexOf(':');
+      const last = s.lastIndexOf(':');
+      return { type: s.slice(0, first), name: s.slice(first + 1, last), actions: user === '' ? [] : s.slice(last + 1).split(',') };
+    });
+    const header = { typ: 'JWT', alg: 'ES256', x5c: [certDer] };
+    const claims = { iss: TOKEN_ISSUER, sub: user, aud: TOKEN_SERVICE, exp: dead ? now - 3600 : now + ttl, nbf: now - 10, iat: now, jti: randomUUID(), access };
+    const signing = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+    const sig = sign('sha256', Buffer.from(signing), { key, dsaEncoding: 'ieee-p1363' });
+    return `${signing}.${b64url(sig)}`;
+  };
+
+  const readBody = (req: IncomingMessage): Promise<string> =>
+    new Promise((resolve, reject) => {
+      let s = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (s += d));
+      req.on('end', () => resolve(s));
+      req.on('error', reject);
+    });
+
+  const server: Server = createHttpServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const deny = () => {
+      refused++;
+      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'bad credentials' }] }));
+    };
+    let user = '';
+    let scopes: string[] = [];
+    if (req.method === 'GET') {
+      scopes = url.searchParams.getAll('scope');
+      const auth = req.headers.authorization;
+      if (auth !== undefined) {
+        const m = /^Basic (.+)$/.exec(auth);
+        const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
+        const colon = decoded.indexOf(':');
+        const name = decoded.slice(0, colon);
+        if (colon <= 0 || users[name] === undefined || users[name] !== decoded.slice(colon + 1)) return deny();
+        user = name;
+      }
+    } else if (req.method === 'POST') {
+      const form = new URLSearchParams(await readBody(req));
+      scopes = (form.get('scope') ?? '').split(' ');
+      if (form.get('grant_type') === 'refresh_token') {
+        const who = identityTokens[form.get('refresh_token') ?? ''];
+        if (who === undefined) return deny();
+        user = who;
+      } else if (form.get('grant_type') === 'password') {
+        const name = form.get('username') ?? '';
+        if (users[name] === undefined || users[name] !== form.get('password')) return deny();
+        user = name;
+      } else return deny();
+    } else {
+      res.writeHead(405).end();
+      return;
+    }
+    if (url.searchParams.get('service') !== null && url.searchParams.get('service') !== TOKEN_SERVICE && req.method === 'GET') {
+      res.writeHead(400).end('wrong service');
+      return;
+    }
+    issued++;
+    const dead = deadNext > 0;
+    if (dead) deadNext--;
+    const token = mint(user, scopes, dead);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, access_token: token, expires_in: ttl, issued_at: new Date().toISOString() }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/token`,
+    certFile,
+    issued: () => issued,
+    refused: () => refused,
+    expireNext: (n: number) => {
+      deadNext = n;
+    },
+    mint: (u: string, s: string[]) => mint(u, s),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Starts a docker-registry; the caller must `stop()` it (use t.after). */
+export async function startRegistry(opts: StartOptions = {}): Promise<RegistryServer & { tokenIssuer?: TokenIssuer }> {
+  const auth = opts.auth ?? 'none';
+  const dir = mkdtempSync('/var/tmp/ondine-registry-');
+  const dataDir = join(dir, 'data');
+  const logFile = join(dir, 'registry.log');
+  const configFile = join(dir, 'config.yml');
+  let issuer: (TokenIssuer & { certFile: string }) | undefined;
+  let child: ChildProcess | undefined;
+  let port = 0;
+  const users = opts.users ?? { ondine: 'test-password' };
+
+  const cleanupOnFailure = async () => {
+    if (child !== undefined && child.exitCode === null) child.kill('SIGKILL');
+    await issuer?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    let authYaml = '';
+    if (auth === 'basic') {
+      const lines = Object.entries(users).map(([u, p]) => {
+        const r = spawnSync('htpasswd', ['-Bbn', u, p], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`htpasswd failed: ${r.stderr}`);
+        return r.stdout.trim();
+      });
+      writeFileSync(join(dir, 'htpasswd'), lines.join('\n') + '\n');
+      authYaml = `auth:\n  htpasswd:\n    realm: ondine-test\n    path: ${join(dir, 'htpasswd')}\n`;
+    } else if (auth === 'token') {
+      issuer = await startTokenIssuer(dir, { ...opts, users });
+      authYaml = `auth:\n  token:\n    realm: ${issuer.url}\n    service: ${TOKEN_SERVICE}\n    issuer: ${TOKEN_ISSUER}\n    rootcertbundle: ${issuer.certFile}\n`;
+    }
+    const writeConfig = () =>
+      writeFileSync(
+        configFile,
+        `version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: ondine-test-secret\n${authYaml}`,
+      );
+
+    const launch = async (): Promise<boolean> => {
+      const fd = openSync(logFile, 'a');
+      const c = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', fd, fd] });
+      closeSync(fd);
+      track(c);
+      child = c;
+      for (let i = 0; i < 500; i++) {
+        if (c.exitCode !== null || c.signalCode !== null) return false;
+        if (await canConnect(port)) {
+          if (c.exitCode === null) return true;
+        }
+        await sleep(20);
+      }
+      c.kill('SIGKILL');
+      throw new Error(`docker-registry did not start listening on 127.0.0.1:${port}; log: ${logFile}`);
+    };
+
+    let started = false;
+    for (let tries = 0; tries < 5 && !started; tries++) {
+      port = await freePort();
+      writeConfig();
+      started = await launch(); // false: lost the port to someone else; pick another
+    }
+    if (!started) throw new Error(`docker-registry would not start; log:\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+  } catch (err) {
+    await cleanupOnFailure();
+    throw err;
+  }
+
+  const stopChild = async () => {
+    const c = child;
+    if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    c.kill('SIGTERM');
+    const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const host = `127.0.0.1:${port}`;
+  let stopped = false;
+  const server: RegistryServer & { tokenIssuer?: TokenIssuer } = {
+    url: `http://${host}`,
+    host,
+    port,
+    dataDir,
+    logFile,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await stopChild();
+      await issuer?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await stopChild();
+      const fd = openSync(logFile, 'a');
+      const c = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', fd, fd] });
+      closeSync(fd);
+      track(c);
+      child = c;
+      for (let i = 0; i < 500; i++) {
+        if (c.exitCode !== null) throw new Error(`docker-registry did not restart on ${host}`);
+        if (await canConnect(port)) return;
+        await sleep(20);
+      }
+      throw new Error(`docker-registry did not restart on ${host}`);
+    },
+    async requests() {
+      return parseAccessLog(readFileSync(logFile, 'utf8'));
+    },
+    seedAuth(repository: string) {
+      const [user, password] = Object.entries(users)[0] ?? ['', ''];
+      if (auth === 'basic') return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+      if (auth === 'token') return `Bearer ${issuer!.mint(user, [`repository:${repository}:pull,push`])}`;
+      return undefined;
+    },
+  };
+  if (issuer !== undefined) server.tokenIssuer = issuer;
+  return server;
+}
+
+// ---- seeding, over plain node:http (independent of the client under test) ----
+
+export interface HttpAnswer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+export function httpCall(url: string, method: string, headers: Record<string, string> = {}, body?: Buffer): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(body.length) } : {}) }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export function sha256(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/** Pushes `bytes` as a blob of `repository` (POST + monolithic PUT); returns its digest. */
+export async function pushTestBlob(server: Pick<RegistryServer, 'url' | 'seedAuth'>, repository: string, bytes: Buffer): Promise<string> {
+  const digest = sha256(bytes);
+  const auth = server.seedAuth(repository);
+  const headers: Record<string, string> = auth !== undefined ? { authorization: auth } : {};
+  const start = await httpCall(`${server.url}/v2/${repository}/blobs/uploads/`, 'POST', headers, Buffer.alloc(0));
+  if (start.status !== 202) throw new Error(`seeding ${repository}: POST answered ${start.status}`);
+  const location = new URL(String(start.headers.location), server.url);
+  location.searchParams.set('digest', digest);
+  const put = await httpCall(location.toString(), 'PUT', { ...headers, 'content-type': 'application/octet-stream' }, bytes);
+  if (put.status !== 201) throw new Error(`seeding ${repository}: PUT answered ${put.status}`);
+  return digest;
+}
+
+export interface TestImage {
+  manifestDigest: string;
+  manifest: Buffer;
+  configDigest: string;
+  layerDigests: string[];
+}
+
+/** An OCI image (config + layers of the given bytes) tagged `tag`; returns the digests. */
+export async function pushTestImage(server: Pick<RegistryServer, 'url' | 'seedAuth'>, repository: string, tag: string, layers: Buffer[], platform = { os: 'linux', architecture: 'amd64' }): Promise<TestImage> {
+  const config = Buffer.from(JSON.stringify({ ...platform, rootfs: { type: 'layers', diff_ids: layers.map(sha256) }, config: {} }));
+  const configDigest = await pushTestBlob(server, repository, config);
+  const layerDigests: string[] = [];
+  for (const l of layers) layerDigests.push(await pushTestBlob(server, repository, l));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      layers: layers.map((l, i) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigests[i], size: l.length })),
+    }),
+  );
+  await putTestManifest(server, repository, tag, 'application/vnd.oci.image.manifest.v1+json', manifest);
+  return { manifestDigest: sha256(manifest), manifest, configDigest, layerDigests };
+}
+
+export async function putTestManifest(server: Pick<RegistryServer, 'url' | 'seedAuth'>, repository: string, reference: string, mediaType: string, bytes: Buffer): Promise<string> {
+  const auth = server.seedAuth(repository);
+  const headers: Record<string, string> = { 'content-type': mediaType, ...(auth !== undefined ? { authorization: auth } : {}) };
+  const put = await httpCall(`${server.url}/v2/${repository}/manifests/${reference}`, 'PUT', headers, bytes);
+  if (put.status !== 201) throw new Error(`seeding manifest ${repository}:${reference}: PUT answered ${put.status}: ${put.body.toString()}`);
+  return sha256(bytes);
+}
