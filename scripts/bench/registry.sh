@@ -338,6 +338,12 @@ if want a || want b; then
         lazy_umount; stop_daemon
       fi
     done
+    if [ "$lazy" = 1 ] && want a; then
+      # What starting the CLI alone costs of the lazy time (node loading the CLI's modules cold).
+      drop; snap; t0=$(now)
+      "${CLI[@]}" --version >/dev/null
+      record bench=cli run="$run" sec="$(since "$t0")"
+    fi
   done
 fi
 
