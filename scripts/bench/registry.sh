@@ -262,6 +262,16 @@ if want c; then
         || { tail -n 20 "$out/convert-c-$t.log" >&2; die "ondine convert failed (log $out/convert-c-$t.log)"; }
       record bench=c variant=convert image="$t" chunkDict="${#extra[@]}"
     done
+    if [ "$chunk_dict" = 1 ]; then
+      # The same second push without --chunk-dict, into a repo holding the same lazy app1
+      # (copied as it is, not counted): what dedup against the first image saves.
+      skopeo copy -q --preserve-digests --src-tls-verify=false --dest-tls-verify=false \
+        "docker://127.0.0.1:$reg_port/bench/lazy-c:app1" "docker://127.0.0.1:$reg_port/bench/lazy-n:app1" >&2
+      snap
+      "${CLI[@]}" convert "127.0.0.1:$reg_port/bench/plain:app2" "127.0.0.1:$p_count/bench/lazy-n:app2" >"$out/convert-c-nodict.log" 2>&1 \
+        || { tail -n 20 "$out/convert-c-nodict.log" >&2; die "ondine convert failed (log $out/convert-c-nodict.log)"; }
+      record bench=c variant=convert-nodict image=app2 chunkDict=0
+    fi
   fi
 fi
 
@@ -304,6 +314,25 @@ lazy_umount() {
 }
 
 big_file= big_sum= walk_sum= walk_files=0 walk_bytes=0
+big_index=0
+for i in "${!LAYERS1[@]}"; do [ "${LAYERS1[i]}" = "$biggest_layer" ] && big_index=$i; done
+# Keeps the names (from the largest layer's tar, on stdin) of regular files the image shows:
+# not OCI whiteouts, not deleted by a whiteout (or an opaque dir) in a layer above. The pull
+# does not apply whiteouts (the command does not care), so the overlay alone cannot tell.
+walk_filter() {
+  local f d b j gone
+  while IFS= read -r f; do
+    b=${f##*/}
+    case $b in .wh.*) continue ;; esac
+    [ -f "$work/pull/root/$f" ] && [ ! -L "$work/pull/root/$f" ] || continue
+    if [[ $f == */* ]]; then d=${f%/*}; else d=.; fi
+    gone=0
+    for (( j=big_index+1; j<${#LAYERS1[@]}; j++ )); do
+      if [ -e "$work/pull/l$j/$d/.wh.$b" ] || [ -e "$work/pull/l$j/$d/.wh..wh..opq" ] || [ -e "$work/pull/l$j/$f" ]; then gone=1; fi
+    done
+    [ "$gone" = 0 ] && printf '%s\0' "$f"
+  done
+}
 if want a || want b; then
   for run in $(seq "$runs"); do
     for l in "${link_list[@]}"; do
@@ -321,7 +350,7 @@ if want a || want b; then
           say "largest file: /$big_file ($(stat -c %s "$work/pull/root/$big_file") bytes)"
           tar -tvzf "$layout/blobs/${biggest_layer/://}" --quoting-style=literal \
             | awk '$1 ~ /^-/ { n = $6; for (i = 7; i <= NF; i++) n = n " " $i; sub(/^\.\//, "", n); print n }' \
-            | while IFS= read -r f; do [ -f "$work/pull/root/$f" ] && [ ! -L "$work/pull/root/$f" ] && printf '%s\0' "$f"; done >"$work/walk.list"
+            | walk_filter >"$work/walk.list"
           walk_files=$(tr -cd '\0' <"$work/walk.list" | wc -c)
           walk_bytes=$(cd "$work/pull/root" && xargs -0 stat -c %s -- <"$work/walk.list" | awk '{ s += $1 } END { print s }')
           walk_sum=$(cd "$work/pull/root" && xargs -0 cat -- <"$work/walk.list" | sha256sum | cut -d' ' -f1)

@@ -114,17 +114,18 @@ function cliNote(): string[] {
 {
   const body: string[][] = [];
   const up: Record<string, number> = {};
-  for (const variant of ['plain', 'convert']) {
+  for (const variant of ['plain', 'convert', 'convert-nodict']) {
     for (const image of ['app1', 'app2']) {
       const r = rows.find((x) => x.bench === 'c' && x.variant === variant && x.image === image);
       if (!r) continue;
       const p = proxy(r, countPort);
       up[`${variant}:${image}`] = p?.up ?? 0;
-      body.push([variant === 'plain' ? `skopeo copy (plain OCI) ${image}` : `ondine convert ${image}${r.chunkDict ? ' --chunk-dict app1' : ''}`,
+      body.push([variant === 'plain' ? `skopeo copy (plain OCI) ${image}` : `ondine convert ${image}${r.chunkDict ? ' --chunk-dict app1' : ' (no --chunk-dict)'}`,
         mb(p?.up ?? 0), String(r.requests), String(r.uploads), String(r.mounts), mb(r.bytesServed)]);
     }
   }
   if (up['plain:app2'] !== undefined && up['convert:app2'] !== undefined) {
+    if (up['convert-nodict:app2'] !== undefined) aims.push(['c: bytes uploaded for app2 after app1, lazy without --chunk-dict / plain OCI', ratio(up['convert-nodict:app2']! / up['plain:app2']!), '-', '-']);
     aims.push(['c: bytes uploaded for app2 after app1, lazy / plain OCI', ratio(up['convert:app2']! / up['plain:app2']!), '< 1 (fewer)', up['convert:app2']! < up['plain:app2']! ? 'met' : 'MISSED']);
   }
   table('c: bytes uploaded, two images sharing a base (app2 pushed after app1, same repo)', ['push', 'MB uploaded', 'requests', 'upload requests', 'blob mounts', 'MB served'], body,
