@@ -120,7 +120,7 @@ function cliNote(): string[] {
       if (!r) continue;
       const p = proxy(r, countPort);
       up[`${variant}:${image}`] = p?.up ?? 0;
-      body.push([variant === 'plain' ? `skopeo copy (plain OCI) ${image}` : `ondine convert ${image}${r.chunkDict ? ' --chunk-dict app1' : ' (no --chunk-dict)'}`,
+      body.push([variant === 'plain' ? `skopeo copy (plain OCI) ${image}` : `ondine convert ${image}${r.chunkDict ? ' --chunk-dict app1' : image === 'app2' ? ' (no --chunk-dict)' : ''}`,
         mb(p?.up ?? 0), String(r.requests), String(r.uploads), String(r.mounts), mb(r.bytesServed)]);
     }
   }
