@@ -137,12 +137,13 @@ EOF
 reglog=$out/registry.log
 setsid docker-registry serve "$work/reg/config.yml" >"$reglog" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$reg_port/v2/" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do curl -fsS -o /dev/null "http://127.0.0.1:$reg_port/v2/" 2>/dev/null && break; sleep 0.1; done
 curl -fsS -o /dev/null "http://127.0.0.1:$reg_port/v2/" || die "docker-registry did not start (log $reglog)"
 
 setsid node "$ROOT/dist/scripts/bench/registry/delay-proxy.js" "127.0.0.1:$reg_port" 0,2,20 >"$work/proxy.json" 2>"$out/proxy.log" &
 pids+=($!)
-for _ in $(seq 100); do [ -s "$work/proxy.json" ] && break; sleep 0.1; done
+# Its line is complete once it ends with a newline; Node can take seconds to start on a busy machine.
+for _ in $(seq 600); do [ "$(tail -c 1 "$work/proxy.json" 2>/dev/null | od -An -c | tr -d ' ')" = '\n' ] && break; sleep 0.1; done
 read -r p_count p_1g p_100m ctl < <(node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); console.log(...j.ports, j.control)' "$work/proxy.json") \
   || die "the delay proxy did not start (log $out/proxy.log)"
 link_init
