@@ -163,6 +163,14 @@ drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 snap() { node "$M" snap "$reglog" "$ctl" >"$work/snap.json"; }
 record() { node "$M" record "$reglog" "$ctl" "$work/snap.json" "$@" >>"$results"; }
 last() { tail -n 1 "$results" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s)[process.argv[1]];console.log(v===undefined?"":v)})' "$1"; }
+# skopeo remembers where it has seen each blob (a cache under /var/lib/containers/cache for
+# root) and mounts a blob from another repo of the same registry instead of uploading it: the
+# copies measured here get an empty cache of their own (a tmpfs over it in a private mount
+# namespace), so every run moves the bytes a first push would.
+skopeo_fresh() {
+  mkdir -p /var/lib/containers/cache
+  unshare -m sh -c 'mount -t tmpfs tmpfs /var/lib/containers/cache && exec skopeo "$@"' sh "$@"
+}
 ENVCMD=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1)
 first_command() { "${ENVCMD[@]}" chroot "$1" python3 -c 'import json, sqlite3'; }
 
@@ -232,7 +240,7 @@ lazy_ref=
 if [ "$lazy" = 1 ] && want d; then
   for run in $(seq "$runs"); do
     drop; snap; t0=$(now)
-    skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$src_ref" "docker://127.0.0.1:$p_count/bench/copy-$run:app1" >&2
+    skopeo_fresh copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$src_ref" "docker://127.0.0.1:$p_count/bench/copy-$run:app1" >&2
     record bench=d variant=skopeo run="$run" sec="$(since "$t0")" srcBytes="$comp1"
     drop; snap; t0=$(now)
     "${CLI[@]}" convert "$src_ref" "127.0.0.1:$p_count/bench/lazy-$run:app1" >"$out/convert-d$run.log" 2>&1 \
@@ -251,7 +259,7 @@ fi
 if want c; then
   for t in app1 app2; do
     snap
-    skopeo copy -q --dest-tls-verify=false "oci:$layout:$t" "docker://127.0.0.1:$p_count/bench/plain-c:$t" >&2
+    skopeo_fresh copy -q --dest-tls-verify=false "oci:$layout:$t" "docker://127.0.0.1:$p_count/bench/plain-c:$t" >&2
     record bench=c variant=plain image="$t"
   done
   if [ "$lazy" = 1 ]; then

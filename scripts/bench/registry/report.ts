@@ -139,11 +139,11 @@ function cliNote(): string[] {
   for (const [name, b] of [['skopeo copy between repos', sk], ['ondine convert', cv]] as const) {
     if (!b) continue;
     const p = proxy(b.row, countPort);
-    body.push([name, s3(b.row.sec!), b.all, (Number(b.row.srcBytes) / b.row.sec! / 1e6).toFixed(1), mb(p?.up ?? 0), String(b.row.requests)]);
+    body.push([name, s3(b.row.sec!), b.all, (Number(b.row.srcBytes) / b.row.sec! / 1e6).toFixed(1), mb(p?.up ?? 0), String(b.row.mounts), String(b.row.requests)]);
   }
   if (sk && cv) aims.push(['d: ondine convert / skopeo copy, source MB/s', ratio(sk.row.sec! / cv.row.sec!), '-', '-']);
-  table('d: convert throughput, loopback (source: the plain image in the same registry)', ['tool', 'best s', 'runs s', 'source MB/s', 'MB uploaded', 'requests (source + target)'], body,
-    ['source MB/s: the plain image\'s compressed layer bytes / wall time; each run writes a new repo, page cache dropped first']);
+  table('d: convert throughput, loopback (source: the plain image in the same registry)', ['tool', 'best s', 'runs s', 'source MB/s', 'MB uploaded', 'blob mounts', 'requests (source + target)'], body,
+    ['source MB/s: the plain image\'s compressed layer bytes / wall time; each run writes a new repo, page cache dropped first; skopeo runs with an empty blob-info cache (else it mounts blobs it pushed in an earlier run instead of uploading them)']);
 }
 
 table('ratios', ['ratio', 'value', 'aim', 'met'], aims);
