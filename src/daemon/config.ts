@@ -28,6 +28,11 @@ export interface DaemonConfig {
   mirrors?: Record<string, string[]>;
   /** containerd's certs.d directory of hosts.toml files (default /etc/containerd/certs.d). */
   hostsDir?: string;
+  /**
+   * How long a blob range that failed for good (not found, refused, bytes that keep failing
+   * verification) is answered with its error without asking the registry again.
+   */
+  failureMemoMs: number;
 }
 
 /** `--mirror host=url` flags, repeated, as the config's mirrors (in the order given). */
@@ -46,7 +51,7 @@ export function parseMirrorFlags(flags: readonly string[]): Record<string, strin
 export const DEFAULT_SOCKET = '/run/ondine/ondine.sock';
 
 export function defaults(): Omit<DaemonConfig, 'cacheDir'> {
-  return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: 1 << 20, concurrency: 16, readTimeoutMs: 30_000, decodeThreads: defaultDecodeThreads(), images: [], mode: 'auto' };
+  return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: 1 << 20, failureMemoMs: 30_000, concurrency: 16, readTimeoutMs: 30_000, decodeThreads: defaultDecodeThreads(), images: [], mode: 'auto' };
 }
 
 export async function loadConfig(file: string | undefined, flags: Partial<DaemonConfig>): Promise<DaemonConfig> {
@@ -61,8 +66,8 @@ export async function loadConfig(file: string | undefined, flags: Partial<Daemon
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
   const cfg = { ...defaults(), ...fromFile, ...defined } as DaemonConfig;
   if (!cfg.cacheDir) throw new InvalidArgumentError('a cache directory is required (--cache-dir or "cacheDir" in the config)');
-  for (const k of ['amplifyBytes', 'concurrency', 'readTimeoutMs', 'decodeThreads'] as const) {
-    const min = k === 'amplifyBytes' || k === 'decodeThreads' ? 0 : 1;
+  for (const k of ['amplifyBytes', 'concurrency', 'readTimeoutMs', 'decodeThreads', 'failureMemoMs'] as const) {
+    const min = k === 'amplifyBytes' || k === 'decodeThreads' || k === 'failureMemoMs' ? 0 : 1;
     if (!Number.isInteger(cfg[k]) || cfg[k] < min) throw new InvalidArgumentError(`${k} must be ${min ? 'a positive' : 'a non-negative'} integer`);
   }
   if (cfg.mirrors !== undefined) {

@@ -67,6 +67,7 @@ export class Daemon {
       : undefined;
     this.sourceDeps = {
       log: this.log,
+      failureMemoMs: config.failureMemoMs,
       ...(config.mirrors ? { mirrors: config.mirrors } : {}),
       ...(config.hostsDir ? { hostsDir: config.hostsDir } : {}),
     };

@@ -2,8 +2,12 @@
 // refuse an image that is not lazy (a plain OCI image, or one without a bootstrap layer),
 // fetch the bootstrap layer, verify it against its digest, take `image/image.boot` out of it
 // and store it in the cache directory. The blobs are left in the registry: the mount reads
-// them through a registry source (source-spec.ts).
+// them through a registry source (source-spec.ts). A bootstrap layer pulled before is not
+// fetched again: <cache>/ondine/bootstraps/by-layer/<layer hex> names the stored bootstrap,
+// which is checked against its own sha256 (its file name) when used.
 import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { OndineError, InvalidArgumentError } from '../errors.js';
 import { RegistryClient, type Platform } from '../registry/client.js';
 import type { Credentials } from '../registry/credentials.js';
@@ -84,6 +88,8 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
     if (isPlainOci(manifest.json) || !layer) {
       throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()} is a plain OCI image, not a lazy one${layer ? '' : ' (its manifest has no Nydus bootstrap layer)'}: convert it with \`ondine convert ${ref.toString()} ${lazyTarget(ref)}\` and mount that`);
     }
+    const known = storedFor(cacheDir, layer.digest);
+    if (known) return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: known.path, bootstrap: known.bytes, source };
     if (layer.size > MAX_BOOTSTRAP_LAYER) throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()}: its bootstrap layer of ${layer.size} bytes is implausibly large`);
     const tgz = await withRetries(policy, async () => {
       const stream = await client.blobStream(ref.registry, ref.repository, layer.digest);
@@ -107,8 +113,41 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
     }
     const bootstrap = await extractBootstrap(tgz);
     const bootstrapPath = cacheDir.storeBootstrap(bootstrap);
+    remember(cacheDir, layer.digest, bootstrapPath);
     return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath, bootstrap, source };
   } finally {
     await client.close();
+  }
+}
+
+function byLayer(cacheDir: CacheDir, layerDigest: string): string | undefined {
+  const m = /^sha256:([0-9a-f]{64})$/.exec(layerDigest);
+  return m ? join(cacheDir.root, 'bootstraps', 'by-layer', m[1]!) : undefined;
+}
+
+/** The bootstrap stored for a layer digest, if any and intact. */
+function storedFor(cacheDir: CacheDir, layerDigest: string): { path: string; bytes: Buffer } | undefined {
+  const link = byLayer(cacheDir, layerDigest);
+  if (!link) return undefined;
+  try {
+    const name = readFileSync(link, 'utf8').trim();
+    if (!/^[0-9a-f]{64}$/.test(name)) return undefined;
+    const path = join(cacheDir.root, 'bootstraps', name);
+    const bytes = readFileSync(path);
+    return createHash('sha256').update(bytes).digest('hex') === name ? { path, bytes } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function remember(cacheDir: CacheDir, layerDigest: string, bootstrapPath: string): void {
+  const link = byLayer(cacheDir, layerDigest);
+  if (!link) return;
+  try {
+    mkdirSync(join(cacheDir.root, 'bootstraps', 'by-layer'), { recursive: true });
+    writeFileSync(`${link}.new`, basename(bootstrapPath), { mode: 0o600 });
+    renameSync(`${link}.new`, link);
+  } catch {
+    // Only a shortcut: the next pull fetches the layer again.
   }
 }

@@ -3,7 +3,9 @@
 // (one blob per layer, chunks deduplicated across layers and against an optional chunk dict);
 // blobs land in a scratch directory (a blob's digest is known only when it is complete), then
 // are pushed. Several platforms end as an index whose entries carry the Nydus os feature.
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build, type BuildOptions, type BuildResult } from '../builder/builder.js';
@@ -34,6 +36,10 @@ export interface ConvertProgress {
   bytesRead: number;
   /** Chunk data stored in blobs so far in this platform's build. */
   storedBytes: number;
+  /** Push phase: registry blobs of this platform handled so far (data blobs, bootstrap layer, config), and bytes sent. */
+  blobsPushed: number;
+  blobsToPush: number;
+  bytesUploaded: number;
 }
 
 export interface ConvertOptions extends Pick<BuildOptions, 'chunkSize' | 'compressor' | 'level' | 'digest' | 'workers'> {
@@ -108,11 +114,17 @@ async function chunkDictFor(spec: string, platform: Platform, deps: ConvertDeps,
   return { path, repo: src.repo };
 }
 
+async function downloadBlob(client: RegistryApi, repo: { registry: string; repository: string }, digest: string, path: string): Promise<string> {
+  const body = await client.blobStream(repo.registry, repo.repository, digest);
+  await pipeline(body, createWriteStream(path));
+  return path;
+}
+
 export async function convert(sourceSpec: string, targetSpec: string, deps: ConvertDeps, opts: ConvertOptions = {}): Promise<ConvertResult> {
   const started = performance.now();
   const source = await openImageSource(sourceSpec, deps);
-  const target = await openImageTarget(targetSpec, deps);
   const root = await source.root();
+  const target = await openImageTarget(targetSpec, deps);
 
   let picked: Array<Descriptor | undefined>;
   const fromIndex = isIndexMediaType(root.mediaType);
@@ -124,7 +136,8 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
   } else {
     picked = [undefined];
   }
-  const asIndex = fromIndex && !opts.platform;
+  // One platform out of an index becomes a plain manifest, as Nydus's converter does.
+  const asIndex = fromIndex && !opts.platform && picked.length > 1;
 
   const workDir = opts.workDir ?? (await mkdtemp(join(process.env.TMPDIR ?? tmpdir(), 'ondine-convert-')));
   const result: ConvertResult = {
@@ -151,9 +164,11 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
       const layerRead = new Array<number>(manifest.layers.length).fill(0);
       let stored = 0;
       let layerIndex = 0;
+      const pushing = { done: 0, total: 0, bytes: result.push.bytesUploaded };
       const report = (phase: ConvertProgress['phase']): void => opts.onProgress?.({
         phase, platform: pname, platformIndex: pi, platformCount: picked.length, layerIndex, layerCount: manifest.layers.length,
         bytesRead: readBefore + layerRead.reduce((a, b) => a + b, 0), storedBytes: stored,
+        blobsPushed: pushing.done, blobsToPush: pushing.total, bytesUploaded: pushing.bytes,
       });
       const built = await build({
         sources: manifest.layers.map((l) => source.layer(l)),
@@ -172,12 +187,16 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
       const bootstrap = await readFile(built.bootstrapPath);
       result.bytesWritten += bootstrap.length;
       for (const b of built.blobs) if (!b.fromDict) result.bytesWritten += (await stat(b.path)).size;
+      pushing.total = built.blobs.length + 2;
       report('push');
       const mountFrom = dict?.repo && target instanceof RegistryTarget && dict.repo.registry === target.ref.registry ? dict.repo.repository : undefined;
+      // A dict on another registry (or a target that refuses mounts): copy its blobs through here.
+      const fetchMissing = dict?.repo ? (digest: string) => downloadBlob(deps.client, dict.repo!, digest, join(workDir, `dict-${digest.slice(7)}`)) : undefined;
       const pushed = await pushImage(target, {
         bootstrap,
         blobs: built.blobs.map((b) => ({ blobId: b.blobId, ...(b.fromDict ? {} : { path: b.path }) })),
-      }, { sourceConfig: config, platform, tagged: !asIndex, ...(mountFrom ? { mountFrom } : {}) });
+      }, { sourceConfig: config, platform, tagged: !asIndex, ...(mountFrom ? { mountFrom } : {}), ...(fetchMissing ? { fetchMissing } : {}),
+        onBlob: (_d, o) => { pushing.done++; pushing.bytes += o.bytes; report('push'); } });
       addSummary(result.push, pushed.summary);
       entries.push(pushed.image.indexEntry);
       result.platforms.push({

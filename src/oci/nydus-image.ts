@@ -17,12 +17,13 @@ function layersOf(manifest: unknown): Array<Partial<Descriptor>> {
   return Array.isArray(layers) ? layers : [];
 }
 
+// Nydus's own tools go by the presence of these annotations, not their value.
 function isBootstrap(l: Partial<Descriptor>): boolean {
-  return l.annotations?.[ANNOTATION.nydusBootstrap] === 'true';
+  return l.annotations?.[ANNOTATION.nydusBootstrap] !== undefined;
 }
 
 function isBlob(l: Partial<Descriptor>): boolean {
-  return !isBootstrap(l) && (l.mediaType === MEDIA_TYPE.nydusBlob || l.annotations?.[ANNOTATION.nydusBlob] === 'true');
+  return !isBootstrap(l) && (l.mediaType === MEDIA_TYPE.nydusBlob || l.annotations?.[ANNOTATION.nydusBlob] !== undefined);
 }
 
 /** The last layer annotated as the Nydus bootstrap. */

@@ -30,19 +30,19 @@ export function blobDescriptor(b: BlobLayer): Descriptor {
 }
 
 /**
- * The source config kept (env, entrypoint, cmd, user, workdir, labels, platform), `rootfs` made
- * to describe the new layers. A blob is stored uncompressed as a layer (its chunks are
- * compressed inside), so its diff id is its digest; the bootstrap's is the sha256 of its tar.
- * History is dropped: its entries describe layers that are gone, and tools check that the
- * non-empty ones match the layer count.
+ * The source config kept (env, entrypoint, cmd, user, workdir, labels, platform, history),
+ * `rootfs` made to describe the new layers. A blob is stored uncompressed as a layer (its
+ * chunks are compressed inside), so its diff id is its digest; the bootstrap's is the sha256
+ * of its tar. History gains one entry for the bootstrap layer, as Nydus's converter does.
  */
 export function nydusConfig(source: ImageConfig | undefined, blobs: readonly BlobLayer[], bootstrapDiffId: string, platform?: Platform): ImageConfig {
-  const { history: _history, rootfs: _rootfs, ...kept } = source ?? ({} as ImageConfig);
+  const { rootfs: _rootfs, ...kept } = source ?? ({} as ImageConfig);
   const cfg: ImageConfig = {
     ...kept,
     architecture: source?.architecture ?? platform?.architecture ?? 'amd64',
     os: source?.os ?? platform?.os ?? 'linux',
     rootfs: { type: 'layers', diff_ids: [...blobs.map((b) => `sha256:${b.blobId}`), bootstrapDiffId] },
+    history: [...(source?.history ?? []), { created_by: 'ondine', comment: 'Nydus bootstrap layer' }],
   };
   const variant = source?.variant ?? platform?.variant;
   if (variant) cfg.variant = variant;

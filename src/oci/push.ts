@@ -65,6 +65,8 @@ export interface PushImageOptions {
   mountFrom?: string;
   /** Tag the manifest (single image); false pushes it by digest for an index to name. */
   tagged: boolean;
+  /** Last resort for a chunk-dict blob the target lacks and cannot mount: a local copy of it (another registry's blob). */
+  fetchMissing?: (digest: string) => Promise<string>;
   concurrency?: number;
   onBlob?: (digest: string, outcome: BlobOutcome) => void;
 }
@@ -95,6 +97,10 @@ export async function pushImage(target: ImageTarget, img: LocalImage, opts: Push
         else if (opts.mountFrom && (await target.mountBlob(digest, opts.mountFrom))) {
           outcome = { kind: 'mounted', bytes: 0 };
           have = await target.blobSize(digest);
+        } else if (opts.fetchMissing) {
+          const path = await opts.fetchMissing(digest);
+          have = (await stat(path)).size;
+          outcome = await target.putBlob(digest, { path }, have);
         } else {
           throw new InvalidArgumentError(`blob ${b.blobId} (from the chunk dict) is neither in the output directory nor in ${target.name}${opts.mountFrom ? ` and could not be mounted from ${opts.mountFrom}` : ''}`);
         }

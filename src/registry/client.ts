@@ -156,9 +156,9 @@ export class RegistryClient {
       mirrorOk: (s) => s === 200,
     };
     return this.withRetries(what, undefined, async () => {
-      const { res } = await this.exchange(op);
+      const { res, endpoint } = await this.exchange(op);
       if (res.statusCode !== 200) throw await this.statusFailure(op, res);
-      const bytes = await this.readAll(op, res, MAX_MANIFEST_BYTES);
+      const bytes = await this.failingMirror(endpoint, this.readAll(op, res, MAX_MANIFEST_BYTES));
       const algorithm = ref.digest !== undefined ? hashOf(ref.digest) : 'sha256';
       const digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
       if (ref.digest !== undefined && digest !== ref.digest) throw new RegistryDigestError(what, ref.digest, digest);
@@ -201,7 +201,7 @@ export class RegistryClient {
     return this.withRetries(op.what, signal, async () => {
       const { res, endpoint } = await this.exchange(op);
       if (res.statusCode === 206) {
-        const buf = await this.readAll(op, res, length);
+        const buf = await this.failingMirror(endpoint, this.readAll(op, res, length));
         if (buf.length !== length) {
           throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: short body (${buf.length} of ${length} bytes)`, { retryable: true, status: 206 });
         }
@@ -209,7 +209,7 @@ export class RegistryClient {
       }
       if (res.statusCode === 200) {
         this.log.warn({ registry, repository, digest, endpoint: endpoint.origin }, 'registry ignored Range and sent the whole blob; slicing it');
-        return this.slice(op, res, offset, length);
+        return this.failingMirror(endpoint, this.slice(op, res, offset, length));
       }
       throw await this.statusFailure(op, res);
     });
@@ -232,9 +232,15 @@ export class RegistryClient {
 
   /** Whether the registry itself (not a mirror: this is what push decisions rest on) has the blob. */
   async hasBlob(registry: string, repository: string, digest: string): Promise<boolean> {
+    return this.hasBlobWith(registry, repository, digest, pullScope(repository));
+  }
+
+  /** hasBlob asking for `scopes`: an upload asks for pull,push at once, so one token serves the HEAD and the upload. */
+  private async hasBlobWith(registry: string, repository: string, digest: string, scopes: string[]): Promise<boolean> {
     checkDigest(digest);
     const op = this.blobOp(registry, repository, digest, 'HEAD');
     op.capability = 'push';
+    op.scopes = scopes;
     return this.withRetries(op.what, undefined, async () => {
       const { res } = await this.exchange(op);
       await this.drain(res);
@@ -279,7 +285,7 @@ export class RegistryClient {
   async uploadBlob(registry: string, repository: string, digest: string, body: { path: string } | { bytes: Buffer }, size: number): Promise<number> {
     checkDigest(digest);
     if ('bytes' in body && body.bytes.length !== size) throw new InvalidArgumentError(`upload of ${digest}: size ${size} but ${body.bytes.length} bytes given`);
-    if (await this.hasBlob(registry, repository, digest)) return 0;
+    if (await this.hasBlobWith(registry, repository, digest, pushScope(repository))) return 0;
     const what = `upload of blob ${digest} to ${registry}/${repository}`;
     const start: Op = {
       what,
@@ -347,6 +353,16 @@ export class RegistryClient {
   }
 
   // ---- internals ----
+
+  /** A mirror whose body broke off (reset, truncation) is left out like one that refused to connect. */
+  private async failingMirror<T>(endpoint: Endpoint, body: Promise<T>): Promise<T> {
+    try {
+      return await body;
+    } catch (err) {
+      if (endpoint.mirror && isRetryable(err)) this.endpoints.markFailed(endpoint);
+      throw err;
+    }
+  }
 
   private blobOp(registry: string, repository: string, digest: string, method: string, signal?: AbortSignal): Op {
     const op: Op = {

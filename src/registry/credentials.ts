@@ -102,7 +102,12 @@ export async function runCredentialHelper(name: string, serverUrl: string, env: 
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new InvalidArgumentError(`credential helper name ${JSON.stringify(name)} is not a plain name`);
   const program = `docker-credential-${name}`;
   const { code, stdout, spawnError } = await new Promise<{ code: number | null; stdout: string; spawnError?: NodeJS.ErrnoException }>((resolve) => {
-    const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'ignore'], timeout: 30_000 });
+    const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'ignore'] });
+    // A helper waiting on a locked keychain must not hang a pull forever.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    timer.unref();
+    child.on('exit', () => clearTimeout(timer));
+    child.on('error', () => clearTimeout(timer));
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => (out += d));

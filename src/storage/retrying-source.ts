@@ -1,14 +1,15 @@
 // Retries a source's failed reads that are worth retrying (timeouts, resets, truncated bodies,
 // 5xx, 429), with exponential backoff and full jitter, honouring a server's Retry-After; a
 // digest mismatch reported by the source is retried once (a second one means the bytes are
-// bad, not the wire). Everything else fails at once. The policy lives here, not in each
+// bad, not the wire). Everything else fails at once. The defaults ride out a registry
+// restart (~1-3 s here): 6 retries of at least 0.1, 0.2, 0.4, 0.8, 1.6 and 2.5 s. The policy lives here, not in each
 // source, so every backend retries alike.
 import type { BlobSource } from './blob-source.js';
 
 export interface RetryPolicy {
-  /** Attempts after the first (default 4). */
+  /** Attempts after the first (default 6). */
   retries?: number;
-  /** First backoff in ms (default 100); doubled each attempt, up to maxDelayMs. */
+  /** First backoff in ms (default 200); doubled each attempt, up to maxDelayMs (default 5 s); half of it is jitter. */
   baseDelayMs?: number;
   maxDelayMs?: number;
   /**
@@ -52,9 +53,9 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** Runs `attempt` under `policy`: the one retry loop for blob reads and manifest/bootstrap fetches alike. */
 export async function withRetries<T>(policy: RetryPolicy, attempt: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-  const retries = policy.retries ?? 4;
-  const base = policy.baseDelayMs ?? 100;
-  const max = policy.maxDelayMs ?? 2_000;
+  const retries = policy.retries ?? 6;
+  const base = policy.baseDelayMs ?? 200;
+  const max = policy.maxDelayMs ?? 5_000;
   const deadline = Date.now() + (policy.budgetMs ?? 20_000);
   const random = policy.random ?? Math.random;
   let mismatches = 0;
@@ -67,7 +68,9 @@ export async function withRetries<T>(policy: RetryPolicy, attempt: () => Promise
       if (mismatch) mismatches++;
       const worth = mismatch ? mismatches <= 1 : policy.isRetryable(err);
       if (!worth || n >= retries) throw err;
-      const backoff = Math.min(max, base * 2 ** n) * random();
+      // Equal jitter: readers failing together spread out, yet none retries at once.
+      const step = Math.min(max, base * 2 ** n);
+      const backoff = step / 2 + (step / 2) * random();
       const delay = Math.max(backoff, Math.min(retryAfter(err) ?? 0, 30_000));
       if (Date.now() + delay > deadline) throw err;
       policy.onRetry?.(err, n + 1, Math.round(delay));

@@ -6,9 +6,10 @@
 // not the client under test. Everything is stopped and removed by stop(), and at exit.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto';
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { request as httpsRequest } from 'node:https';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -40,7 +41,12 @@ export interface RegistryServer {
   port: number;
   dataDir: string;
   logFile: string;
+  /** The certificate to trust when started with `tls`. */
+  caFile?: string;
   stop(): Promise<void>;
+  /** Stops the process, keeping its port reserved in config and its data; restart() brings it back. */
+  pause(): Promise<void>;
+  /** Stops (if running) and starts again on the same port with the same data. */
   restart(): Promise<void>;
   /** Parsed access log lines, oldest first. */
   requests(): Promise<AccessEntry[]>;
@@ -54,6 +60,8 @@ export interface StartOptions {
   tokenTtlS?: number;
   /** Identity (refresh) tokens the issuer accepts, each for a user. */
   identityTokens?: Record<string, string>;
+  /** Serve HTTPS with a self-signed certificate for 127.0.0.1 (its file is `caFile`). */
+  tls?: boolean;
 }
 
 const live = new Set<ChildProcess>();
@@ -226,6 +234,10 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
   let port = 0;
   const users = opts.users ?? { ondine: 'test-password' };
 
+  let spawnLogged: () => ChildProcess = () => {
+    throw new Error('not configured');
+  };
+  let listening: (c: ChildProcess) => Promise<boolean> = async () => false;
   const cleanupOnFailure = async () => {
     if (child !== undefined && child.exitCode === null) child.kill('SIGKILL');
     await issuer?.stop();
@@ -246,29 +258,45 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
       issuer = await startTokenIssuer(dir, { ...opts, users });
       authYaml = `auth:\n  token:\n    realm: ${issuer.url}\n    service: ${TOKEN_SERVICE}\n    issuer: ${TOKEN_ISSUER}\n    rootcertbundle: ${issuer.certFile}\n`;
     }
+    let tlsYaml = '';
+    if (opts.tls === true) {
+      const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'tls-key.pem'), '-out', join(dir, 'tls-cert.pem'), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+      tlsYaml = `  tls:\n    certificate: ${join(dir, 'tls-cert.pem')}\n    key: ${join(dir, 'tls-key.pem')}\n`;
+    }
     const writeConfig = () =>
       writeFileSync(
         configFile,
-        `version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: ondine-test-secret\n${authYaml}`,
+        `version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: ondine-test-secret\n${tlsYaml}${authYaml}`,
       );
 
     const launch = async (): Promise<boolean> => {
-      const fd = openSync(logFile, 'a');
-      const c = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', fd, fd] });
-      closeSync(fd);
-      track(c);
-      child = c;
+      const c = spawnLogged();
       for (let i = 0; i < 500; i++) {
         if (c.exitCode !== null || c.signalCode !== null) return false;
-        if (await canConnect(port)) {
-          if (c.exitCode === null) return true;
-        }
+        if (await listening(c)) return true;
         await sleep(20);
       }
       c.kill('SIGKILL');
       throw new Error(`docker-registry did not start listening on 127.0.0.1:${port}; log: ${logFile}`);
     };
 
+    // Ours, not another process that took the port: the registry says it listens, and it does.
+    let logStart = 0;
+    spawnLogged = () => {
+      logStart = existsSync(logFile) ? statSync(logFile).size : 0;
+      const fd = openSync(logFile, 'a');
+      const c = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', fd, fd] });
+      closeSync(fd);
+      track(c);
+      child = c;
+      return c;
+    };
+    listening = async (c: ChildProcess) => {
+      if (c.exitCode !== null) return false;
+      const text = readFileSync(logFile).subarray(logStart).toString('utf8');
+      return text.includes(`listening on 127.0.0.1:${port}`) && (await canConnect(port));
+    };
     let started = false;
     for (let tries = 0; tries < 5 && !started; tries++) {
       port = await freePort();
@@ -294,7 +322,7 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
   const host = `127.0.0.1:${port}`;
   let stopped = false;
   const server: RegistryServer & { tokenIssuer?: TokenIssuer } = {
-    url: `http://${host}`,
+    url: `${opts.tls === true ? 'https' : 'http'}://${host}`,
     host,
     port,
     dataDir,
@@ -306,16 +334,15 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
       await issuer?.stop();
       rmSync(dir, { recursive: true, force: true });
     },
+    async pause() {
+      await stopChild();
+    },
     async restart() {
       await stopChild();
-      const fd = openSync(logFile, 'a');
-      const c = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', fd, fd] });
-      closeSync(fd);
-      track(c);
-      child = c;
+      const c = spawnLogged();
       for (let i = 0; i < 500; i++) {
         if (c.exitCode !== null) throw new Error(`docker-registry did not restart on ${host}`);
-        if (await canConnect(port)) return;
+        if (await listening(c)) return;
         await sleep(20);
       }
       throw new Error(`docker-registry did not restart on ${host}`);
@@ -331,6 +358,7 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
     },
   };
   if (issuer !== undefined) server.tokenIssuer = issuer;
+  if (opts.tls === true) server.caFile = join(dir, 'tls-cert.pem');
   return server;
 }
 
@@ -344,7 +372,8 @@ export interface HttpAnswer {
 
 export function httpCall(url: string, method: string, headers: Record<string, string> = {}, body?: Buffer): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(body.length) } : {}) }, agent: false }, (res) => {
+    const options = { method, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(body.length) } : {}) }, agent: false as const, rejectUnauthorized: false };
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, options, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -404,4 +433,146 @@ export async function putTestManifest(server: Pick<RegistryServer, 'url' | 'seed
   const put = await httpCall(`${server.url}/v2/${repository}/manifests/${reference}`, 'PUT', headers, bytes);
   if (put.status !== 201) throw new Error(`seeding manifest ${repository}:${reference}: PUT answered ${put.status}: ${put.body.toString()}`);
   return sha256(bytes);
+}
+
+// ---- misbehaving front ends for fault tests ----
+
+export type Fault = 'reset' | 'truncate' | 'corrupt' | 'status503' | 'status429' | 'hang';
+
+export interface FaultProxy {
+  url: string;
+  host: string;
+  /** Requests seen, in order (method, path, Range header). */
+  seen(): { method: string; path: string; range?: string; authorization: boolean }[];
+  /** Misbehave on the next `count` requests whose path matches (default: blob GETs). */
+  fail(fault: Fault, count: number, match?: RegExp): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * An HTTP proxy in front of `targetUrl` that passes requests through (headers and body as they
+ * are), except for the next N matching ones: it resets the connection, sends half the body and
+ * closes, flips a byte, answers 503/429 (Retry-After: 0), or never answers.
+ */
+export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
+  const target = new URL(targetUrl);
+  const seen: { method: string; path: string; range?: string; authorization: boolean }[] = [];
+  let fault: Fault | undefined;
+  let left = 0;
+  let match = /\/blobs\/sha256:/;
+  const hanging = new Set<import('node:http').ServerResponse>();
+  const server = createHttpServer((req, res) => {
+    const entry: { method: string; path: string; range?: string; authorization: boolean } = { method: req.method ?? '', path: req.url ?? '', authorization: req.headers.authorization !== undefined };
+    if (typeof req.headers.range === 'string') entry.range = req.headers.range;
+    seen.push(entry);
+    let active: Fault | undefined;
+    if (left > 0 && match.test(req.url ?? '') && req.method === 'GET') {
+      left--;
+      active = fault;
+    }
+    if (active === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    if (active === 'status503' || active === 'status429') {
+      res.writeHead(active === 'status503' ? 503 : 429, { 'retry-after': '0', 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}');
+      return;
+    }
+    if (active === 'hang') {
+      hanging.add(res);
+      return;
+    }
+    const headers = { ...req.headers, host: target.host };
+    const up = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers, agent: false }, (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      if (active === 'truncate' || active === 'corrupt') {
+        const chunks: Buffer[] = [];
+        upRes.on('data', (c: Buffer) => chunks.push(c));
+        upRes.on('end', () => {
+          const body = Buffer.concat(chunks);
+          if (active === 'truncate') {
+            res.write(body.subarray(0, Math.floor(body.length / 2)), () => res.socket?.destroy());
+          } else {
+            if (body.length > 0) body[body.length >> 1]! ^= 0x01;
+            res.end(body);
+          }
+        });
+      } else upRes.pipe(res);
+    });
+    up.on('error', () => req.socket.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    host: `127.0.0.1:${port}`,
+    seen: () => seen.slice(),
+    fail(f: Fault, count: number, m?: RegExp) {
+      fault = f;
+      left = count;
+      if (m !== undefined) match = m;
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const r of hanging) r.socket?.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A TCP port that accepts connections and resets them at once, counting them: a dead mirror. */
+export async function startDeadEndpoint(): Promise<{ host: string; url: string; connections(): number; stop(): Promise<void> }> {
+  let n = 0;
+  const server = createNetServer((sock) => {
+    n++;
+    sock.resetAndDestroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    host: `127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}`,
+    connections: () => n,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A forward proxy that only tunnels (CONNECT), counting tunnels per target: what undici's proxy agents speak. */
+export async function startConnectProxy(): Promise<{ url: string; tunnels(): string[]; stop(): Promise<void> }> {
+  const tunnels: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createHttpServer((_req, res) => res.writeHead(405).end());
+  server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    tunnels.push(String(req.url));
+    const [h, p] = String(req.url).split(':');
+    const upstream = connect({ host: h, port: Number(p) }, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    sockets.add(client);
+    sockets.add(upstream);
+    const done = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.on('error', done);
+    client.on('error', done);
+    upstream.on('close', done);
+    client.on('close', done);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    tunnels: () => tunnels.slice(),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

@@ -27,7 +27,7 @@ test('config keeps the source config and describes the new layers', async () => 
   assert.equal(cfg.variant, 'v8');
   assert.equal(cfg.created, source.created);
   assert.deepEqual(cfg.rootfs, { type: 'layers', diff_ids: ['sha256:' + id('a'), 'sha256:' + id('b'), boot.diffId] });
-  assert.equal(cfg.history, undefined);
+  assert.deepEqual(cfg.history, [...source.history!, { created_by: 'ondine', comment: 'Nydus bootstrap layer' }]);
   // The source object is not modified.
   assert.equal(source.rootfs.diff_ids.length, 3);
 });

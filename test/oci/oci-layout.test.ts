@@ -130,3 +130,26 @@ test('builder: a stream error keeps its type; a corrupted layout blob fails its 
   await assert.rejects(build({ sources: manifest.layers.map((l) => bad.layerSource(l)), outDir: join(work, 'out-corrupt'), workers: 1 }),
     (e: unknown) => (e as OndineError).code === 'ONDINE_ERR_DIGEST_MISMATCH');
 });
+
+test('builder: zstd and uncompressed layer streams give the same image as gzip files', async () => {
+  const { manifest, layout } = layersOf();
+  const paths = manifest.layers.map((l) => layout.blobPath(l.digest));
+  const { execFileSync } = await import('node:child_process');
+  const { gunzipSync } = await import('node:zlib');
+  const tars = paths.map((p) => gunzipSync(readFileSync(p)));
+  const zst = tars.map((t, i) => {
+    const f = join(work, `layer${i}.tar`);
+    writeFileSync(f, t);
+    execFileSync('zstd', ['-q', '-f', f, '-o', `${f}.zst`]);
+    return readFileSync(`${f}.zst`);
+  });
+  const mem = (bytes: Buffer, name: string): LayerSource => ({ name, size: bytes.length, open: async () => Readable.from([bytes]) });
+  const common = { chunkSize: 64 << 10, workers: 2 };
+  await build({ sources: paths, outDir: join(work, 'cmp-gz'), ...common });
+  await build({ sources: zst.map((b, i) => mem(b, `zst${i}`)), outDir: join(work, 'cmp-zst'), ...common });
+  await build({ sources: tars.map((b, i) => mem(b, `tar${i}`)), outDir: join(work, 'cmp-tar'), ...common });
+  assert.equal(dirDigest(join(work, 'cmp-zst')), dirDigest(join(work, 'cmp-gz')));
+  assert.equal(dirDigest(join(work, 'cmp-tar')), dirDigest(join(work, 'cmp-gz')));
+  const xz = { name: 'xz-layer', open: async () => Readable.from([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2])]) };
+  await assert.rejects(build({ sources: [xz], outDir: join(work, 'cmp-xz'), workers: 1 }), (e: unknown) => (e as OndineError).code === 'ONDINE_ERR_UNSUPPORTED_COMPRESSION' && /xz-layer/.test((e as Error).message));
+});

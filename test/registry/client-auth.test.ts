@@ -85,7 +85,9 @@ test('token auth: pull and push with a token from the issuer; wrong password is 
   const data = randomBytes(2000);
   const { createHash } = await import('node:crypto');
   const d = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-  assert.equal(await c.client.uploadBlob(reg.host, 'ondine/tok2', d, { bytes: data }, data.length), data.length);
+  const fetchesBefore = issuer.issued();
+  assert.equal(await c.client.uploadBlob(reg.host, 'ondine/tok3', d, { bytes: data }, data.length), data.length);
+  assert.equal(issuer.issued() - fetchesBefore, 1, 'one pull,push token for the HEAD and the upload');
   assert.equal(c.client.stats.tokenFetches, issuer.issued());
 
   const bad = loggedClient({ credentials: { username: 'alice', password: 'nope-Wrong-999' } });
@@ -106,7 +108,7 @@ test('token auth: pull and push with a token from the issuer; wrong password is 
 });
 
 test('expired token: exactly one refresh for 20 concurrent readRange calls', async (t) => {
-  const ttl = 2;
+  const ttl = 3;
   const reg = await startRegistry({ auth: 'token', users, tokenTtlS: ttl });
   t.after(() => reg.stop());
   const issuer = reg.tokenIssuer!;

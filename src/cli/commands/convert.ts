@@ -37,7 +37,7 @@ export function register(program: Command): void {
         ...(o.workDir ? { workDir: String(o.workDir) } : {}),
         onProgress: (p) => progress.update(p.phase === 'build'
           ? `converting ${p.platform} [${p.platformIndex + 1}/${p.platformCount}]: layer ${p.layerIndex + 1}/${p.layerCount}, ${formatBytes(p.bytesRead)} read, ${formatBytes(p.storedBytes)} stored`
-          : `pushing ${p.platform} [${p.platformIndex + 1}/${p.platformCount}]`, p.phase === 'push'),
+          : `pushing ${p.platform} [${p.platformIndex + 1}/${p.platformCount}]: ${p.blobsPushed}/${p.blobsToPush} blobs, ${formatBytes(p.bytesUploaded)} uploaded`),
         onWarning: (m) => { progress.done(); process.stderr.write(`warning: ${m}\n`); },
       });
       progress.done();

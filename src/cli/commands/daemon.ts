@@ -33,6 +33,7 @@ export function register(program: Command): void {
     .option('--read-timeout <ms>', 'answer a request unfilled (reader gets EIO) after this long')
     .option('--mirror <host=url...>', 'registry mirror tried before that registry (repeat for several, in order), e.g. docker.io=http://127.0.0.1:8080')
     .option('--hosts-dir <dir>', "containerd's certs.d directory of hosts.toml files (default /etc/containerd/certs.d)")
+    .option('--failure-memo <ms>', 'how long a registry range that failed for good is failed again without a request (default 30000)')
     .option('--decode-threads <n>', 'worker threads decompressing and verifying large chunks (default min(4, cores); 0: main thread)')
     .option('--no-supervisor', 'fanotify: hold the group in this process (a crash then lets unfilled ranges read as zeros: for debugging only)')
     .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
@@ -45,7 +46,7 @@ export function register(program: Command): void {
         ...(o.mode ? { mode: str(o.mode) } : {}),
         ...(Array.isArray(o.mirror) ? { mirrors: parseMirrorFlags(o.mirror) } : {}),
         ...(o.hostsDir ? { hostsDir: str(o.hostsDir) } : {}),
-        amplifyBytes: num(o.amplify), concurrency: num(o.concurrency), readTimeoutMs: num(o.readTimeout), decodeThreads: num(o.decodeThreads),
+        amplifyBytes: num(o.amplify), concurrency: num(o.concurrency), readTimeoutMs: num(o.readTimeout), decodeThreads: num(o.decodeThreads), failureMemoMs: num(o.failureMemo),
       } as Record<string, unknown>);
       if (!statSync(config.cacheDir, { throwIfNoEntry: false })?.isDirectory()) {
         throw new OndineError('ONDINE_ERR_CACHE_DIR', 2, `cache directory ${config.cacheDir} does not exist`);

@@ -18,6 +18,7 @@ import { InvalidArgumentError, NotFoundError, OndineError } from '../../errors.j
 import { dockerCredentials, type Credentials } from '../../registry/credentials.js';
 import { parseReference } from '../../registry/reference.js';
 import type { PullRequest } from '../../daemon/image-pull.js';
+import { addRegistryFlags } from '../registry-flags.js';
 
 const DEFAULT_CACHE_DIR = '/var/cache/ondine';
 
@@ -112,7 +113,7 @@ async function isPath(image: string): Promise<boolean> {
 }
 
 export function register(program: Command): void {
-  program.command('mount')
+  addRegistryFlags(program.command('mount'))
     .description('mount an image lazily: data fetched on first read (fanotify or cachefiles)')
     .argument('<image>', 'a bootstrap file, an image directory (bootstrap + blobs/), or a registry reference (e.g. 127.0.0.1:5000/app:1)')
     .argument('<mountpoint>', 'directory to mount on')
@@ -123,11 +124,7 @@ export function register(program: Command): void {
     .option('--device <tag=path...>', 'flat device image for a device tag, or a device number where the tag is empty (mkfs.erofs --blobdev images)')
     .option('--socket <path>', 'daemon socket', DEFAULT_SOCKET)
     .option('--cache-dir <dir>', 'cache directory, if a daemon must be started', DEFAULT_CACHE_DIR)
-    .option('--username <name>', 'registry user (with --password-stdin; default: ~/.docker/config.json)')
-    .option('--password-stdin', 'read the registry password from standard input')
     .option('--platform <os/arch[/variant]>', "the image of an index to mount (default: this machine's)")
-    .option('--insecure', 'allow plain HTTP to the registry')
-    .option('--ca-file <pem>', "CA certificates for the registry's TLS")
     .action(async (image: string, mountpoint: string, o: { mode: string; fsid?: string; domain?: string; blobs?: string; device?: string[]; socket: string; cacheDir: string } & RefOptions, cmd: Command) => {
       if (!isModeChoice(o.mode)) throw new InvalidArgumentError(`--mode must be auto, fanotify or cachefiles, not "${o.mode}"`);
       const byRef = !(await isPath(image));

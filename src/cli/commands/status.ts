@@ -8,8 +8,8 @@ interface Stats {
   supervisorPid: number | null;
   modes: string[];
   sources: Record<string, Record<string, { bytes: number; requests: number }>>;
-  images: Array<{ fsid: string; domain?: string; bootstrap: string }>;
-  mounts: Array<{ mountpoint: string; bootstrap: string; blobs: Array<{ id: string; complete: boolean }> }>;
+  images: Array<{ fsid: string; domain?: string; bootstrap: string; ref?: string }>;
+  mounts: Array<{ mountpoint: string; bootstrap: string; ref?: string; blobs: Array<{ id: string; complete: boolean }> }>;
   fanotify?: { events: number; fills: number; denied: number; timeouts: number; supervisor?: { events: number; allowedAtOnce: number; workerRestarts: number; deniedByDeadline: number } };
 }
 
@@ -20,15 +20,21 @@ export function summary(s: Stats): string {
   const lines: string[] = [];
   lines.push(`daemon: worker ${s.workerPid}${s.supervisorPid ? `, supervisor ${s.supervisorPid}` : ''}; serving ${s.modes.join(' and ') || 'nothing'}`);
   const fetched = new Map<string, { bytes: number; requests: number }>();
-  for (const dir of Object.values(s.sources)) for (const [id, c] of Object.entries(dir)) fetched.set(id, c);
+  // A blob read from two sources (a directory and a registry) is counted once, summed.
+  for (const dir of Object.values(s.sources)) {
+    for (const [id, c] of Object.entries(dir)) {
+      const prev = fetched.get(id);
+      fetched.set(id, prev ? { bytes: prev.bytes + c.bytes, requests: prev.requests + c.requests } : c);
+    }
+  }
   for (const m of s.mounts) {
-    lines.push(`mount ${m.mountpoint} (fanotify) ← ${m.bootstrap}`);
+    lines.push(`mount ${m.mountpoint} (fanotify) ← ${m.ref ?? m.bootstrap}`);
     for (const b of m.blobs) {
       const c = fetched.get(b.id);
       lines.push(`  blob ${b.id.slice(0, 16)}…  ${b.complete ? 'complete' : 'partial'}; fetched ${((c?.bytes ?? 0) / MiB).toFixed(1)} MiB in ${c?.requests ?? 0} requests`);
     }
   }
-  for (const i of s.images) lines.push(`image ${i.fsid}${i.domain ? ` (domain ${i.domain})` : ''} (cachefiles) ← ${i.bootstrap}`);
+  for (const i of s.images) lines.push(`image ${i.fsid}${i.domain ? ` (domain ${i.domain})` : ''} (cachefiles) ← ${i.ref ?? i.bootstrap}`);
   const f = s.fanotify;
   if (f) {
     const sup = f.supervisor;
