@@ -89,7 +89,8 @@ function cliNote(): string[] {
       if (lazy) {
         if (lazy.rows.some((r) => r.ok !== 'yes')) wrongBytes = true;
         const fb = Number(lazy.row.fileBytes);
-        body.push([link, `lazy: read ${String(lazy.row.what)}`, s3(lazy.row.sec!), lazy.all, `${(fb / lazy.row.sec! / 1e6).toFixed(1)} files, ${(Number(lazy.row.topBlobBytes) / lazy.row.sec! / 1e6).toFixed(1)} blob`,
+        const what = String(lazy.row.what);
+        body.push([link, `lazy: read ${what.startsWith('/') ? `${what.slice(what.lastIndexOf('/') + 1)} (${mb(fb)} MB)` : what}`, s3(lazy.row.sec!), lazy.all, `${(fb / lazy.row.sec! / 1e6).toFixed(1)} files, ${(Number(lazy.row.topBlobBytes) / lazy.row.sec! / 1e6).toFixed(1)} blob`,
           String(lazy.row.requests), String(lazy.row.blobGets), mb(lazy.row.bytesServed), lazy.rows.map((r) => String(r.ok)).join('/')]);
       }
       if (curl) {
