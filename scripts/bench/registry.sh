@@ -20,21 +20,27 @@
 #      full pull = manifest + every layer `curl | gzip -d | tar -x` into its own dir (one after
 #      another, and all at once), an overlay of the layer dirs, the command. Aim: lazy <= 10% of
 #      the faster full pull on 1g.
-#   b  cold sequential read of the image's largest file through the lazy mount, against curl of
-#      as many bytes of the same blob as the read fetched, same link. Aim: >= 0.8x curl's speed.
-#   c  bytes uploaded for app2 after app1 (same repo): `ondine convert` against `skopeo copy`
-#      of the plain images (counted at a no-delay proxy in front of the registry).
+#   b  cold sequential reads through a fresh lazy mount: the image's largest file (dd), and every
+#      regular file of the largest layer in that layer's tar order (cat), against curl of as
+#      many bytes of the same blob as the read fetched, same link. Aim: >= 0.8x curl's speed.
+#      Each read's bytes are checked against the pulled image afterwards.
+#   c  bytes uploaded for app2 after app1 (same repo): `ondine convert` (app2 with and without
+#      --chunk-dict <lazy app1>) against `skopeo copy` of the plain images, counted at a
+#      no-delay port of the proxy.
 #   d  `ondine convert` of app1 (registry -> registry, new repo each run) against `skopeo copy`
-#      of the same image between repos, loopback.
-# Lazy steps run only when `ondine convert --help` and `ondine mount <ref>` work; otherwise the
-# baselines run alone and the report says what was skipped.
+#      of the same image between repos, loopback (skopeo with an empty blob-info cache, so it
+#      uploads rather than mounts blobs seen in earlier runs).
+# Lazy steps run only when the CLI lists `convert` and `ondine mount --help` takes a reference;
+# otherwise the baselines run alone and the report says what was skipped. Results:
+# <work>/out/results.jsonl (one line per step; kept with --work), the registry's access log and
+# the daemon's log beside it.
 #
 # Options:
 #   --cache DIR     image cache (default /var/cache/ondine-bench)
 #   --work DIR      scratch dir on ext4 (default: a new dir under /var/tmp, removed afterwards)
 #   --links LIST    comma list of loopback,1g,100m (default all)
 #   --only LIST     comma list of link,a,b,c,d (default all)
-#   --runs N        interleaved rounds of a and b, best kept, all printed (default 2)
+#   --runs N        rounds of a, b and d (interleaved), best kept, all printed (default 2)
 #   --markdown      print the tables as Markdown too (for BENCHMARKS.md)
 #   --no-setup      do not run scripts/setup.sh first
 set -euo pipefail
