@@ -100,6 +100,11 @@ layout=$("$ROOT/scripts/bench/registry/make-images.sh" "$cache" | tail -n 1)
 keep_work=1
 if [ -z "$work" ]; then work=$(mktemp -d /var/tmp/ondine-rbench.XXXXXX); keep_work=0; fi
 mkdir -p "$work"; work=$(realpath "$work")
+fstype=$(findmnt -n -o FSTYPE -T "$work" 2>/dev/null || stat -f -c %T "$work")
+case $fstype in
+  ext2/ext3|ext3|ext4|xfs|btrfs) ;;
+  *) [ "$keep_work" = 0 ] && rm -rf "$work"; die "$work is on $fstype: the daemon's cache dir needs ext4, xfs or btrfs (fanotify pre-content marks)" ;;
+esac
 out=$work/out; mkdir -p "$out"
 results=$out/results.jsonl; : >"$results"
 pids=()        # process groups this script started (setsid), stopped at exit
