@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { OndineError, InvalidArgumentError } from '../errors.js';
-import { RegistryClient, type Platform } from '../registry/client.js';
+import { RegistryClient } from '../registry/client.js';
+import { parsePlatform } from '../registry/platform.js';
 import type { Credentials } from '../registry/credentials.js';
 import { parseReference, type ImageReference } from '../registry/reference.js';
 import { findBootstrapLayer, isPlainOci, extractBootstrap } from '../oci/nydus-image.js';
@@ -39,12 +40,6 @@ export interface PulledImage {
 
 /** Bootstrap layers above this are refused (a bootstrap is metadata: MBs, not GBs). */
 const MAX_BOOTSTRAP_LAYER = 1 << 30;
-
-export function parsePlatform(s: string): Platform {
-  const [os, architecture, variant, ...rest] = s.split('/');
-  if (!os || !architecture || rest.length) throw new InvalidArgumentError(`platform "${s}": expected os/arch[/variant], e.g. linux/amd64`);
-  return { os, architecture, ...(variant ? { variant } : {}) };
-}
 
 /** A reference naming the lazy image a conversion would make (for the error's advice). */
 function lazyTarget(ref: ImageReference): string {

@@ -14,7 +14,8 @@ import { RegistrySource, LayoutSource, layoutRefOf, type ImageSource, type Sourc
 import { isIndexMediaType, isTarLayerMediaType } from './media-types.js';
 import { extractBootstrap, findBootstrapLayer, isPlainOci } from './nydus-image.js';
 import { nydusIndex } from './nydus-manifest.js';
-import { formatPlatform, pickManifests } from './platform.js';
+import { pickManifests } from './platform.js';
+import { formatPlatform } from '../registry/platform.js';
 import { addSummary, emptySummary, pushImage, type PushSummary } from './push.js';
 import { LayoutTarget, RegistryTarget, type ImageTarget, type RefLike, type RegistryApi } from './targets.js';
 import type { Descriptor, ImageConfig, ImageManifest, Platform } from './types.js';

@@ -1,25 +1,15 @@
 // Manifest media types and choosing one platform's manifest out of an OCI index or a Docker
 // manifest list, the way `docker pull` does for this machine (linux/<arch>[/variant]).
-import { NotFoundError } from '../errors.js';
+import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { MEDIA_TYPE } from '../oci/media-types.js';
 
-export const MEDIA_TYPES = {
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-} as const;
-
-/** Accept header for manifests: every type Ondine understands. */
-export const MANIFEST_ACCEPT = Object.values(MEDIA_TYPES).join(', ');
+/** Accept header for manifests: every manifest and index type Ondine understands. */
+export const MANIFEST_ACCEPT = [MEDIA_TYPE.ociManifest, MEDIA_TYPE.ociIndex, MEDIA_TYPE.dockerManifest, MEDIA_TYPE.dockerManifestList].join(', ');
 
 export interface Platform {
   os: string;
   architecture: string;
   variant?: string;
-}
-
-export function isIndexMediaType(mediaType: string): boolean {
-  return mediaType === MEDIA_TYPES.ociIndex || mediaType === MEDIA_TYPES.dockerManifestList;
 }
 
 /** This machine's platform in OCI terms (always linux: that is what Ondine mounts). */
@@ -40,13 +30,13 @@ export function defaultPlatform(arch: string = process.arch): Platform {
   }
 }
 
-/** `linux/arm64/v8` -> Platform. */
+/** `linux/arm64/v8` -> Platform (what `--platform` and the API's `platform` take). */
 export function parsePlatform(s: string): Platform {
-  const [os, architecture, variant] = s.split('/');
-  if (!os || !architecture) throw new NotFoundError(`platform ${JSON.stringify(s)} (expected os/arch[/variant])`);
-  const p: Platform = { os, architecture };
-  if (variant) p.variant = variant;
-  return p;
+  const parts = s.trim().split('/');
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) {
+    throw new InvalidArgumentError(`bad platform "${s}" (expected os/arch or os/arch/variant, e.g. linux/amd64)`);
+  }
+  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
 }
 
 export function formatPlatform(p: { os?: string; architecture?: string; variant?: string }): string {
@@ -70,7 +60,13 @@ export class PlatformNotFoundError extends NotFoundError {
 
 function variantOf(p: { architecture?: string; variant?: string }): string | undefined {
   // arm64 images usually leave out the v8 everyone means.
-  return p.variant ?? (p.architecture === 'arm64' ? 'v8' : undefined);
+  return p.variant || (p.architecture === 'arm64' ? 'v8' : undefined);
+}
+
+/** `have` is what `wanted` asks for: same os and architecture, same variant when one is asked for. */
+export function platformMatches(wanted: Platform, have: { os?: string; architecture?: string; variant?: string } | undefined): boolean {
+  if (have === undefined || have.os !== wanted.os || have.architecture !== wanted.architecture) return false;
+  return wanted.variant === undefined || variantOf(have) === variantOf(wanted);
 }
 
 /**
@@ -79,12 +75,7 @@ function variantOf(p: { architecture?: string; variant?: string }): string | und
  * os.features (the plain image rather than a Nydus sibling), then index order.
  */
 export function pickPlatform(entries: IndexEntry[], wanted: Platform, where: string, osFeatures: string[] = []): IndexEntry {
-  const wantVariant = wanted.variant !== undefined ? variantOf(wanted) : undefined;
-  const matches = entries.filter((e) => {
-    const p = e.platform;
-    if (p === undefined || p.os !== wanted.os || p.architecture !== wanted.architecture) return false;
-    return wantVariant === undefined || variantOf(p) === wantVariant;
-  });
+  const matches = entries.filter((e) => platformMatches(wanted, e.platform));
   if (matches.length === 0) {
     const available = [...new Set(entries.filter((e) => e.platform !== undefined).map((e) => formatPlatform(e.platform!)))];
     throw new PlatformNotFoundError(wanted, available, where);

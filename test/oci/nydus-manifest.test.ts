@@ -5,7 +5,8 @@ import { makeBootstrapLayer } from '../../src/oci/bootstrap-layer.js';
 import { ANNOTATION, MEDIA_TYPE, NYDUS_OS_FEATURE } from '../../src/oci/media-types.js';
 import { nydusConfig, nydusImage, nydusIndex } from '../../src/oci/nydus-manifest.js';
 import { blobLayers, findBootstrapLayer, isPlainOci } from '../../src/oci/nydus-image.js';
-import { parsePlatform, pickManifests, platformMatches } from '../../src/oci/platform.js';
+import { pickManifests } from '../../src/oci/platform.js';
+import { parsePlatform, platformMatches } from '../../src/registry/platform.js';
 import type { ImageConfig } from '../../src/oci/types.js';
 
 const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;

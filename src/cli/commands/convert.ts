@@ -1,7 +1,7 @@
 // `ondine convert <source> <target>`: an OCI image (registry or OCI layout) → a Nydus image.
 import type { Command } from 'commander';
 import { convert } from '../../oci/convert.js';
-import { parsePlatform } from '../../oci/platform.js';
+import { parsePlatform } from '../../registry/platform.js';
 import { parseReference } from '../../registry/reference.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { formatBytes, ProgressLine } from '../progress.js';
