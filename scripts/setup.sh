@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential python3 pkg-config liblz4-dev libzstd-dev   # the addon
   erofs-utils e2fsprogs attr util-linux fuse3 libcap2-bin     # host tests and oracles
   tar gzip zstd xz-utils
-  docker-registry nginx-light skopeo umoci apache2-utils curl  # registry tests (htpasswd from apache2-utils)
+  docker-registry nginx-light skopeo umoci apache2-utils curl openssl  # registry tests (htpasswd from apache2-utils; openssl makes the test token issuer's and TLS certificates)
   debootstrap iproute2                                          # registry benchmarks (tc)
   qemu-system-x86 busybox-static                              # the test VM
   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio kmod
