@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { InvalidArgumentError } from '../errors.js';
-import { ANNOTATION, BOOTSTRAP_ENTRY, MEDIA_TYPE } from './media-types.js';
+import { ANNOTATION, BOOTSTRAP_ENTRY, MEDIA_TYPE } from '../registry/media-types.js';
 import type { Descriptor } from './types.js';
 
 const gzipAsync = promisify(gzip);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { build, type BuildOptions, type BuildResult } from '../builder/builder.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
 import { RegistrySource, LayoutSource, layoutRefOf, type ImageSource, type SourceDocument } from './image-source.js';
-import { isIndexMediaType, isTarLayerMediaType } from './media-types.js';
+import { isIndexMediaType, isTarLayerMediaType } from '../registry/media-types.js';
 import { extractBootstrap, findBootstrapLayer, isPlainOci } from './nydus-image.js';
 import { nydusIndex } from './nydus-manifest.js';
 import { pickManifests } from './platform.js';

@@ -5,7 +5,7 @@ import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError } from '../errors.js';
 import type { LayerSource } from '../builder/import/tar/source.js';
-import { isIndexMediaType, isManifestMediaType, MEDIA_TYPE } from './media-types.js';
+import { isIndexMediaType, isManifestMediaType, MEDIA_TYPE } from '../registry/media-types.js';
 import { isLayoutDir, OciLayout, parseLayoutRef } from './oci-layout.js';
 import { refWith, type RefLike, type RegistryApi } from './targets.js';
 import type { Descriptor } from './types.js';

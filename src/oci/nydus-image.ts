@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { CorruptError } from '../errors.js';
 import { readTar } from '../builder/import/tar/reader.js';
 import { openLayer } from '../builder/import/tar/source.js';
-import { ANNOTATION, BOOTSTRAP_ENTRY, MEDIA_TYPE } from './media-types.js';
+import { ANNOTATION, BOOTSTRAP_ENTRY, MEDIA_TYPE } from '../registry/media-types.js';
 import type { Descriptor } from './types.js';
 
 interface ManifestLike {

@@ -3,7 +3,7 @@
 // entries say `nydus.remoteimage.v1`. What Nydus's converter produces, so its tools and
 // nydus-snapshotter take our images.
 import { createHash } from 'node:crypto';
-import { ANNOTATION, MEDIA_TYPE, NYDUS_OS_FEATURE } from './media-types.js';
+import { ANNOTATION, MEDIA_TYPE, NYDUS_OS_FEATURE } from '../registry/media-types.js';
 import type { BootstrapLayer } from './bootstrap-layer.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from './types.js';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
 import type { LayerSource } from '../builder/import/tar/source.js';
-import { ANNOTATION, MEDIA_TYPE } from './media-types.js';
+import { ANNOTATION, MEDIA_TYPE } from '../registry/media-types.js';
 import type { Descriptor, ImageIndex } from './types.js';
 
 export interface LayoutRef {

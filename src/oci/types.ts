@@ -1,12 +1,8 @@
 // The OCI documents Ondine reads and writes: descriptors, manifests, indexes, image configs.
 // Only the fields it uses are typed; unknown fields are kept when a document is passed through.
-export interface Platform {
-  os: string;
-  architecture: string;
-  variant?: string;
-  'os.version'?: string;
-  'os.features'?: string[];
-}
+import type { Platform } from '../registry/platform.js';
+
+export type { Platform };
 
 export interface Descriptor {
   mediaType: string;

@@ -14,7 +14,7 @@ import type { Credentials } from './credentials.js';
 import { RegistryDigestError, RegistryError, RegistryNotFoundError, isRetryable, safeUrl, statusError } from './errors.js';
 import { Endpoints, type Capability, type Endpoint } from './mirrors.js';
 import { MANIFEST_ACCEPT, defaultPlatform, pickPlatform, type IndexEntry, type Platform } from './platform.js';
-import { isIndexMediaType } from '../oci/media-types.js';
+import { isIndexMediaType } from './media-types.js';
 import { checkDigest, formatReference, makeReference, type ImageReference } from './reference.js';
 import { Transport, type Response } from './transport.js';
 

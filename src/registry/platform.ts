@@ -1,15 +1,18 @@
 // Manifest media types and choosing one platform's manifest out of an OCI index or a Docker
 // manifest list, the way `docker pull` does for this machine (linux/<arch>[/variant]).
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
-import { MEDIA_TYPE } from '../oci/media-types.js';
+import { MEDIA_TYPE } from './media-types.js';
 
 /** Accept header for manifests: every manifest and index type Ondine understands. */
 export const MANIFEST_ACCEPT = [MEDIA_TYPE.ociManifest, MEDIA_TYPE.ociIndex, MEDIA_TYPE.dockerManifest, MEDIA_TYPE.dockerManifestList].join(', ');
 
+/** A platform as OCI descriptors and `--platform` name it (the one type for every layer). */
 export interface Platform {
   os: string;
   architecture: string;
   variant?: string;
+  'os.version'?: string;
+  'os.features'?: string[];
 }
 
 /** This machine's platform in OCI terms (always linux: that is what Ondine mounts). */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { checkPullRequest, pullBootstrap } from '../../src/daemon/image-pull.js';
 import { parsePlatform } from '../../src/registry/platform.js';
 import { CacheDir } from '../../src/storage/cache-dir.js';
-import { MEDIA_TYPE, ANNOTATION } from '../../src/oci/media-types.js';
+import { MEDIA_TYPE, ANNOTATION } from '../../src/registry/media-types.js';
 import { buildImage, KiB, randomBytes, type BuiltImage } from '../storage/support.js';
 import { pushLazy } from '../helpers/lazy-push.js';
 import { pushTestBlob, pushTestImage, putTestManifest, startRegistry, type RegistryServer } from '../helpers/registry-env.js';

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { RegistryClient } from '../../src/registry/client.js';
 import { parseReference } from '../../src/registry/reference.js';
-import { MEDIA_TYPE } from '../../src/oci/media-types.js';
+import { MEDIA_TYPE } from '../../src/registry/media-types.js';
 import { findBootstrapLayer } from '../../src/oci/nydus-image.js';
 import { Cleanup, cliPath, run, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 import { deriveUmociImage, makeUmociImage } from '../helpers/oci-image.js';

@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { RegistryClient } from '../../src/registry/client.js';
 import { parseReference } from '../../src/registry/reference.js';
-import { ANNOTATION, MEDIA_TYPE, NYDUS_OS_FEATURE } from '../../src/oci/media-types.js';
+import { ANNOTATION, MEDIA_TYPE, NYDUS_OS_FEATURE } from '../../src/registry/media-types.js';
 import { blobLayers, extractBootstrap, findBootstrapLayer } from '../../src/oci/nydus-image.js';
 import type { ImageConfig, ImageIndex, ImageManifest } from '../../src/oci/types.js';
 import { Cleanup, cli, cliOk, requireKernelFs, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';

@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { parseBootstrap } from '../../src/format/bootstrap.js';
 import { makeBootstrapLayer } from '../../src/oci/bootstrap-layer.js';
-import { ANNOTATION, MEDIA_TYPE } from '../../src/oci/media-types.js';
+import { ANNOTATION, MEDIA_TYPE } from '../../src/registry/media-types.js';
 import { Cleanup, cliOk, requireKernelFs, scratchDir, sharedDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 import { mountErofs, unpackWithCli } from '../helpers/kernel-mount.js';
 import { startNginx } from '../helpers/nginx.js';

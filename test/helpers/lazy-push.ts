@@ -5,7 +5,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBootstrapLayer } from '../../src/oci/bootstrap-layer.js';
-import { ANNOTATION, MEDIA_TYPE } from '../../src/oci/media-types.js';
+import { ANNOTATION, MEDIA_TYPE } from '../../src/registry/media-types.js';
 import { parseBootstrap } from '../../src/format/bootstrap.js';
 import { pushTestBlob, putTestManifest, sha256, type RegistryServer } from './registry-env.js';
 

@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { CorruptError } from '../../src/errors.js';
 import { makeBootstrapLayer } from '../../src/oci/bootstrap-layer.js';
-import { ANNOTATION, MEDIA_TYPE } from '../../src/oci/media-types.js';
+import { ANNOTATION, MEDIA_TYPE } from '../../src/registry/media-types.js';
 import { blobLayers, extractBootstrap, findBootstrapLayer, isPlainOci } from '../../src/oci/nydus-image.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ondine-oci-boot-'));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { makeBootstrapLayer } from '../../src/oci/bootstrap-layer.js';
-import { ANNOTATION, MEDIA_TYPE, NYDUS_OS_FEATURE } from '../../src/oci/media-types.js';
+import { ANNOTATION, MEDIA_TYPE, NYDUS_OS_FEATURE } from '../../src/registry/media-types.js';
 import { nydusConfig, nydusImage, nydusIndex } from '../../src/oci/nydus-manifest.js';
 import { blobLayers, findBootstrapLayer, isPlainOci } from '../../src/oci/nydus-image.js';
 import { pickManifests } from '../../src/oci/platform.js';

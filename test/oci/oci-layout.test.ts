@@ -10,7 +10,7 @@ import { build } from '../../src/builder/builder.js';
 import type { LayerSource } from '../../src/builder/import/tar/source.js';
 import { OndineError } from '../../src/errors.js';
 import { LayoutSource, documentMediaType, layoutRefOf } from '../../src/oci/image-source.js';
-import { MEDIA_TYPE } from '../../src/oci/media-types.js';
+import { MEDIA_TYPE } from '../../src/registry/media-types.js';
 import { OciLayout, parseLayoutRef } from '../../src/oci/oci-layout.js';
 import type { ImageManifest } from '../../src/oci/types.js';
 import { makeUmociImage, type MadeImage } from '../helpers/oci-image.js';

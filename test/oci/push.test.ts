@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { build } from '../../src/builder/builder.js';
-import { MEDIA_TYPE } from '../../src/oci/media-types.js';
+import { MEDIA_TYPE } from '../../src/registry/media-types.js';
 import { pushImage, pushOutDir, readOutDir } from '../../src/oci/push.js';
 import type { BlobOutcome, ImageTarget } from '../../src/oci/targets.js';
 import { extractBootstrap, findBootstrapLayer, blobLayers } from '../../src/oci/nydus-image.js';
