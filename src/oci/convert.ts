@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build, type BuildOptions, type BuildResult } from '../builder/builder.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
-import { RegistrySource, LayoutSource, layoutRefOf, type ImageSource, type SourceDocument } from './image-source.js';
+import { RegistryImageSource, LayoutSource, layoutRefOf, type ImageSource, type SourceDocument } from './image-source.js';
 import { isIndexMediaType, isTarLayerMediaType } from '../registry/media-types.js';
 import { extractBootstrap, findBootstrapLayer, isPlainOci } from './nydus-image.js';
 import { nydusIndex } from './nydus-manifest.js';
@@ -82,7 +82,7 @@ export interface ConvertResult {
 export async function openImageSource(s: string, deps: ConvertDeps): Promise<ImageSource> {
   const layout = await layoutRefOf(s);
   if (layout) return LayoutSource.open(layout.dir, layout.tag);
-  return new RegistrySource(deps.client, deps.parseReference(s));
+  return new RegistryImageSource(deps.client, deps.parseReference(s));
 }
 
 export async function openImageTarget(s: string, deps: ConvertDeps): Promise<ImageTarget> {
@@ -100,7 +100,7 @@ function platformOf(desc: Descriptor | undefined, config: ImageConfig): Platform
 async function chunkDictFor(spec: string, platform: Platform, deps: ConvertDeps, workDir: string, n: number): Promise<{ path: string; repo?: { registry: string; repository: string } }> {
   if (await stat(spec).then((s) => s.isFile(), () => false)) return { path: spec };
   const ref = deps.parseReference(spec);
-  const src = new RegistrySource(deps.client, ref);
+  const src = new RegistryImageSource(deps.client, ref);
   let doc: SourceDocument = await src.root();
   if (isIndexMediaType(doc.mediaType)) {
     const [m] = pickManifests(doc.json.manifests ?? [], platform);

@@ -41,7 +41,7 @@ async function collect(s: Readable | AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-export class RegistrySource implements ImageSource {
+export class RegistryImageSource implements ImageSource {
   readonly repo: { registry: string; repository: string };
   constructor(private readonly client: RegistryApi, readonly ref: RefLike) {
     this.repo = { registry: ref.registry, repository: ref.repository };

@@ -12,7 +12,7 @@ import { type BlobSource, SourceCounters } from './blob-source.js';
 import { CountingSource } from './counting-source.js';
 import { FailureMemoSource } from './failure-memo-source.js';
 import { LocalDirSource } from './local-dir-source.js';
-import { RegistrySource } from './registry-source.js';
+import { RegistryBlobSource } from './registry-blob-source.js';
 import { RetryingSource, type RetryPolicy } from './retrying-source.js';
 
 export type SourceSpec =
@@ -91,7 +91,7 @@ export function openSource(spec: SourceSpec, deps: SourceDeps = {}): OpenedSourc
   }
   const client = new RegistryClient(registryOptions(spec, deps, 0));
   const what = describeSource(spec);
-  const raw = new RegistrySource(client, spec.registry, spec.repository, { ownsClient: true });
+  const raw = new RegistryBlobSource(client, spec.registry, spec.repository, { ownsClient: true });
   const counted = new CountingSource(raw);
   const retried = new RetryingSource(counted, retryPolicy(deps, what));
   const source = new FailureMemoSource(retried, { isRetryable, ...(deps.failureMemoMs !== undefined ? { permanentMs: deps.failureMemoMs } : {}) });

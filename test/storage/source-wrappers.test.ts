@@ -9,7 +9,7 @@ import { DigestMismatchError, NotFoundError, OndineError } from '../../src/error
 import type { BlobSource } from '../../src/storage/blob-source.js';
 import { CountingSource } from '../../src/storage/counting-source.js';
 import { FailureMemoSource } from '../../src/storage/failure-memo-source.js';
-import { RegistrySource, type RangeClient } from '../../src/storage/registry-source.js';
+import { RegistryBlobSource, type RangeClient } from '../../src/storage/registry-blob-source.js';
 import { RetryingSource, withRetries } from '../../src/storage/retrying-source.js';
 import { ChunkReader } from '../../src/storage/chunk-reader.js';
 import { loadBlobChunkMap } from '../../src/storage/blob-chunk-map.js';
@@ -129,7 +129,7 @@ test('registry source: sha256:<id> digests, sizes from the manifest, no credenti
     async readRange(reg, repo, digest, offset, length) { calls.push(`${reg} ${repo} ${digest} ${offset}+${length}`); return Buffer.alloc(length); },
     async blobSize(_r, _p, digest) { calls.push(`HEAD ${digest}`); return 42; },
   };
-  const s = new RegistrySource(client, '127.0.0.1:5000', 'team/app', { sizes: new Map([[ID, 7]]) });
+  const s = new RegistryBlobSource(client, '127.0.0.1:5000', 'team/app', { sizes: new Map([[ID, 7]]) });
   assert.equal(s.description, 'registry 127.0.0.1:5000/team/app');
   assert.equal((await s.read(ID, 10, 20)).length, 20);
   assert.equal(await s.size(ID), 7);

@@ -14,7 +14,7 @@ export interface RangeClient {
   close?(): Promise<void>;
 }
 
-export class RegistrySource implements BlobSource {
+export class RegistryBlobSource implements BlobSource {
   readonly description: string;
   readonly refetchCorrupt = true;
   private readonly sizes = new Map<string, number>();
