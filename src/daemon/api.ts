@@ -8,8 +8,8 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { httpStatus, OndineError } from '../errors.js';
 import type { ImageCatalog, ImageSpec } from './catalog.js';
-import type { FanotifyMounts, FanotifyMountSpec } from './fanotify-mounts.js';
-import { listFscacheMounts } from './mounts.js';
+import type { FanotifyMounts, FanotifyMountSpec } from '../kernel/fanotify/mounts.js';
+import { listFscacheMounts } from '../kernel/mounts.js';
 import { checkPullRequest, type PulledImage, type PullRequest } from './image-pull.js';
 
 export interface ApiContext {

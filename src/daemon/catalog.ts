@@ -2,7 +2,7 @@
 // fsid (within its domain), a blob by id. Sources are kept by spec (a blob directory, a
 // registry repository): one opened source per spec, whichever image or front end uses it.
 // Blobs are shared: one handle (one chunk map) per blob id and source. Front ends keep small
-// adapters of their own (cachefiles-targets.ts, fanotify-mounts.ts); nothing kernel-specific
+// adapters of their own (cachefiles-targets.ts, kernel/fanotify/mounts.ts); nothing kernel-specific
 // lives here.
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';

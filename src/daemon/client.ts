@@ -2,7 +2,7 @@
 import { request } from 'node:http';
 import { OndineError, type ErrorCode } from '../errors.js';
 import type { ImageInfo, ImageSpec } from './catalog.js';
-import type { FanotifyMountInfo, FanotifyMountSpec } from './fanotify-mounts.js';
+import type { FanotifyMountInfo, FanotifyMountSpec } from '../kernel/fanotify/mounts.js';
 import type { RefImageRequest, RefMountRequest } from './api.js';
 
 export class DaemonUnavailableError extends OndineError {

@@ -24,11 +24,12 @@ import { startApi } from './api.js';
 import { CachefilesTargets } from './cachefiles-targets.js';
 import { ImageCatalog } from './catalog.js';
 import type { DaemonConfig } from './config.js';
-import { FanotifyMounts } from './fanotify-mounts.js';
-import { openFanotifyGroup } from './probe.js';
-import { listFscacheMounts } from './mounts.js';
+import { FanotifyMounts } from '../kernel/fanotify/mounts.js';
+import { openFanotifyGroup } from '../kernel/fanotify/group.js';
+import { listFscacheMounts } from '../kernel/mounts.js';
+import type { Mode } from './probe.js';
 
-export type Mode = 'cachefiles' | 'fanotify';
+export type { Mode };
 
 interface CachefilesSide {
   device: CachefilesDevice;

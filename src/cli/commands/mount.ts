@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { DEFAULT_SOCKET } from '../../daemon/config.js';
 import { DaemonClient, DaemonUnavailableError, type DaemonHealth } from '../../daemon/client.js';
-import { mountFscache } from '../../daemon/mounts.js';
+import { mountFscache } from '../../kernel/mounts.js';
 import { isModeChoice } from '../../daemon/probe.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../../errors.js';
 import { dockerCredentials, type Credentials } from '../../registry/credentials.js';

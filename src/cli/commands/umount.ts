@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_SOCKET } from '../../daemon/config.js';
 import { DaemonClient, DaemonUnavailableError } from '../../daemon/client.js';
-import { listFscacheMounts, umount } from '../../daemon/mounts.js';
+import { listFscacheMounts, umount } from '../../kernel/mounts.js';
 import { NotFoundError } from '../../errors.js';
 
 export function register(program: Command): void {

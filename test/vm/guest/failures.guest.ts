@@ -30,7 +30,7 @@ test('an unknown fsid fails its mount with a clear error; the daemon keeps servi
   try {
     await mountImage(d, m.small.dir, '/run/mnt-unk-ok', { fsid: 'unk-ok' });
     await mkdir('/run/mnt-unk', { recursive: true });
-    const { mountFscache } = await import('../../../src/daemon/mounts.js');
+    const { mountFscache } = await import('../../../src/kernel/mounts.js');
     await assert.rejects(mountFscache('/run/mnt-unk', 'no-such-fsid'), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'ONDINE_ERR_MOUNT');
       assert.match(err.message, /fsid=no-such-fsid/);

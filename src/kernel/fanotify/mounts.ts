@@ -13,16 +13,25 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
-import { parseBootstrap, type Bootstrap } from '../format/bootstrap.js';
-import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
-import { AT_FDCWD, FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanotifyMark, MNT_DETACH, NativeError, umount2Async } from '../native/index.js';
-import { ChunkedBlobCache, FlatBlobCache, type BlobCache } from '../storage/blob-cache.js';
-import type { FlatFileSource } from '../storage/flat-file-source.js';
-import { CacheDir, fileComplete } from '../storage/cache-dir.js';
-import { describeSource, type SourceSpec } from '../storage/source-spec.js';
-import type { FanotifyTarget, TargetLookup } from '../kernel/fanotify/frontend.js';
-import type { ImageCatalog } from './catalog.js';
-import { isMountPoint, mountFileBacked } from './mounts.js';
+import { parseBootstrap, type Bootstrap } from '../../format/bootstrap.js';
+import { InvalidArgumentError, NotFoundError, OndineError } from '../../errors.js';
+import { AT_FDCWD, FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanotifyMark, MNT_DETACH, NativeError, umount2Async } from '../../native/index.js';
+import type { BlobTableEntry } from '../../format/blob-table.js';
+import { ChunkedBlobCache, FlatBlobCache, type BlobCache, type BlobHandle } from '../../storage/blob-cache.js';
+import type { BlobSource } from '../../storage/blob-source.js';
+import type { FlatFileSource } from '../../storage/flat-file-source.js';
+import { CacheDir, fileComplete } from '../../storage/cache-dir.js';
+import { describeSource, type SourceSpec } from '../../storage/source-spec.js';
+import type { FanotifyTarget, TargetLookup } from './frontend.js';
+import { isMountPoint, mountFileBacked } from '../mounts.js';
+
+/** What the mounts need of the image catalog (the daemon's ImageCatalog is one): shared sources and blob handles. */
+export interface BlobProvider {
+  readonly opts: { amplifyBytes?: number };
+  flatSource(path: string, size: number): FlatFileSource;
+  source(spec: SourceSpec): BlobSource;
+  blob(source: BlobSource, entry: BlobTableEntry, bootstrap: Bootstrap): BlobHandle;
+}
 
 export interface FanotifyMountSpec {
   bootstrap: string;
@@ -102,7 +111,7 @@ export class FanotifyMounts implements TargetLookup {
   readonly dir: CacheDir;
 
   constructor(
-    private readonly catalog: ImageCatalog,
+    private readonly catalog: BlobProvider,
     cacheDir: string,
     private readonly group: number,
     private readonly statePath: string,

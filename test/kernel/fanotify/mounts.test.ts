@@ -7,16 +7,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
-import { build } from '../../src/builder/builder.js';
-import { ImageCatalog } from '../../src/daemon/catalog.js';
-import { FanotifyMounts } from '../../src/daemon/fanotify-mounts.js';
-import { openFanotifyGroup } from '../../src/daemon/probe.js';
-import { OndineError } from '../../src/errors.js';
-import { FanotifyFrontend } from '../../src/kernel/fanotify/frontend.js';
-import { GroupReader } from '../../src/kernel/fanotify/group-reader.js';
-import { closeFd } from '../../src/native/index.js';
-import { CacheFileIo } from '../../src/storage/cache-file.js';
-import { mountsUnder, requireKernelFs, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
+import { build } from '../../../src/builder/builder.js';
+import { ImageCatalog } from '../../../src/daemon/catalog.js';
+import { FanotifyMounts } from '../../../src/kernel/fanotify/mounts.js';
+import { openFanotifyGroup } from '../../../src/kernel/fanotify/group.js';
+import { OndineError } from '../../../src/errors.js';
+import { FanotifyFrontend } from '../../../src/kernel/fanotify/frontend.js';
+import { GroupReader } from '../../../src/kernel/fanotify/group-reader.js';
+import { closeFd } from '../../../src/native/index.js';
+import { CacheFileIo } from '../../../src/storage/cache-file.js';
+import { mountsUnder, requireKernelFs, scratchDir, skipUnlessRoot } from '../../helpers/e2e-env.js';
 
 async function served(t: TestContext): Promise<{ mounts: FanotifyMounts; image: string; dir: string; content: Buffer }> {
   requireKernelFs('erofs');
