@@ -3,18 +3,14 @@
 // and owns start/stop. Under the supervisor this process is the worker: the supervisor holds
 // the fanotify group and hands it the events it cannot answer itself.
 import type { Server } from 'node:http';
-import { dirname, join } from 'node:path';
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { OndineError } from '../errors.js';
 import { CachefilesDevice } from '../kernel/cachefiles/device.js';
 import { CachefilesFrontend } from '../kernel/cachefiles/frontend.js';
 import { NativeKernelIo } from '../kernel/cachefiles/kernel-io.js';
-import { FanotifyFrontend } from '../kernel/fanotify/frontend.js';
-import { GroupReader } from '../kernel/fanotify/group-reader.js';
-import { AccessReply } from '../kernel/fanotify/replies.js';
-import { SupervisorLink } from '../kernel/fanotify/supervisor-link.js';
-import { closeFd } from '../native/index.js';
+import { FanotifyService } from '../kernel/fanotify/service.js';
+import type { SupervisorLink } from '../kernel/fanotify/supervisor-link.js';
 import { CacheFileIo } from '../storage/cache-file.js';
 import { DecodePool } from '../storage/decode-pool.js';
 import { CacheDir } from '../storage/cache-dir.js';
@@ -24,8 +20,6 @@ import { startApi } from './api.js';
 import { CachefilesTargets } from './cachefiles-targets.js';
 import { ImageCatalog } from './catalog.js';
 import type { DaemonConfig } from './config.js';
-import { FanotifyMounts } from '../kernel/fanotify/mounts.js';
-import { openFanotifyGroup } from '../kernel/fanotify/group.js';
 import { listFscacheMounts } from '../kernel/mounts.js';
 import type { Mode } from './probe.js';
 
@@ -37,27 +31,16 @@ interface CachefilesSide {
   targets: CachefilesTargets;
 }
 
-interface FanotifySide {
-  group: number;
-  frontend: FanotifyFrontend;
-  mounts: FanotifyMounts;
-  link: SupervisorLink | undefined;
-  reader: GroupReader | undefined;
-  /** Events the supervisor handed over and this worker has not answered: id → its fd number there. */
-  handedOver: Map<number, number>;
-}
-
 export class Daemon {
   readonly catalog: ImageCatalog;
   /** One pool of decode threads for all blobs; absent with decodeThreads 0. */
   private readonly decodePool: DecodePool | undefined;
   private readonly files = new CacheFileIo();
   private cachefiles: CachefilesSide | undefined;
-  private fanotify: FanotifySide | undefined;
+  private fanotify: FanotifyService | undefined;
   private api: Server | undefined;
   private stopping: Promise<void> | undefined;
   private readonly stoppedWaiters: Array<() => void> = [];
-  private failure: string | undefined;
   /** What registry sources and pulls are made with: mirrors, hosts.toml, the log. */
   private readonly sourceDeps: SourceDeps;
 
@@ -107,60 +90,23 @@ export class Daemon {
   }
 
   private async startFanotify(): Promise<void> {
-    const group = this.link?.groupFd ?? openFanotifyGroup();
-    const statePath = join(dirname(this.config.socketPath), 'fanotify-state.json');
-    const mounts = new FanotifyMounts(this.catalog, this.config.cacheDir, group, statePath, this.log);
-    // A restarted worker serves what its predecessor mounted; a fresh daemon starts empty.
-    if (this.link && this.generation > 0) await mounts.restore();
-    const frontend = new FanotifyFrontend(this.files, mounts, (fd) => closeFd(fd), {
-      concurrency: this.config.concurrency, fillTimeoutMs: this.config.readTimeoutMs, log: this.log,
-    });
-    const side: FanotifySide = { group, frontend, mounts, link: this.link, reader: undefined, handedOver: new Map() };
-    this.fanotify = side;
-    if (this.link) {
-      const link = this.link;
-      link.start((ev) => {
-        side.handedOver.set(ev.id, ev.groupFd);
-        const reply = new AccessReply((err) => {
-          side.handedOver.delete(ev.id);
-          link.answer(ev.id, err);
-        }, `event ${ev.id}`);
-        frontend.handle({ offset: ev.offset, count: ev.count, dev: ev.dev, ino: ev.ino, fd: ev.fd }, reply);
-      }, () => this.takeOver(side), (err) => this.log.error({ err }, 'malformed message from the supervisor'));
-    } else {
-      side.reader = new GroupReader(group, frontend, this.log);
-      side.reader.start();
-    }
-  }
-
-  /**
-   * The supervisor is gone: this process holds the only other copy of the group, so it reads
-   * the group itself from now on rather than let the group close (which would allow every
-   * pending event: zeros). Events the supervisor had handed over are answered by the front
-   * end through the link, which is closed: they are denied by their supervisor fd number
-   * first, so no number of ours can ever collide with one of theirs.
-   */
-  private takeOver(side: FanotifySide): void {
-    if (this.stopping) return;
-    this.log.error('the supervisor is gone: reading the fanotify group directly');
-    this.failure = 'supervisor lost; worker serving the group directly';
-    side.reader = new GroupReader(side.group, side.frontend, this.log);
-    for (const n of side.handedOver.values()) side.reader.respond(n, 5);
-    side.handedOver.clear();
-    side.reader.start();
+    this.fanotify = new FanotifyService(this.catalog, this.files, {
+      cacheDir: this.config.cacheDir, socketPath: this.config.socketPath, concurrency: this.config.concurrency,
+      readTimeoutMs: this.config.readTimeoutMs, generation: this.generation, log: this.log,
+    }, this.link);
+    await this.fanotify.start();
   }
 
   /** The supervisor's pid while it holds the group with this worker; null without one. */
   private get supervisorPid(): number | null {
-    return this.link && !this.fanotify?.reader ? process.ppid : null;
+    return this.fanotify?.supervised ? process.ppid : null;
   }
 
   health(): Record<string, unknown> {
     const problems: string[] = [];
-    if (this.failure) problems.push(this.failure);
     const cfFailure = this.cachefiles?.device.failure;
     if (cfFailure) problems.push(`cachefiles: ${cfFailure.message}`);
-    if (this.fanotify?.reader?.failure) problems.push(`fanotify: ${this.fanotify.reader.failure.message}`);
+    if (this.fanotify) problems.push(...this.fanotify.problems);
     return {
       ok: problems.length === 0,
       ...(problems.length ? { problems } : {}),
@@ -174,14 +120,13 @@ export class Daemon {
 
   async stats(): Promise<unknown> {
     const decode = { threads: this.decodePool?.size ?? 0, usable: this.decodePool?.usable ?? false };
-    const supervisor = this.link ? await this.link.stats().catch(() => undefined) : undefined;
     return {
       pid: process.pid,
       workerPid: process.pid,
       supervisorPid: this.supervisorPid,
       modes: this.modes,
       frontend: this.cachefiles?.frontend.stats,
-      fanotify: this.fanotify ? { ...this.fanotify.frontend.stats, allowedAtOnce: this.fanotify.reader?.allowedAtOnce ?? 0, supervisor } : undefined,
+      fanotify: this.fanotify ? await this.fanotify.stats() : undefined,
       sources: this.catalog.sourceCounters(),
       decode,
       images: this.catalog.list(),
@@ -217,14 +162,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.log.info('daemon stopping');
       await new Promise<void>((r) => (this.api ? this.api.close(() => r()) : r()));
-      if (this.fanotify) {
-        await this.fanotify.mounts.umountAll();
-        await this.fanotify.frontend.idle();
-        this.fanotify.reader?.close();
-        this.fanotify.link?.close();
-        this.fanotify.mounts.close();
-        if (!this.link) closeFd(this.fanotify.group);
-      }
+      await this.fanotify?.stop();
       await this.cachefiles?.frontend.idle();
       this.cachefiles?.frontend.closeAll();
       this.cachefiles?.device.close();
