@@ -23,3 +23,20 @@ test('OndineError takes its errno from the table unless given one', () => {
   assert.equal(new OndineError(code, undefined, 'x').errno, ERROR_CODES.ONDINE_ERR_BUSY.errno);
   assert.equal(new OndineError(code, 5, 'x').errno, 5);
 });
+
+test('no call site gives an errno of its own for a code: the table decides', async () => {
+  // Errnos from the kernel (err.errno) are its verdict and pass through; a literal number
+  // beside a code is how the table got contradicted before (ENOENT for ONDINE_ERR_CACHE_DIR).
+  const { readdir, readFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const root = fileURLToPath(new URL('../../src/', import.meta.url));
+  const files = (await readdir(root, { recursive: true })).filter((f) => f.endsWith('.ts'));
+  assert.ok(files.length > 50, `found the sources (${files.length} files)`);
+  const offenders: string[] = [];
+  for (const f of files) {
+    const text = await readFile(join(root, f), 'utf8');
+    for (const m of text.matchAll(/(?:new OndineError|super)\(\s*'(ONDINE_ERR_[A-Z_]+)',\s*(\d+)\s*,/g)) offenders.push(`${f}: ${m[1]} ${m[2]}`);
+  }
+  assert.deepEqual(offenders, []);
+});

@@ -42,7 +42,7 @@ export class ChunkPool {
       const why = err instanceof JobLostError
         ? (err.reason === 'died' ? `chunk worker ${err.worker} died${err.why}` : err.reason === 'retired' ? `chunk workers unavailable: one died${err.why}` : 'chunk pool closed')
         : `chunk worker: ${(err as Error).message}`;
-      throw new OndineError('ONDINE_ERR_BUILD', 5, why);
+      throw new OndineError('ONDINE_ERR_BUILD', undefined, why);
     });
   }
 

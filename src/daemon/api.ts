@@ -41,14 +41,14 @@ async function body(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > 1 << 20) throw new OndineError('ONDINE_ERR_INVALID', 22, 'request body too large');
+    if (size > 1 << 20) throw new OndineError('ONDINE_ERR_INVALID', undefined, 'request body too large');
     parts.push(c as Buffer);
   }
   if (!parts.length) return {};
   try {
     return JSON.parse(Buffer.concat(parts).toString('utf8'));
   } catch {
-    throw new OndineError('ONDINE_ERR_INVALID', 22, 'request body is not JSON');
+    throw new OndineError('ONDINE_ERR_INVALID', undefined, 'request body is not JSON');
   }
 }
 
@@ -60,7 +60,7 @@ function send(res: ServerResponse, status: number, value?: unknown): void {
 
 
 function fanotifyOf(ctx: ApiContext): FanotifyMounts {
-  if (!ctx.fanotify) throw new OndineError('ONDINE_ERR_UNSUPPORTED', 95, 'this daemon does not serve the fanotify path (see `ondine status`: modes)');
+  if (!ctx.fanotify) throw new OndineError('ONDINE_ERR_UNSUPPORTED', undefined, 'this daemon does not serve the fanotify path (see `ondine status`: modes)');
   return ctx.fanotify;
 }
 
@@ -83,14 +83,14 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
           const b = (await body(req)) as Record<string, unknown>;
           if (typeof b?.ref === 'string') {
             const r = checkPullRequest(b);
-            if (typeof b.mountpoint !== 'string') throw new OndineError('ONDINE_ERR_INVALID', 22, 'a mount needs "mountpoint"');
+            if (typeof b.mountpoint !== 'string') throw new OndineError('ONDINE_ERR_INVALID', undefined, 'a mount needs "mountpoint"');
             const mounts = fanotifyOf(ctx);
             const pulled = await ctx.pull(r);
             return send(res, 201, await mounts.mount({ bootstrap: pulled.bootstrapPath, source: pulled.source, ref: pulled.ref, mountpoint: b.mountpoint }));
           }
           const spec = b as unknown as FanotifyMountSpec;
           if (typeof spec?.bootstrap !== 'string' || typeof spec?.mountpoint !== 'string') {
-            throw new OndineError('ONDINE_ERR_INVALID', 22, 'a mount needs "bootstrap" (or "ref") and "mountpoint"');
+            throw new OndineError('ONDINE_ERR_INVALID', undefined, 'a mount needs "bootstrap" (or "ref") and "mountpoint"');
           }
           // A registry source is only made from a reference the daemon resolved itself.
           const { source: _ignored, ...local } = spec;
@@ -98,7 +98,7 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
         }
         if (req.method === 'DELETE' && path === '/v1/mounts') {
           const mountpoint = url.searchParams.get('mountpoint');
-          if (!mountpoint) throw new OndineError('ONDINE_ERR_INVALID', 22, 'DELETE /v1/mounts needs ?mountpoint=');
+          if (!mountpoint) throw new OndineError('ONDINE_ERR_INVALID', undefined, 'DELETE /v1/mounts needs ?mountpoint=');
           await fanotifyOf(ctx).umount(mountpoint);
           return send(res, 204);
         }
@@ -107,7 +107,7 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
           if (typeof b?.ref === 'string') {
             const r = checkPullRequest(b);
             for (const k of ['fsid', 'domain'] as const) {
-              if (b[k] !== undefined && typeof b[k] !== 'string') throw new OndineError('ONDINE_ERR_INVALID', 22, `"${k}" must be a string`);
+              if (b[k] !== undefined && typeof b[k] !== 'string') throw new OndineError('ONDINE_ERR_INVALID', undefined, `"${k}" must be a string`);
             }
             const pulled = await ctx.pull(r);
             const fsid = (b.fsid as string | undefined) ?? `ondine-${pulled.manifestDigest.replace(/^sha256:/, '').slice(0, 16)}`;
@@ -117,7 +117,7 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
           }
           const spec = b as unknown as ImageSpec;
           if (typeof spec?.fsid !== 'string' || typeof spec?.bootstrap !== 'string') {
-            throw new OndineError('ONDINE_ERR_INVALID', 22, 'an image needs "fsid" and "bootstrap" (or "ref")');
+            throw new OndineError('ONDINE_ERR_INVALID', undefined, 'an image needs "fsid" and "bootstrap" (or "ref")');
           }
           const { source: _ignored, ...local } = spec;
           const info = await ctx.catalog.add(local);
@@ -128,7 +128,7 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
         if (req.method === 'DELETE' && m) {
           const fsid = decodeURIComponent(m[1]!);
           const domain = url.searchParams.get('domain') ?? undefined;
-          if (!ctx.catalog.remove(fsid, domain)) throw new OndineError('ONDINE_ERR_NOT_FOUND', 2, `no image with fsid "${fsid}"`);
+          if (!ctx.catalog.remove(fsid, domain)) throw new OndineError('ONDINE_ERR_NOT_FOUND', undefined, `no image with fsid "${fsid}"`);
           ctx.log?.info({ fsid, domain }, 'image unregistered');
           return send(res, 204);
         }

@@ -95,7 +95,7 @@ export class ImageCatalog {
     const existing = this.images.get(key);
     if (existing) {
       if (existing.spec.bootstrap === spec.bootstrap && sourceKey(existing.spec.source) === sourceKey(source)) return this.info(existing);
-      throw new OndineError('ONDINE_ERR_EXISTS', 17, `fsid "${spec.fsid}" is already registered${spec.domain ? ` in domain "${spec.domain}"` : ''} with another image`);
+      throw new OndineError('ONDINE_ERR_EXISTS', undefined, `fsid "${spec.fsid}" is already registered${spec.domain ? ` in domain "${spec.domain}"` : ''} with another image`);
     }
     let bytes: Buffer;
     try {

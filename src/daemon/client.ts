@@ -1,13 +1,13 @@
 // Talks to a running daemon over its unix socket.
 import { request } from 'node:http';
-import { OndineError, type ErrorCode } from '../errors.js';
+import { ERROR_CODES, OndineError, type ErrorCode } from '../errors.js';
 import type { ImageInfo, ImageSpec } from './catalog.js';
 import type { FanotifyMountInfo, FanotifyMountSpec } from '../kernel/fanotify/mounts.js';
 import type { RefImageRequest, RefMountRequest } from './api.js';
 
 export class DaemonUnavailableError extends OndineError {
   constructor(socketPath: string, cause: unknown) {
-    super('ONDINE_ERR_NO_DAEMON', 111, `no daemon answers on ${socketPath} (${(cause as Error).message})`, { cause });
+    super('ONDINE_ERR_NO_DAEMON', undefined, `no daemon answers on ${socketPath} (${(cause as Error).message})`, { cause });
   }
 }
 
@@ -35,7 +35,10 @@ export class DaemonClient {
           const value = text ? JSON.parse(text) as Record<string, unknown> : undefined;
           if ((res.statusCode ?? 500) >= 400) {
             // The daemon's own code and message, as if the error had happened here.
-            reject(new OndineError(String(value?.code ?? 'ONDINE_ERR_DAEMON') as ErrorCode, 5, String(value?.message ?? `daemon answered ${res.statusCode}`)));
+            // A code this client's table lacks (a newer daemon) is ONDINE_ERR_DAEMON; the errno is the table's.
+            const known = typeof value?.code === 'string' && value.code in ERROR_CODES;
+            const message = String(value?.message ?? `daemon answered ${res.statusCode}`);
+            reject(new OndineError(known ? value.code as ErrorCode : 'ONDINE_ERR_DAEMON', undefined, known || value?.code === undefined ? message : `${message} [${String(value.code)}]`));
           } else resolve(value as T);
         });
       });
@@ -75,8 +78,8 @@ export class DaemonClient {
       } catch (err) {
         if (!(err instanceof DaemonUnavailableError)) throw err;
         const code = exited();
-        if (code !== null) throw new OndineError('ONDINE_ERR_NO_DAEMON', 111, `the daemon exited (${code})${hint ? `; ${hint}` : ''}`, { cause: err });
-        if (Date.now() > deadline) throw new OndineError('ONDINE_ERR_NO_DAEMON', 110, `the daemon did not answer in ${timeoutMs / 1000} s${hint ? `; ${hint}` : ''}`, { cause: err });
+        if (code !== null) throw new OndineError('ONDINE_ERR_NO_DAEMON', undefined, `the daemon exited (${code})${hint ? `; ${hint}` : ''}`, { cause: err });
+        if (Date.now() > deadline) throw new OndineError('ONDINE_ERR_NO_DAEMON', undefined, `the daemon did not answer in ${timeoutMs / 1000} s${hint ? `; ${hint}` : ''}`, { cause: err });
       }
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -60,7 +60,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     const st = await stat(this.config.cacheDir).catch(() => undefined);
-    if (!st?.isDirectory()) throw new OndineError('ONDINE_ERR_CACHE_DIR', 2, `cache directory ${this.config.cacheDir} does not exist`);
+    if (!st?.isDirectory()) throw new OndineError('ONDINE_ERR_CACHE_DIR', undefined, `cache directory ${this.config.cacheDir} does not exist`);
     for (const spec of this.config.images) await this.catalog.add(spec);
     if (this.modes.includes('cachefiles')) this.startCachefiles();
     if (this.modes.includes('fanotify')) await this.startFanotify();
@@ -148,7 +148,7 @@ export class Daemon {
   private async requestStop(force: boolean): Promise<void> {
     const live = await this.liveMounts();
     if (live.length && !force) {
-      throw new OndineError('ONDINE_ERR_BUSY', 16, `${live.length} live mount${live.length > 1 ? 's' : ''} (${live.join(', ')}): unmount ${live.length > 1 ? 'them' : 'it'} first, or stop with --force`);
+      throw new OndineError('ONDINE_ERR_BUSY', undefined, `${live.length} live mount${live.length > 1 ? 's' : ''} (${live.join(', ')}): unmount ${live.length > 1 ? 'them' : 'it'} first, or stop with --force`);
     }
     void this.stop();
   }

@@ -36,5 +36,5 @@ export function chooseModes(choice: ModeChoice, found: ProbeResult): Mode[] {
     choice !== 'cachefiles' ? `fanotify: ${found.fanotify}${String(found.fanotify).startsWith('fanotify_init') ? ' — needs Linux 6.14+ with CONFIG_FANOTIFY_ACCESS_PERMISSIONS=y and CONFIG_EROFS_FS_BACKED_BY_FILE=y' : ''}` : undefined,
     choice !== 'fanotify' ? `cachefiles: ${found.cachefiles} — needs Linux 5.19 to 7.1 with CONFIG_CACHEFILES_ONDEMAND=y and CONFIG_EROFS_FS_ONDEMAND=y` : undefined,
   ].filter(Boolean);
-  throw new OndineError('ONDINE_ERR_NO_KERNEL_PATH', 95, `this kernel cannot serve lazy images${choice === 'auto' ? '' : ` in ${choice} mode`}: ${why.join('; ')}`);
+  throw new OndineError('ONDINE_ERR_NO_KERNEL_PATH', undefined, `this kernel cannot serve lazy images${choice === 'auto' ? '' : ` in ${choice} mode`}: ${why.join('; ')}`);
 }

@@ -4,7 +4,8 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-import { NativeError } from './errors.js';
+import { OndineError } from '../errors.js';
+import { NativeArgumentError, NativeError } from './errors.js';
 
 export interface RawFdPoller {
   close(): void;
@@ -81,7 +82,9 @@ function load(): NativeBinding {
   try {
     binding = require(ADDON_PATH) as NativeBinding;
   } catch (err) {
-    throw new Error(
+    throw new OndineError(
+      'ONDINE_ERR_INSTALL',
+      undefined,
       `cannot load the ondine native addon from ${ADDON_PATH}: build it with ` +
         '`npm run build:native` (needs liblz4-dev and a C++ compiler)',
       { cause: err },
@@ -89,7 +92,42 @@ function load(): NativeBinding {
   }
   // The addon constructs this class for every errno it reports, sync or async.
   binding.setErrorClass(NativeError);
-  return binding;
+  return asOndineArgumentErrors(binding);
+}
+
+/**
+ * The addon checks its arguments again and throws a plain TypeError or RangeError: those
+ * become NativeArgumentErrors (Ondine errors: one line in the CLI, never a stack), thrown by
+ * functions and constructors alike; errno failures pass through as NativeErrors.
+ */
+function asOndineArgumentErrors(raw: NativeBinding): NativeBinding {
+  const convert = (err: unknown): unknown =>
+    err instanceof TypeError || err instanceof RangeError ? new NativeArgumentError(err.message, { cause: err }) : err;
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(raw as unknown as Record<string, unknown>)) {
+    if (typeof value !== 'function') {
+      wrapped[name] = value;
+      continue;
+    }
+    const fn = value as (...a: unknown[]) => unknown;
+    // Classes (FdPoller) are called with `new`; plain functions with their module as `this`.
+    wrapped[name] = /^[A-Z]/.test(name)
+      ? function construct(...args: unknown[]): object {
+        try {
+          return Reflect.construct(fn, args) as object;
+        } catch (err) {
+          throw convert(err);
+        }
+      }
+      : (...args: unknown[]): unknown => {
+        try {
+          return fn.apply(raw, args);
+        } catch (err) {
+          throw convert(err);
+        }
+      };
+  }
+  return wrapped as unknown as NativeBinding;
 }
 
 export const binding: NativeBinding = load();

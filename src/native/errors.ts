@@ -2,6 +2,7 @@
 // is the errno name, `errno` the positive number); the addon constructs it directly, so
 // thrown and rejected errors alike are real instances. Mapping to ONDINE_ERR_* codes is
 // the callers' job: this layer has no policy.
+import { OndineError } from '../errors.js';
 
 export class NativeError extends Error {
   /** errno name, e.g. 'EBUSY'. */
@@ -42,12 +43,13 @@ export class NativeError extends Error {
   }
 }
 
-/** A call into the addon with arguments it would refuse; raised before any syscall. */
-export class NativeArgumentError extends TypeError {
-  readonly code = 'ONDINE_ERR_INVALID_ARG';
-
-  constructor(message: string) {
-    super(message);
-    this.name = 'NativeArgumentError';
+/**
+ * A call into the addon with arguments it would refuse, raised before any syscall (by the
+ * checks in front of the addon, or by the addon's own). An Ondine error, so the CLI prints
+ * it as one line.
+ */
+export class NativeArgumentError extends OndineError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ONDINE_ERR_INVALID_ARG', undefined, message, options);
   }
 }

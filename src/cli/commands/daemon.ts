@@ -49,7 +49,7 @@ export function register(program: Command): void {
         amplifyBytes: num(o.amplify), concurrency: num(o.concurrency), readTimeoutMs: num(o.readTimeout), decodeThreads: num(o.decodeThreads), failureMemoMs: num(o.failureMemo),
       } as Record<string, unknown>);
       if (!statSync(config.cacheDir, { throwIfNoEntry: false })?.isDirectory()) {
-        throw new OndineError('ONDINE_ERR_CACHE_DIR', 2, `cache directory ${config.cacheDir} does not exist`);
+        throw new OndineError('ONDINE_ERR_CACHE_DIR', undefined, `cache directory ${config.cacheDir} does not exist`);
       }
       const link = SupervisorLink.fromEnv();
       let modes: Mode[];
@@ -79,7 +79,7 @@ export function register(program: Command): void {
 /** Runs the supervisor with this command as its worker; resolves to its exit code. */
 function runSupervised(deadlineMs: number): Promise<number> {
   if (!existsSync(SUPERVISOR)) {
-    throw new OndineError('ONDINE_ERR_INSTALL', 2, `${SUPERVISOR} is missing: build the native parts (npm run build:native)`);
+    throw new OndineError('ONDINE_ERR_INSTALL', undefined, `${SUPERVISOR} is missing: build the native parts (npm run build:native)`);
   }
   const child = spawn(SUPERVISOR, ['--deadline-ms', String(deadlineMs), '--', process.execPath, MAIN, ...process.argv.slice(2)], { stdio: 'inherit' });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => child.kill(sig));

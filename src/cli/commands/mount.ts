@@ -71,7 +71,7 @@ async function ensureDaemon(client: DaemonClient, cacheDir: string, mode: string
   } catch (err) {
     const text = (await readFile(logPath).catch(() => Buffer.alloc(0))).subarray(logStart).toString('utf8');
     const why = lastDaemonError(text);
-    if (why) throw new OndineError('ONDINE_ERR_NO_DAEMON', 111, `the daemon could not start: ${why}`, { cause: err });
+    if (why) throw new OndineError('ONDINE_ERR_NO_DAEMON', undefined, `the daemon could not start: ${why}`, { cause: err });
     throw err;
   }
   return client.health();
@@ -142,11 +142,11 @@ export function register(program: Command): void {
       const client = new DaemonClient(o.socket);
       const health = await ensureDaemon(client, cacheDir, o.mode);
       if (cmd.getOptionValueSource('cacheDir') === 'cli' && resolve(health.cacheDir) !== cacheDir) {
-        throw new OndineError('ONDINE_ERR_CACHE_DIR', 22, `the daemon on ${o.socket} uses cache directory ${health.cacheDir}, not ${cacheDir}: drop --cache-dir, or stop that daemon first`);
+        throw new OndineError('ONDINE_ERR_CACHE_DIR', undefined, `the daemon on ${o.socket} uses cache directory ${health.cacheDir}, not ${cacheDir}: drop --cache-dir, or stop that daemon first`);
       }
       const mode = o.mode === 'auto' ? (health.modes.includes('fanotify') ? 'fanotify' : 'cachefiles') : o.mode;
       if (!health.modes.includes(mode as 'fanotify' | 'cachefiles')) {
-        throw new OndineError('ONDINE_ERR_UNSUPPORTED', 95, `the daemon on ${o.socket} does not serve ${mode} (it serves: ${health.modes.join(', ') || 'nothing'})`);
+        throw new OndineError('ONDINE_ERR_UNSUPPORTED', undefined, `the daemon on ${o.socket} does not serve ${mode} (it serves: ${health.modes.join(', ') || 'nothing'})`);
       }
       const devices: Record<string, string> = {};
       for (const d of o.device ?? []) {

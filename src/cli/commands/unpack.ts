@@ -20,7 +20,7 @@ export function register(program: Command): void {
       const threads = o.decodeThreads === undefined ? defaultDecodeThreads() : Number(o.decodeThreads);
       if (!Number.isInteger(threads) || threads < 0) throw new InvalidArgumentError(`--decode-threads ${o.decodeThreads}: a non-negative integer`);
       const b = parseBootstrap(await readFile(path));
-      if (!b.isRafs) throw new OndineError('ONDINE_ERR_UNSUPPORTED', 95, `${path} has no RAFS blob table: nothing to unpack`);
+      if (!b.isRafs) throw new OndineError('ONDINE_ERR_UNSUPPORTED', undefined, `${path} has no RAFS blob table: nothing to unpack`);
       await mkdir(o.output, { recursive: true });
       const source = new LocalDirSource(o.blobs);
       const pool = threads > 0 ? new DecodePool({ size: threads }) : undefined;
@@ -41,6 +41,6 @@ export function register(program: Command): void {
         await pool?.close();
         await source.close();
       }
-      if (failed) throw new OndineError('ONDINE_ERR_DIGEST_MISMATCH', 5, `${failed} chunk(s) failed verification and were not written`);
+      if (failed) throw new OndineError('ONDINE_ERR_DIGEST_MISMATCH', undefined, `${failed} chunk(s) failed verification and were not written`);
     });
 }
