@@ -13,7 +13,8 @@
         "native/cachefiles.cc",
         "native/poller.cc",
         "native/fanotify.cc",
-        "native/fdpass.cc"
+        "native/fdpass.cc",
+        "native/inotify.cc"
       ],
       "include_dirs": [ "<!(node -p \"require('node-addon-api').include_dir\")" ],
       "defines": [ "NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS" ],

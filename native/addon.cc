@@ -1,8 +1,9 @@
 // Module table of the ondine addon: thin syscall wrappers with no policy. Each section
-// (memory, lz4, xattr, fdio, mount, cachefiles, poller, fanotify, fdpass) lives in its own
+// (memory, lz4, xattr, fdio, mount, cachefiles, poller, fanotify, fdpass, inotify) lives in its own
 // file; this file only wires them and publishes the kernel's constants from the headers.
 #include <napi.h>
 #include <sys/fanotify.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 
@@ -55,6 +56,7 @@ Napi::Object Constants(Napi::Env env) {
   C(FAN_PRE_ACCESS); C(FAN_EVENT_ON_CHILD); C(FAN_ONDIR);
   C(FAN_ALLOW); C(FAN_DENY); C(FAN_NOFD); C(FAN_EVENT_INFO_TYPE_RANGE);
   C(FANOTIFY_METADATA_VERSION);
+  C(IN_UNMOUNT); C(IN_IGNORED); C(IN_Q_OVERFLOW); C(IN_DELETE_SELF); C(IN_ONLYDIR);
 #undef C
   put("FAN_EVENT_METADATA_LEN", static_cast<double>(sizeof(struct fanotify_event_metadata)));
   put("FAN_RESPONSE_LEN", static_cast<double>(sizeof(struct fanotify_response)));
@@ -75,6 +77,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitPoller(env, exports);
   InitFanotify(env, exports);
   InitFdpass(env, exports);
+  InitInotify(env, exports);
   return exports;
 }
 

@@ -96,5 +96,6 @@ void InitCachefiles(Napi::Env env, Napi::Object exports);
 void InitPoller(Napi::Env env, Napi::Object exports);
 void InitFanotify(Napi::Env env, Napi::Object exports);
 void InitFdpass(Napi::Env env, Napi::Object exports);
+void InitInotify(Napi::Env env, Napi::Object exports);
 
 }  // namespace ondine

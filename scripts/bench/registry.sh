@@ -188,7 +188,7 @@ first_command() { "${ENVCMD[@]}" chroot "$1" python3 -c 'import json, sqlite3'; 
 start_daemon() {
   local cache_dir=$work/cache.$1
   rm -rf "$cache_dir"; mkdir -p "$cache_dir"
-  setsid "${CLI[@]}" daemon --cache-dir "$cache_dir" --socket "$sock" >>"$out/daemon.log" 2>&1 &
+  setsid "${CLI[@]}" daemon --foreground --cache-dir "$cache_dir" --socket "$sock" >>"$out/daemon.log" 2>&1 &
   dpid=$!
   local i
   for i in $(seq 300); do

@@ -151,7 +151,7 @@ fi
 rm -rf "$work/cache" "$work/run" "$run"
 mkdir -p "$work/cache" "$work/run" "$run" "$work/mnt-big" "$work/mnt-tree"
 say "starting the daemon (--read-timeout $read_timeout: supervisor deadline $((read_timeout + 5000)) ms)"
-setsid "${ONDINE[@]}" daemon --mode fanotify --cache-dir "$work/cache" --socket "$sock" \
+setsid "${ONDINE[@]}" daemon --foreground --mode fanotify --cache-dir "$work/cache" --socket "$sock" \
   --read-timeout "$read_timeout" ${daemon_args[@]+"${daemon_args[@]}"} >"$run/daemon.log" 2>&1 </dev/null &
 daemon_pid=$!
 for _ in $(seq 1 300); do

@@ -31,6 +31,11 @@ interface CachefilesSide {
   targets: CachefilesTargets;
 }
 
+/** How long a stop waits for each kind of work in flight (fills, source pools) before going on. */
+const STOP_GRACE_MS = 2_000;
+/** How long the API's open requests get to finish once a stop began. */
+const API_CLOSE_GRACE_MS = 500;
+
 export class Daemon {
   readonly catalog: ImageCatalog;
   /** One pool of decode threads for all blobs; absent with decodeThreads 0. */
@@ -161,17 +166,44 @@ export class Daemon {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.log.info('daemon stopping');
-      await new Promise<void>((r) => (this.api ? this.api.close(() => r()) : r()));
-      await this.fanotify?.stop();
-      await this.cachefiles?.frontend.idle();
+      await this.closeApi();
+      await this.fanotify?.stop(STOP_GRACE_MS);
+      await this.within(this.cachefiles?.frontend.idle(), 'cachefiles requests in flight');
       this.cachefiles?.frontend.closeAll();
       this.cachefiles?.device.close();
-      await this.catalog.close();
-      await this.decodePool?.close();
+      // A registry that hangs would hold its connection pools' close for minutes.
+      await this.within(this.catalog.close(), 'closing blob sources');
+      await this.within(this.decodePool?.close(), 'decode workers');
       this.log.info('daemon stopped');
       for (const w of this.stoppedWaiters) w();
     })();
     return this.stopping;
+  }
+
+  /**
+   * Stops listening and ends the API's connections: the stop's own answer gets out, a request
+   * still waiting (a pull from a registry that hangs) is cut after a short grace.
+   */
+  private closeApi(): Promise<void> {
+    const api = this.api;
+    if (!api) return Promise.resolve();
+    return new Promise<void>((r) => {
+      const timer = setTimeout(() => api.closeAllConnections(), API_CLOSE_GRACE_MS);
+      api.close(() => {
+        clearTimeout(timer);
+        r();
+      });
+    });
+  }
+
+  /** Waits for `p` at most the stop grace: a stop must end even while a fetch hangs. */
+  private async within(p: Promise<unknown> | undefined, what: string): Promise<void> {
+    if (!p) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => { timer = setTimeout(() => r('late'), STOP_GRACE_MS); });
+    const r = await Promise.race([p.then(() => 'done' as const, () => 'done' as const), late]);
+    clearTimeout(timer);
+    if (r === 'late') this.log.warn({ what, graceMs: STOP_GRACE_MS }, 'stopping without waiting longer');
   }
 
   /** Resolves once stop() has finished. */

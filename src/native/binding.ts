@@ -66,6 +66,11 @@ export interface NativeBinding {
   fanotifyInit(flags: number, eventFlags: number): number;
   fanotifyMark(fd: number, flags: number, mask: bigint, dirfd: number, path: string | null): void;
 
+  inotifyInit(): number;
+  inotifyAddWatch(fd: number, path: string, mask: number): number;
+  inotifyRmWatch(fd: number, wd: number): void;
+  flockExclusive(fd: number, unlock: boolean): boolean;
+
   socketpair(nonBlocking: boolean): [number, number];
   sendMessage(socketFd: number, buf: Uint8Array, fd: number): boolean;
   recvMessage(socketFd: number, buf: Uint8Array): { length: number; fd: number };

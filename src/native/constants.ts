@@ -97,5 +97,14 @@ export function FAN_DENY_ERRNO(errno: number): number {
   return (FAN_DENY | ((errno & 0xff) << 24)) >>> 0;
 }
 
+// inotify, <sys/inotify.h>: IN_UNMOUNT and IN_IGNORED come whatever the mask asks for.
+export const IN_DELETE_SELF = 0x400;
+export const IN_UNMOUNT = 0x2000;
+export const IN_Q_OVERFLOW = 0x4000;
+export const IN_IGNORED = 0x8000;
+export const IN_ONLYDIR = 0x1000000;
+/** struct inotify_event without its name: wd, mask, cookie, len. */
+export const INOTIFY_EVENT_LEN = 16;
+
 /** _IOW(0x98, 1, int) from <linux/cachefiles.h>; the msg_id goes by value. */
 export const CACHEFILES_IOC_READ_COMPLETE = 0x40049801;

@@ -355,6 +355,33 @@ export class FdPoller {
 }
 
 // ---------------------------------------------------------------------------------------
+// inotify and flock
+
+/** inotify_init1(IN_NONBLOCK | IN_CLOEXEC): read it with devRead under an FdPoller. */
+export function inotifyInit(): number {
+  return binding.inotifyInit();
+}
+
+/** inotify_add_watch(2); returns the watch descriptor. */
+export function inotifyAddWatch(fd: number, path: string, mask: number): number {
+  return binding.inotifyAddWatch(check.fd(fd), check.nonEmptyString(path, 'path'), check.integer(mask, 'mask', 1, 0xffffffff));
+}
+
+/** inotify_rm_watch(2); EINVAL when the watch is already gone (IN_IGNORED came or comes). */
+export function inotifyRmWatch(fd: number, wd: number): void {
+  binding.inotifyRmWatch(check.fd(fd), check.integer(wd, 'wd', 0, 0x7fffffff));
+}
+
+/**
+ * flock(fd, LOCK_EX | LOCK_NB): true when taken, false when another open file description
+ * holds it. The lock belongs to the open file description: every process that inherited
+ * `fd` holds it until the last of them closes it or exits.
+ */
+export function flockExclusive(fd: number): boolean {
+  return binding.flockExclusive(check.fd(fd), false);
+}
+
+// ---------------------------------------------------------------------------------------
 // fanotify
 
 /** fanotify_init(2): e.g. (FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDWR). */

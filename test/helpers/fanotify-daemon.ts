@@ -1,16 +1,18 @@
 // A real fanotify daemon for host end-to-end tests, driven through the CLI as a user would:
-// `ondine daemon` (foreground: supervisor + worker) on a scratch cache dir and socket under
-// /var/tmp, `ondine mount|umount|status|stop`, and reads done in child processes with a
-// stall watchdog (a read the kernel never completes must fail the test, not hang it).
-// Cleanup always runs: stop --force, then SIGKILL to the daemon's process group, then every
-// mount under the scratch dir detached.
-import { spawn, type ChildProcess } from 'node:child_process';
+// `ondine daemon` (which returns once the supervisor + worker answer, in a session of their
+// own) on a scratch cache dir and socket under /var/tmp, `ondine mount|umount|status|stop`,
+// and reads done in child processes with a stall watchdog (a read the kernel never completes
+// must fail the test, not hang it). The daemon lives while its socket lock is held.
+// Cleanup always runs: stop --force, then SIGKILL to the daemon's process group (the
+// supervisor leads it), then every mount under the scratch dir detached.
+import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { DaemonClient } from '../../src/daemon/client.js';
+import { lockHeld } from '../../src/daemon/socket-lock.js';
 import { cli, cliPath, detachAllUnder, type RunResult } from './e2e-env.js';
 import type { ReadJob, ReadOutcome } from './fanotify-reader.js';
 
@@ -48,22 +50,40 @@ let seq = 0;
 
 export class FanotifyDaemon {
   readonly client: DaemonClient;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly mountpoints = new Set<string>();
+  private exitSeen: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
 
-  constructor(readonly proc: ChildProcess, readonly socket: string, readonly cacheDir: string, readonly logPath: string) {
+  /** `supervisorPid`: the daemon's first process (its session and process group leader). */
+  constructor(readonly supervisorPid: number, readonly socket: string, readonly cacheDir: string, readonly logPath: string) {
     this.client = new DaemonClient(socket);
-    this.exited = new Promise((r) => proc.once('exit', (code, signal) => r({ code, signal })));
   }
 
+  /** Whether any process of the daemon still lives (they hold the socket's lock). */
   get alive(): boolean {
-    return this.proc.exitCode === null && this.proc.signalCode === null;
+    return lockHeld(this.socket);
+  }
+
+  /**
+   * Resolves once every process of the daemon is gone, with the supervisor's exit code as it
+   * logged it (null when it died without a word: a signal).
+   */
+  get exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.exitSeen ??= (async () => {
+      while (this.alive) await new Promise((r) => setTimeout(r, 50));
+      const exits = [...this.logText().matchAll(/"msg":"supervisor exits".*?"code":(-?\d+)|"code":(-?\d+).*?"msg":"supervisor exits"/g)];
+      const last = exits.at(-1);
+      return { code: last ? Number(last[1] ?? last[2]) : null, signal: null };
+    })();
+    return this.exitSeen;
+  }
+
+  private logText(): string {
+    return existsSync(this.logPath) ? readFileSync(this.logPath, 'utf8') : '';
   }
 
   /** The last lines of the daemon's log, for failure messages. */
   logTail(lines = 30): string {
-    const text = existsSync(this.logPath) ? readFileSync(this.logPath, 'utf8') : '';
-    return text.split('\n').slice(-lines).join('\n');
+    return this.logText().split('\n').slice(-lines).join('\n');
   }
 
   /** `ondine <verb> … --socket <ours>`. */
@@ -102,9 +122,9 @@ export class FanotifyDaemon {
       const timer = new Promise((r) => setTimeout(r, 15_000).unref());
       await Promise.race([this.exited, timer]);
     }
-    if (this.alive && this.proc.pid !== undefined) {
+    if (this.alive) {
       try {
-        process.kill(-this.proc.pid, 'SIGKILL');
+        process.kill(-this.supervisorPid, 'SIGKILL');
       } catch {
         // the group is gone
       }
@@ -145,12 +165,17 @@ export async function startFanotifyDaemon(t: After, root: string, opts: DaemonOp
   const logFd = openSync(logPath, 'a');
   const args = [cliPath, 'daemon', '--cache-dir', cacheDir, '--socket', socket, '--mode', 'fanotify',
     ...(opts.readTimeoutMs !== undefined ? ['--read-timeout', String(opts.readTimeoutMs)] : []), ...(opts.extraArgs ?? [])];
-  const proc = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd] });
+  // `ondine daemon` returns once the daemon answers; what it printed goes to the log too.
+  const launcher = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
-  const d = new FanotifyDaemon(proc, socket, cacheDir, logPath);
+  const code = await new Promise<number | null>((r) => { launcher.once('exit', (c) => r(c)); launcher.once('error', () => r(-1)); });
+  const tail = () => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : '').split('\n').slice(-30).join('\n');
+  if (code !== 0) throw new Error(`ondine daemon exited ${code}\n${tail()}`);
+  const health = await new DaemonClient(socket).health();
+  const pid = health.supervisorPid ?? health.pid;
+  if (typeof pid !== 'number') throw new Error(`the daemon's health names no pid: ${JSON.stringify(health)}`);
+  const d = new FanotifyDaemon(pid, socket, cacheDir, logPath);
   t.after(() => d.cleanup());
-  await d.client.waitUntilUp(() => proc.exitCode ?? (proc.signalCode ? -1 : null), 30_000, `log in ${logPath}`)
-    .catch((err: Error) => { throw new Error(`${err.message}\n${d.logTail()}`); });
   return d;
 }
 

@@ -221,7 +221,9 @@ async function main(): Promise<void> {
       const cli = join(cfg.repo, 'dist/src/cli/main.js');
       const status: Record<string, unknown> = {};
       // A daemon that serves both paths is told which one to measure, where it has the choice.
-      const daemonMode = /--mode\b/.test(spawnSync(process.execPath, [cli, 'daemon', '--help'], { encoding: 'utf8' }).stdout) ? ['--mode', 'fanotify'] : [];
+      const daemonHelp = spawnSync(process.execPath, [cli, 'daemon', '--help'], { encoding: 'utf8' }).stdout;
+      // Builds that return from `ondine daemon` once it serves need --foreground to be signalled.
+      const daemonMode = [...(/--mode\b/.test(daemonHelp) ? ['--mode', 'fanotify'] : []), ...(/--foreground\b/.test(daemonHelp) ? ['--foreground'] : [])];
       results.ondineStatus = status;
       const daemon = async (name: string) => {
         const cacheDir = join(cfg.work, 'ondine', name, 'cache');

@@ -125,7 +125,7 @@ class Daemon {
     const socket = join(RUN, `${name}.sock`);
     const logFd = openSync(join(cfg.out, `daemon-${name}.log`), 'a');
     const node = cfg.profile ? ['--cpu-prof', '--cpu-prof-dir', join(cfg.out, 'prof'), '--cpu-prof-name', `daemon-${name}.cpuprofile`] : [];
-    const proc = spawn(process.execPath, [...node, join(cfg.repo, 'dist/src/cli/main.js'), 'daemon', '--cache-dir', cacheDir, '--socket', socket, ...extra],
+    const proc = spawn(process.execPath, [...node, join(cfg.repo, 'dist/src/cli/main.js'), 'daemon', '--foreground', '--cache-dir', cacheDir, '--socket', socket, ...extra],
       { stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
     const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

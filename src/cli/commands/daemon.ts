@@ -1,14 +1,19 @@
 // `ondine daemon`: serve images to the kernel. Where fanotify pre-content events work, it
 // starts the native supervisor, which holds the fanotify group and runs this same command as
 // its worker (a crash of the worker then never lets a reader see zeros); where only
-// /dev/cachefiles works, it serves that in this process. The choice is made by trying.
-import { spawn } from 'node:child_process';
+// /dev/cachefiles works, it serves that in one process. The choice is made by trying.
+// It first takes the socket's lock (one daemon per socket), then starts the daemon in a
+// session of its own and returns once it answers: no launcher stays resident. --foreground
+// keeps this process until the daemon stops (scripts that signal it).
+import { spawn, type StdioOptions } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { loadConfig, parseMirrorFlags } from '../../daemon/config.js';
-import { Daemon, type Mode } from '../../daemon/daemon.js';
-import { chooseModes, probe } from '../../daemon/probe.js';
+import { DaemonClient } from '../../daemon/client.js';
+import { loadConfig, parseMirrorFlags, type DaemonConfig } from '../../daemon/config.js';
+import { Daemon } from '../../daemon/daemon.js';
+import { chooseModes, probe, type Mode } from '../../daemon/probe.js';
+import { INHERITED_LOCK_FD, LOCK_FD_ENV, SocketLock } from '../../daemon/socket-lock.js';
 import { OndineError } from '../../errors.js';
 import { SupervisorLink } from '../../kernel/fanotify/supervisor-link.js';
 import { makeLogger } from '../logger.js';
@@ -19,10 +24,12 @@ const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
 /** The supervisor's deadline for an event is this much longer than the worker's fill timeout. */
 const DEADLINE_MARGIN_MS = 5_000;
+/** How long a launcher waits for the daemon it started to answer on the socket. */
+const LAUNCH_TIMEOUT_MS = 60_000;
 
 export function register(program: Command): void {
   program.command('daemon')
-    .description('serve images to the kernel (fanotify pre-content events and/or /dev/cachefiles on-demand mode); runs in the foreground')
+    .description('serve images to the kernel (fanotify pre-content events and/or /dev/cachefiles on-demand mode); returns once the daemon answers on its socket (one daemon per socket)')
     .option('--cache-dir <dir>', 'cache directory (ext4, xfs or btrfs; cache files survive restarts)')
     .option('--config <file>', 'JSON config: cacheDir, socketPath, mode, amplifyBytes, concurrency, readTimeoutMs, decodeThreads, images[], mirrors {host: [url…]}, hostsDir')
     .option('--mode <mode>', 'auto (every path this kernel allows), fanotify or cachefiles')
@@ -35,6 +42,7 @@ export function register(program: Command): void {
     .option('--hosts-dir <dir>', "containerd's certs.d directory of hosts.toml files (default /etc/containerd/certs.d)")
     .option('--failure-memo <ms>', 'how long a registry range that failed for good is failed again without a request (default 30000)')
     .option('--decode-threads <n>', 'worker threads decompressing and verifying large chunks (default min(4, cores); 0: main thread)')
+    .option('--foreground', 'stay in the foreground until the daemon stops (for scripts that signal it; with fanotify this process waits beside the supervisor)')
     .option('--no-supervisor', 'fanotify: hold the group in this process (a crash then lets unfilled ranges read as zeros: for debugging only)')
     .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
       const str = (v: string | string[] | boolean | undefined) => (typeof v === 'string' ? v : undefined);
@@ -52,36 +60,96 @@ export function register(program: Command): void {
         throw new OndineError('ONDINE_ERR_CACHE_DIR', undefined, `cache directory ${config.cacheDir} does not exist`);
       }
       const link = SupervisorLink.fromEnv();
-      let modes: Mode[];
       if (link) {
-        // The supervisor made the group; cachefiles as well where this kernel has it.
-        modes = ['fanotify', ...(config.mode === 'auto' && existsSync(config.devicePath) ? ['cachefiles' as const] : [])];
-      } else {
-        modes = chooseModes(config.mode, probe(config.cacheDir, config.devicePath));
-        if (modes.includes('fanotify') && o.supervisor !== false) {
-          process.exitCode = await runSupervised(config.readTimeoutMs + DEADLINE_MARGIN_MS);
-          return;
-        }
+        // A worker under the supervisor: the lock came down with the group (absent only when
+        // the supervisor was started by hand). The supervisor made the group; cachefiles as
+        // well where this kernel has it.
+        SocketLock.inherited(config.socketPath);
+        await serve(config, ['fanotify', ...(config.mode === 'auto' && existsSync(config.devicePath) ? ['cachefiles' as const] : [])], link);
+        return;
       }
-      const log = makeLogger();
-      // A dead daemon turns every uncached read of every mount into EIO: log a stray error
-      // and keep serving rather than exit on it.
-      process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-      process.on('uncaughtException', (err) => log.fatal({ err }, 'uncaught exception; still serving'));
-      const daemon = new Daemon(config, log, modes, link);
-      const stopped = daemon.stopped();
-      await daemon.start();
-      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void daemon.stop());
-      await stopped;
+      // Before anything else: a second daemon must not probe, spawn or touch the socket.
+      const inherited = SocketLock.inherited(config.socketPath);
+      const lock = inherited ?? SocketLock.take(config.socketPath);
+      const modes = chooseModes(config.mode, probe(config.cacheDir, config.devicePath));
+      const supervised = modes.includes('fanotify') && o.supervisor !== false;
+      const deadlineMs = config.readTimeoutMs + DEADLINE_MARGIN_MS;
+      if (!o.foreground && !inherited) {
+        process.exitCode = await launch(config, lock, supervised ? supervisorArgv(deadlineMs) : [process.execPath, MAIN, ...process.argv.slice(2), '--foreground']);
+        return;
+      }
+      if (supervised) {
+        process.exitCode = await runSupervised(deadlineMs, lock, config.cacheDir);
+        return;
+      }
+      lock.record({ pid: process.pid, cacheDir: config.cacheDir });
+      await serve(config, modes, undefined);
     });
 }
 
-/** Runs the supervisor with this command as its worker; resolves to its exit code. */
-function runSupervised(deadlineMs: number): Promise<number> {
+/** Serves in this process until stopped, then exits (a pull still in flight must not keep it). */
+async function serve(config: DaemonConfig, modes: Mode[], link: SupervisorLink | undefined): Promise<void> {
+  const log = makeLogger();
+  // A dead daemon turns every uncached read of every mount into EIO: log a stray error
+  // and keep serving rather than exit on it.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  process.on('uncaughtException', (err) => log.fatal({ err }, 'uncaught exception; still serving'));
+  const daemon = new Daemon(config, log, modes, link);
+  const stopped = daemon.stopped();
+  await daemon.start();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void daemon.stop());
+  await stopped;
+  // Sockets of a request the stop cut short (a registry that hangs) would keep the event loop
+  // alive for minutes; everything that matters is closed by now.
+  process.exit(0);
+}
+
+/** The supervisor's command line, with this command as its worker. */
+function supervisorArgv(deadlineMs: number): string[] {
   if (!existsSync(SUPERVISOR)) {
     throw new OndineError('ONDINE_ERR_INSTALL', undefined, `${SUPERVISOR} is missing: build the native parts (npm run build:native)`);
   }
-  const child = spawn(SUPERVISOR, ['--deadline-ms', String(deadlineMs), '--', process.execPath, MAIN, ...process.argv.slice(2)], { stdio: 'inherit' });
+  return [SUPERVISOR, '--deadline-ms', String(deadlineMs), '--', process.execPath, MAIN, ...process.argv.slice(2)];
+}
+
+/** stdio for a daemon process: no stdin, stderr for logs (stdout too), the lock at its fixed fd. */
+function daemonStdio(lock: SocketLock, out: 'inherit' | number = 2): StdioOptions {
+  const stdio: Array<'ignore' | 'inherit' | number> = ['ignore', out, out];
+  while (stdio.length < INHERITED_LOCK_FD) stdio.push('ignore');
+  stdio.push(lock.fd);
+  return stdio;
+}
+
+/**
+ * Starts the daemon in a session of its own (the supervisor, or this command in the
+ * foreground where there is none), hands it the lock, waits until it answers on the socket,
+ * and returns: no launcher stays resident.
+ */
+async function launch(config: DaemonConfig, lock: SocketLock, argv: string[]): Promise<number> {
+  const child = spawn(argv[0]!, argv.slice(1), {
+    detached: true, stdio: daemonStdio(lock), env: { ...process.env, [LOCK_FD_ENV]: String(INHERITED_LOCK_FD) },
+  });
+  const spawned = await new Promise<Error | undefined>((r) => { child.once('spawn', () => r(undefined)); child.once('error', r); });
+  if (spawned || child.pid === undefined) throw new OndineError('ONDINE_ERR_INSTALL', undefined, `cannot start ${argv[0]}: ${spawned?.message ?? 'no pid'}`);
+  lock.record({ pid: child.pid, cacheDir: config.cacheDir });
+  try {
+    await new DaemonClient(config.socketPath).waitUntilUp(() => child.exitCode ?? (child.signalCode ? -1 : null), LAUNCH_TIMEOUT_MS, 'see its log (the stderr of `ondine daemon`)');
+  } catch (err) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    throw err;
+  }
+  child.unref();
+  lock.close();
+  process.stdout.write(`daemon serving ${config.socketPath} (pid ${child.pid})\n`);
+  return 0;
+}
+
+/** Runs the supervisor with this command as its worker; resolves to its exit code. */
+function runSupervised(deadlineMs: number, lock: SocketLock, cacheDir: string): Promise<number> {
+  const argv = supervisorArgv(deadlineMs);
+  const stdio = daemonStdio(lock, 'inherit');
+  const child = spawn(argv[0]!, argv.slice(1), { stdio, env: { ...process.env, [LOCK_FD_ENV]: String(INHERITED_LOCK_FD) } });
+  if (child.pid !== undefined) lock.record({ pid: child.pid, cacheDir });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => child.kill(sig));
   return new Promise((resolve) => {
     child.on('error', () => resolve(1));

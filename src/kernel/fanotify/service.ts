@@ -98,12 +98,16 @@ export class FanotifyService {
 
   /**
    * The mounts are unmounted (detached) first, because once the group closes the kernel
-   * would let their unfilled ranges read as zeros; then queued work finishes.
+   * would let their unfilled ranges read as zeros; then queued work finishes (for `graceMs`).
    */
-  async stop(): Promise<void> {
+  async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     await this.mounts.umountAll();
-    await this.frontend.idle();
+    // Fills still waiting on a source after the grace are left to the supervisor, which denies
+    // what is pending with EIO when this worker exits.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.frontend.idle(), new Promise((r) => { timer = setTimeout(r, graceMs); })]);
+    clearTimeout(timer);
     this.reader?.close();
     this.link?.close();
     this.mounts.close();

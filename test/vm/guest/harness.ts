@@ -36,7 +36,7 @@ export async function startDaemon(name: string, extra: string[] = [], cacheDir =
   await mkdir(LOG_DIR, { recursive: true });
   const socket = `/run/ondine-test/${name}-${process.pid}-${seq++}.sock`;
   const log = await open(join(LOG_DIR, `${name}-${process.pid}-${seq}.log`), 'a');
-  const proc = spawn(process.execPath, [CLI, 'daemon', '--cache-dir', cacheDir, '--socket', socket, ...extra], { stdio: ['ignore', log.fd, log.fd] });
+  const proc = spawn(process.execPath, [CLI, 'daemon', '--foreground', '--cache-dir', cacheDir, '--socket', socket, ...extra], { stdio: ['ignore', log.fd, log.fd] });
   await log.close();
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const client = new DaemonClient(socket);
