@@ -75,6 +75,7 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
         if (req.method === 'GET' && path === '/v1/health') return send(res, 200, ctx.health());
         if (req.method === 'GET' && path === '/v1/images') return send(res, 200, ctx.catalog.list());
         if (req.method === 'GET' && path === '/v1/mounts') {
+          await ctx.fanotify?.refresh();
           const known = new Set(ctx.catalog.list().map((i) => `${i.domain ?? ''}\0${i.fsid}`));
           const fscache = (await listFscacheMounts()).map((mnt) => ({ mode: 'cachefiles', ...mnt, served: known.has(`${mnt.domain ?? ''}\0${mnt.fsid}`) }));
           return send(res, 200, [...fscache, ...(ctx.fanotify?.list().map((m) => ({ ...m, served: true })) ?? [])]);

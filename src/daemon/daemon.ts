@@ -124,6 +124,7 @@ export class Daemon {
   }
 
   async stats(): Promise<unknown> {
+    await this.fanotify?.mounts.refresh();
     const decode = { threads: this.decodePool?.size ?? 0, usable: this.decodePool?.usable ?? false };
     return {
       pid: process.pid,
@@ -141,6 +142,7 @@ export class Daemon {
 
   /** Live mounts this daemon serves (a stop would fail their uncached reads). */
   async liveMounts(): Promise<string[]> {
+    await this.fanotify?.mounts.refresh();
     const out = this.fanotify?.mounts.list().map((m) => m.mountpoint) ?? [];
     if (this.cachefiles) {
       const known = new Set(this.catalog.list().map((i) => `${i.domain ?? ''}\0${i.fsid}`));

@@ -49,6 +49,19 @@ export async function listFscacheMounts(): Promise<FscacheMount[]> {
   return out;
 }
 
+/** Every mount in this process's mount table: where, what filesystem, from what source. */
+export async function listMounts(): Promise<Array<{ mountpoint: string; fstype: string; source: string }>> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const out: Array<{ mountpoint: string; fstype: string; source: string }> = [];
+  for (const line of text.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const [fstype, source] = right.split(' ');
+    out.push({ mountpoint: unescapeMountPath(left.split(' ')[4] ?? ''), fstype: fstype ?? '', source: unescapeMountPath(source ?? '') });
+  }
+  return out;
+}
+
 /** Whether `dir` is a mount point now. */
 export async function isMountPoint(dir: string): Promise<boolean> {
   const text = await readFile('/proc/self/mountinfo', 'utf8');

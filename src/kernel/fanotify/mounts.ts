@@ -4,7 +4,11 @@
 // unmarked never raises events), and mounts EROFS file-backed over them (no loop device).
 // It answers "which cache file is this event about?" by inode, drops the mark of a blob once
 // its file has no hole (warm reads then cost no event), and keeps a state file so a
-// restarted worker serves the mounts that outlived it. Blobs come from the image's source: a
+// restarted worker serves the mounts that outlived it. A mount is released (marks, fds,
+// record) when the kernel lets go of it (IN_UNMOUNT on its root), not when its mount point
+// leaves the mount table: an overlay, a lazy detach or another namespace may still read it,
+// and a released mark would hand them zeros. The path itself is free for a new mount at once.
+// Blobs come from the image's source: a
 // blob directory, or a registry repository (credentials then kept in the 0600 state file, so
 // a restarted worker can still fetch, and never listed).
 import { createHash } from 'node:crypto';
@@ -23,7 +27,11 @@ import type { FlatFileSource } from '../../storage/flat-file-source.js';
 import { CacheDir, fileComplete } from '../../storage/cache-dir.js';
 import { describeSource, type SourceSpec } from '../../storage/source-spec.js';
 import type { FanotifyTarget, TargetLookup } from './frontend.js';
-import { isMountPoint, mountFileBacked } from '../mounts.js';
+import { isMountPoint, listMounts, mountFileBacked } from '../mounts.js';
+import { UnmountWatcher } from '../unmount-watch.js';
+
+/** How long `umount` waits for the kernel to let go before it answers (the mount then stays listed, detached). */
+const UMOUNT_SETTLE_MS = 2_000;
 
 /** What the mounts need of the image catalog (the daemon's ImageCatalog is one): shared sources and blob handles. */
 export interface BlobProvider {
@@ -62,6 +70,25 @@ export interface FanotifyMountInfo {
   bootstrapCache: string;
   blobs: Array<{ id: string; cacheFile: string; complete: boolean }>;
   devices?: Record<string, string>;
+  /**
+   * The mount point left the mount table but the kernel still uses the filesystem (an overlay's
+   * clone, a lazy detach, another namespace): it is served until the kernel lets go.
+   */
+  detached?: boolean;
+}
+
+/** One mount as served: the path it was made at may since hold another mount. */
+interface MountRecord {
+  /** Who holds its blob files (a mount point can be reused while this one lives on). */
+  id: string;
+  info: FanotifyMountInfo;
+  state: MountState;
+  /** The unmount watch on its root; absent when the watch could not be set. */
+  wd: number | undefined;
+  detached: boolean;
+  /** Resolves once the record is released. */
+  released: Promise<void>;
+  release: () => void;
 }
 
 interface BlobFile {
@@ -99,9 +126,10 @@ interface StateFile {
 export class FanotifyMounts implements TargetLookup {
   private readonly byIno = new Map<string, BlobFile>();
   private readonly blobs = new Map<string, BlobFile>();
-  private readonly mounts = new Map<string, FanotifyMountInfo>();
-  /** What each mount is made of (with credentials: never listed, only saved). */
-  private readonly states = new Map<string, MountState>();
+  /** By record id; each with what it is made of (with credentials: never listed, only saved). */
+  private readonly records = new Map<string, MountRecord>();
+  private seq = 0;
+  private readonly watcher: UnmountWatcher | undefined;
   /**
    * Mount points with a mount() under way: two at once would both find the directory free,
    * stack two mounts there under one user, and the first umount would drop the marks the
@@ -118,6 +146,30 @@ export class FanotifyMounts implements TargetLookup {
     private readonly log?: Logger,
   ) {
     this.dir = new CacheDir(cacheDir);
+    try {
+      this.watcher = new UnmountWatcher(log);
+    } catch (err) {
+      // Without it a mount is released by `ondine umount` only, as before.
+      log?.error({ err }, 'inotify is not available: mounts are released only by ondine umount');
+    }
+  }
+
+  /**
+   * Marks detached the mounts whose mount point left the mount table (a plain `umount DIR`),
+   * so a listing says so; they stay served until the kernel lets go.
+   */
+  async refresh(): Promise<void> {
+    const table = await listMounts();
+    const present = new Set(table.filter((m) => m.fstype === 'erofs').map((m) => `${m.mountpoint}\0${m.source}`));
+    for (const r of this.records.values()) {
+      if (!r.detached && !present.has(`${r.info.mountpoint}\0${r.info.bootstrapCache}`)) this.detach(r);
+    }
+  }
+
+  /** The record mounted at `mountpoint` as far as this daemon knows (not detached). */
+  private attachedAt(mountpoint: string): MountRecord | undefined {
+    for (const r of this.records.values()) if (!r.detached && r.info.mountpoint === mountpoint) return r;
+    return undefined;
   }
 
   byInode(dev: number | bigint, ino: number | bigint): FanotifyTarget | undefined {
@@ -125,9 +177,10 @@ export class FanotifyMounts implements TargetLookup {
   }
 
   list(): FanotifyMountInfo[] {
-    return [...this.mounts.values()].map((m) => ({
+    return [...this.records.values()].map(({ info: m, detached }) => ({
       ...m,
       blobs: m.blobs.map((b) => ({ ...b, complete: !(this.blobs.get(b.id)?.marked ?? false) })),
+      ...(detached ? { detached: true } : {}),
     }));
   }
 
@@ -137,9 +190,16 @@ export class FanotifyMounts implements TargetLookup {
     const st = statSync(mountpoint, { throwIfNoEntry: false });
     if (!st) throw new NotFoundError(`mount point ${mountpoint} (create the directory first)`);
     if (!st.isDirectory()) throw new InvalidArgumentError(`mount point ${mountpoint} is not a directory`);
-    if (this.mounts.has(mountpoint) || this.mounting.has(mountpoint)) throw this.busy(mountpoint);
+    if (this.mounting.has(mountpoint)) throw this.busy(mountpoint);
     this.mounting.add(mountpoint);
     try {
+      const before = this.attachedAt(mountpoint);
+      if (before) {
+        if (await isMountPoint(mountpoint)) throw this.busy(mountpoint);
+        // A plain `umount DIR` took it out of the mount table: the path is free, the
+        // filesystem is served until the kernel lets go of it.
+        this.detach(before);
+      }
       return await this.mountAt(mountpoint, spec);
     } finally {
       this.mounting.delete(mountpoint);
@@ -156,29 +216,34 @@ export class FanotifyMounts implements TargetLookup {
     const blobDir = resolve(spec.blobDir ?? resolve(bootstrapPath, '..', 'blobs'));
     const source: SourceSpec = spec.source ?? { kind: 'local', dir: blobDir };
     const { bootstrap, cachePath } = await this.loadBootstrap(bootstrapPath);
+    const id = this.newId();
     const files: BlobFile[] = [];
     try {
-      for (let i = 0; i < bootstrap.devices.length; i++) files.push(this.acquire(bootstrap, i, source, mountpoint, spec.devices));
+      for (let i = 0; i < bootstrap.devices.length; i++) files.push(this.acquire(bootstrap, i, source, id, spec.devices));
       await mountFileBacked(cachePath, files.map((f) => f.path), mountpoint);
     } catch (err) {
-      for (const f of files) this.release(f, mountpoint);
+      for (const f of files) this.release(f, id);
       throw err;
     }
     const state: MountState = {
       mountpoint, bootstrap: bootstrapPath, blobDir, source,
       ...(spec.ref ? { ref: spec.ref } : {}), ...(spec.devices ? { devices: spec.devices } : {}),
     };
-    const info = this.record(state, cachePath, files);
+    const info = this.record(id, state, cachePath, files).info;
     this.save();
     this.log?.info({ mountpoint, bootstrap: bootstrapPath, source: info.source, ...(spec.ref ? { ref: spec.ref } : {}), blobs: files.length, marked: files.filter((f) => f.marked).length }, 'mounted (fanotify)');
     return info;
   }
 
-  /** Unmounts, then releases the marks and fds no other mount needs. */
+  /**
+   * Unmounts; the marks and fds no other mount needs are released once the kernel lets go of
+   * the filesystem, which is at once unless something else still uses it (then the mount stays
+   * listed, detached, until it does).
+   */
   async umount(target: string, opts: { detach?: boolean } = {}): Promise<void> {
     const mountpoint = resolve(target);
-    const info = this.mounts.get(mountpoint);
-    if (!info) throw new NotFoundError(`an Ondine fanotify mount at ${mountpoint}`);
+    const r = this.attachedAt(mountpoint);
+    if (!r) throw new NotFoundError(`an Ondine fanotify mount at ${mountpoint}`);
     try {
       await umount2Async(mountpoint, opts.detach ? MNT_DETACH : 0);
     } catch (err) {
@@ -187,13 +252,52 @@ export class FanotifyMounts implements TargetLookup {
       }
       if (!(err instanceof NativeError && err.code === 'EINVAL')) throw err; // EINVAL: already unmounted
     }
-    this.forget(info);
-    this.log?.info({ mountpoint }, 'unmounted (fanotify)');
+    if (r.wd === undefined) {
+      this.forget(r);
+      this.log?.info({ mountpoint }, 'unmounted (fanotify)');
+      return;
+    }
+    this.detach(r);
+    let timer: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([r.released.then(() => true), new Promise<false>((res) => { timer = setTimeout(() => res(false), UMOUNT_SETTLE_MS); })]);
+    clearTimeout(timer);
+    this.log?.info({ mountpoint, released: settled }, settled ? 'unmounted (fanotify)' : 'unmounted (fanotify); the filesystem is still in use elsewhere (an overlay, a lazy detach, another namespace): served until the kernel lets go');
   }
 
-  /** Unmounts everything (detached, so a busy mount cannot stop a shutdown). */
+  /**
+   * For a stop: detaches every mount and releases all at once (the group closes next, so
+   * nothing could be served anyway).
+   */
   async umountAll(): Promise<void> {
-    for (const m of [...this.mounts.keys()]) await this.umount(m, { detach: true }).catch((err: unknown) => this.log?.error({ err, mountpoint: m }, 'unmount failed'));
+    for (const r of [...this.records.values()]) {
+      if (!r.detached) {
+        await umount2Async(r.info.mountpoint, MNT_DETACH).catch((err: unknown) => {
+          if (!(err instanceof NativeError && err.code === 'EINVAL')) this.log?.error({ err, mountpoint: r.info.mountpoint }, 'unmount failed');
+        });
+      }
+      this.forget(r);
+    }
+  }
+
+  private newId(): string {
+    return `m${++this.seq}`;
+  }
+
+  /** The mount point left the mount table; the filesystem may live on. */
+  private detach(r: MountRecord): void {
+    if (r.detached) return;
+    r.detached = true;
+    this.save();
+    this.log?.info({ mountpoint: r.info.mountpoint }, 'mount point released; serving the filesystem until the kernel lets go');
+  }
+
+  /** IN_UNMOUNT: the superblock is gone, nobody can read through it any more. */
+  private onGone(id: string): void {
+    const r = this.records.get(id);
+    if (!r) return;
+    r.wd = undefined;
+    this.forget(r);
+    this.log?.info({ mountpoint: r.info.mountpoint }, 'the kernel let go of the filesystem: marks and fds released');
   }
 
   /**
@@ -215,27 +319,28 @@ export class FanotifyMounts implements TargetLookup {
     for (const m of state.mounts) {
       if (!(await isMountPoint(m.mountpoint))) continue;
       const taken: BlobFile[] = [];
+      const id = this.newId();
       try {
         // The copy in the cache directory is what the kernel mounted; the original may be gone.
         const { bootstrap, cachePath } = await this.loadBootstrap(m.bootstrapCache ?? m.bootstrap);
         const source: SourceSpec = m.source ?? { kind: 'local', dir: m.blobDir };
         const files = bootstrap.devices.map((_, i) => {
-          const f = this.acquire(bootstrap, i, source, m.mountpoint, m.devices);
+          const f = this.acquire(bootstrap, i, source, id, m.devices);
           taken.push(f);
           return f;
         });
-        this.record(m, cachePath, files);
+        this.record(id, m, cachePath, files);
       } catch (err) {
-        for (const f of taken) this.release(f, m.mountpoint);
+        for (const f of taken) this.release(f, id);
         this.log?.error({ err, mountpoint: m.mountpoint }, 'could not restore a mount: its uncached reads get EIO');
       }
     }
-    this.log?.info({ mounts: this.mounts.size }, 'restored mounts from the state file');
+    this.log?.info({ mounts: this.records.size }, 'restored mounts from the state file');
     this.save();
   }
 
-  /** Records a mount (made now, or restored) as served by these cache files. */
-  private record(m: MountState, bootstrapCache: string, files: readonly BlobFile[]): FanotifyMountInfo {
+  /** Records a mount (made now, or restored) as served by these cache files, and watches its root. */
+  private record(id: string, m: MountState, bootstrapCache: string, files: readonly BlobFile[]): MountRecord {
     const source: SourceSpec = m.source ?? { kind: 'local', dir: m.blobDir };
     const info: FanotifyMountInfo = {
       mode: 'fanotify', mountpoint: m.mountpoint, bootstrap: m.bootstrap,
@@ -246,9 +351,16 @@ export class FanotifyMounts implements TargetLookup {
       blobs: files.map((f) => ({ id: f.blobId, cacheFile: f.path, complete: !f.marked })),
       ...(m.devices ? { devices: m.devices } : {}),
     };
-    this.mounts.set(m.mountpoint, info);
-    this.states.set(m.mountpoint, { ...m, bootstrapCache });
-    return info;
+    let release!: () => void;
+    const released = new Promise<void>((r) => { release = r; });
+    const r: MountRecord = { id, info, state: { ...m, bootstrapCache }, wd: undefined, detached: false, released, release };
+    this.records.set(id, r);
+    try {
+      r.wd = this.watcher?.watch(m.mountpoint, () => this.onGone(id));
+    } catch (err) {
+      this.log?.warn({ err, mountpoint: m.mountpoint }, 'cannot watch the mount for its unmount: released by ondine umount only');
+    }
+    return r;
   }
 
   private async loadBootstrap(path: string): Promise<{ bootstrap: Bootstrap; cachePath: string }> {
@@ -363,21 +475,26 @@ export class FanotifyMounts implements TargetLookup {
     closeSync(f.fd);
   }
 
-  private forget(info: FanotifyMountInfo): void {
-    for (const b of info.blobs) {
+  private forget(r: MountRecord): void {
+    if (this.records.get(r.id) !== r) return;
+    if (r.wd !== undefined) this.watcher?.unwatch(r.wd);
+    r.wd = undefined;
+    for (const b of r.info.blobs) {
       const f = this.blobs.get(b.id);
-      if (f) this.release(f, info.mountpoint);
+      if (f) this.release(f, r.id);
     }
-    this.mounts.delete(info.mountpoint);
-    this.states.delete(info.mountpoint);
+    this.records.delete(r.id);
     this.save();
+    r.release();
   }
 
   private save(): void {
     const state: StateFile = {
       version: 1,
       cacheDir: this.dir.cacheDir,
-      mounts: [...this.states.values()],
+      // Not the detached ones: their path may hold another mount by now, which a restarted
+      // worker would take for theirs.
+      mounts: [...this.records.values()].filter((r) => !r.detached).map((r) => r.state),
     };
     const tmp = `${this.statePath}.new`;
     writeFileSync(tmp, JSON.stringify(state, null, 1), { mode: 0o600 });
@@ -387,6 +504,7 @@ export class FanotifyMounts implements TargetLookup {
   }
 
   close(): void {
+    this.watcher?.close();
     for (const f of this.blobs.values()) {
       try { closeSync(f.fd); } catch { /* closed */ }
     }
