@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { DEFAULT_SOCKET } from '../../daemon/config.js';
 import { DaemonClient, DaemonUnavailableError, type DaemonHealth } from '../../daemon/client.js';
+import { lockHeld } from '../../daemon/socket-lock.js';
 import { mountFscache } from '../../kernel/mounts.js';
 import { isModeChoice } from '../../daemon/probe.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../../errors.js';
@@ -66,8 +67,14 @@ async function ensureDaemon(client: DaemonClient, cacheDir: string, mode: string
   child.unref();
   await logFd.close();
   try {
+    // `ondine daemon` exits 0 once its daemon answers; one that lost the socket's lock to
+    // another `ondine mount` starting a daemon at the same time just waits for that one.
     // A daemon killed by a signal has no exit code: report it as -1.
-    await client.waitUntilUp(() => child.exitCode ?? (child.signalCode ? -1 : null), 15_000, `see ${logPath}`);
+    const exited = (): number | null => {
+      const code = child.exitCode ?? (child.signalCode ? -1 : null);
+      return code === 0 || lockHeld(client.socketPath) ? null : code;
+    };
+    await client.waitUntilUp(exited, 15_000, `see ${logPath}`);
   } catch (err) {
     const text = (await readFile(logPath).catch(() => Buffer.alloc(0))).subarray(logStart).toString('utf8');
     const why = lastDaemonError(text);
