@@ -9,7 +9,7 @@ interface Stats {
   modes: string[];
   sources: Record<string, Record<string, { bytes: number; requests: number }>>;
   images: Array<{ fsid: string; domain?: string; bootstrap: string; ref?: string }>;
-  mounts: Array<{ mountpoint: string; bootstrap: string; ref?: string; blobs: Array<{ id: string; complete: boolean }> }>;
+  mounts: Array<{ mountpoint: string; bootstrap: string; ref?: string; detached?: boolean; blobs: Array<{ id: string; complete: boolean }> }>;
   fanotify?: { events: number; fills: number; denied: number; timeouts: number; supervisor?: { events: number; allowedAtOnce: number; workerRestarts: number; deniedByDeadline: number } };
 }
 
@@ -28,7 +28,7 @@ export function summary(s: Stats): string {
     }
   }
   for (const m of s.mounts) {
-    lines.push(`mount ${m.mountpoint} (fanotify) ← ${m.ref ?? m.bootstrap}`);
+    lines.push(`mount ${m.mountpoint} (fanotify${m.detached ? '; unmounted there, still in use by the kernel (an overlay, a lazy detach, another namespace)' : ''}) ← ${m.ref ?? m.bootstrap}`);
     for (const b of m.blobs) {
       const c = fetched.get(b.id);
       lines.push(`  blob ${b.id.slice(0, 16)}…  ${b.complete ? 'complete' : 'partial'}; fetched ${((c?.bytes ?? 0) / MiB).toFixed(1)} MiB in ${c?.requests ?? 0} requests`);
