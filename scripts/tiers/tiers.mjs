@@ -4,6 +4,7 @@
 //
 //   node scripts/tiers/tiers.mjs list <unit|host|vm>
 //   node scripts/tiers/tiers.mjs run <unit|host|vm> [--node PATH] [--summary FILE]
+//   node scripts/tiers/tiers.mjs summary FILE      (totals over the runs recorded in FILE)
 //
 // vm:   test/vm/**                       (boots the QEMU VM; root)
 // host: test/e2e/** and the files named in test/host-tier.txt (need root: mounts, mknod,
@@ -190,10 +191,31 @@ async function run(tier, opts) {
   return exit;
 }
 
+/**
+ * Totals over the runs recorded in a summary file, printed last in the runner's own closing
+ * format (one comment line per run before them); exit 1 when a run failed.
+ */
+function printTotals(file) {
+  const runs = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  if (runs.length === 0) fail(`no test runs recorded in ${file}`);
+  const keys = ['tests', 'suites', 'pass', 'fail', 'cancelled', 'skipped', 'todo'];
+  const total = Object.fromEntries(keys.map((k) => [k, 0]));
+  let wall = 0;
+  for (const r of runs) {
+    process.stdout.write(`# run ${r.tier} node ${r.node}: exit ${r.exit}, ${keys.map((k) => `${k} ${r[k] ?? '?'}`).join(', ')}, ${Math.round(r.wall_ms / 1000)} s\n`);
+    for (const k of keys) total[k] += r[k] ?? 0;
+    wall += r.wall_ms;
+  }
+  for (const k of keys) process.stdout.write(`# ${k} ${total[k]}\n`);
+  process.stdout.write(`# duration_ms ${wall}\n`);
+  return runs.some((r) => r.exit !== 0) ? 1 : 0;
+}
+
 function main(argv) {
   const [cmd, tier, ...rest] = argv;
+  if (cmd === 'summary' && tier) process.exit(printTotals(tier));
   if (!['list', 'run'].includes(cmd) || !TIERS.includes(tier)) {
-    fail('usage: tiers.mjs list <unit|host|vm> | run <unit|host|vm> [--node PATH] [--summary FILE]');
+    fail('usage: tiers.mjs list <unit|host|vm> | run <unit|host|vm> [--node PATH] [--summary FILE] | summary FILE');
   }
   const opts = {};
   for (let i = 0; i < rest.length; i++) {
