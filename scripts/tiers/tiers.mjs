@@ -128,6 +128,9 @@ async function run(tier, opts) {
   if (!version) fail(`cannot run ${node}`);
   const env = { ...process.env, PATH: `${dirname(node)}:${process.env.PATH ?? SAFE_PATH}` };
   if (!env.ONDINE_SHARED) env.ONDINE_SHARED = join(REPO, '..', 'shared');
+  // Started from inside a test (ours does), the runner would otherwise report to that test's
+  // runner in its internal format instead of printing TAP.
+  delete env.NODE_TEST_CONTEXT;
   let prefix = [];
   let home;
   const guardOut = mkdtempSync(join(tmpdir(), 'ondine-tier-'));
