@@ -7,6 +7,8 @@
 #   bash scripts/test-node-lts.sh [--fetch-only] [--summary FILE] [tier...]   (default: unit host)
 #
 # ONDINE_NODE_LTS: the versions, exact (default below; bump them deliberately).
+# ONDINE_LTS_TIERS_<major> (e.g. ONDINE_LTS_TIERS_22="unit"): that line's tiers instead of the
+# ones given on the command line.
 # ONDINE_NODE_CACHE: where the binaries live (default /var/cache/ondine-node as root, else
 # ~/.cache/ondine-node). A version already there is not fetched again.
 set -euo pipefail
@@ -52,7 +54,9 @@ rc=0
 for v in $versions; do
   bin=$(node_bin "$v") || { rc=1; continue; }
   [ "$fetch_only" = 1 ] && continue
-  for tier in "${tiers[@]}"; do
+  var=ONDINE_LTS_TIERS_${v%%.*}
+  if [ -n "${!var+set}" ]; then read -r -a these <<<"${!var}"; else these=("${tiers[@]}"); fi
+  for tier in ${these[@]+"${these[@]}"}; do
     node scripts/tiers/tiers.mjs run "$tier" --node "$bin" ${summary[@]+"${summary[@]}"} || rc=1
   done
 done
