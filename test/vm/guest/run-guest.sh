@@ -4,8 +4,10 @@
 #
 # A failing guest step ends the run at once: the first file that fails (or hangs past its
 # deadline) stops the loop, and the files after it are reported as skipped, so a broken
-# environment never leaves the VM idle until vm/run.sh's timeout. --test-force-exit ends a file
-# once its tests are done even if it left something running (a registry, a daemon).
+# environment never leaves the VM idle until vm/run.sh's timeout. Each file runs in a node of
+# its own, without the --test runner: --test-force-exit then ends that process once its tests
+# are done even if it left something running (a registry, a daemon) that holds its output,
+# which would keep a runner waiting for the output to close.
 # ONDINE_VM_KEEP_GOING=1 runs every file regardless; ONDINE_VM_TEST_TIMEOUT_MS bounds one test.
 set -eu
 repo=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -20,8 +22,10 @@ for f in $files; do
     continue
   fi
   echo "# guest file $name"
-  if ! node --test --test-reporter=tap --test-force-exit --test-timeout="$per_test" "$f"; then
-    echo "# guest file $name failed"
+  code=0
+  node --test-reporter=tap --test-force-exit --test-timeout="$per_test" "$f" || code=$?
+  if [ "$code" != 0 ]; then
+    echo "not ok 0 - $name exited $code"
     [ "${ONDINE_VM_KEEP_GOING:-}" = 1 ] || failed=$name
     rc=1
   fi
