@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian bookworm machine (as root):
 # Debian packages (only the missing ones, so a warm machine pays nothing), npm packages
-# (npm ci, which also builds the addon), and the TypeScript build.
+# (npm ci, which also builds the addon), the TypeScript build, erofs-utils 1.8 and the test
+# VM's kernel (each built once per machine and cached, so no test's timeout covers a build)
+# and the Node LTS binaries scripts/test-node-lts.sh runs the suite under.
+# ONDINE_SETUP_SKIP_VM=1 skips the kernel, ONDINE_SETUP_SKIP_LTS=1 the Node binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +36,14 @@ else
   [ -f build/Release/ondine.node ] || npm run build:native
 fi
 npm run build
+
+# erofs-utils 1.8 (the tests' fsck.erofs/mkfs.erofs oracles), built once per machine: here,
+# so that no test file pays the build inside its timeout.
+bash scripts/build-erofs-utils.sh >/dev/null
+if [ "${ONDINE_SETUP_SKIP_VM:-}" != 1 ] && [ -z "${ONDINE_VM_KERNEL:-}" ]; then
+  # Progress on stderr; the bzImage path (its last stdout line) is not needed here.
+  bash vm/build-kernel.sh >/dev/null
+fi
+if [ "${ONDINE_SETUP_SKIP_LTS:-}" != 1 ]; then
+  bash scripts/test-node-lts.sh --fetch-only
+fi

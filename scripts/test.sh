@@ -1,11 +1,35 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, builds, then runs every tier with node's test
-# runner — unit tests, host-kernel end-to-end tests (root: EROFS mounts, loop devices,
-# fanotify) and the QEMU VM tests (cachefiles; the VM kernel is built once per machine).
+# The whole test suite, as CI runs it: installs what it needs (scripts/setup.sh: packages, npm
+# ci, the build, the VM kernel, the Node LTS binaries), then every tier on the project's Node —
+# unit (without privileges), host (root: EROFS mounts, loop devices, fanotify), vm (QEMU,
+# cachefiles) — and then the tiers below on Node 22 and 24 (scripts/test-node-lts.sh).
+# Every tier runs even when one fails; node's TAP goes to stdout as it comes, and the last
+# lines are the totals over all runs in the runner's own format (# tests, # pass, # fail, ...).
+#
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh unit host  # only these tiers (no Node LTS runs)
+# On Node 24 (the line that follows 20) the unit and host tiers run, on Node 22 the unit tier:
+# the host tier costs minutes per run and 22 sits between two lines tested whole; the
+# suite stays well inside CI's budget. ONDINE_LTS_TIERS_22 / ONDINE_LTS_TIERS_24 change that
+# ("" skips a line), e.g. ONDINE_LTS_TIERS_22="unit host".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export ONDINE_SHARED="${ONDINE_SHARED:-$(cd .. && pwd)/shared}"
-mapfile -t files < <(find dist/test -name '*.test.js' | sort)
-if [ ${#files[@]} -eq 0 ]; then echo "no test files found under dist/test" >&2; exit 1; fi
-exec node --test --test-reporter=tap --test-timeout=1800000 "${files[@]}"
+
+tiers=("$@")
+lts=1
+if [ ${#tiers[@]} -eq 0 ]; then tiers=(unit host vm); else lts=0; fi
+summary=$(mktemp "${TMPDIR:-/tmp}/ondine-test-summary.XXXXXX")
+trap 'rm -f "$summary"' EXIT
+
+rc=0
+for tier in "${tiers[@]}"; do
+  node scripts/tiers/tiers.mjs run "$tier" --summary "$summary" || rc=1
+done
+if [ "$lts" = 1 ]; then
+  ONDINE_LTS_TIERS_22=${ONDINE_LTS_TIERS_22-unit} ONDINE_LTS_TIERS_24=${ONDINE_LTS_TIERS_24-unit host} \
+    bash scripts/test-node-lts.sh --summary "$summary" || rc=1
+fi
+node scripts/tiers/tiers.mjs summary "$summary" || rc=1
+exit "$rc"

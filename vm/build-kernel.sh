@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the Ondine test-VM kernel (cachefiles on-demand + EROFS fscache) once per machine.
 #
-#   vm/build-kernel.sh            -> prints the cached bzImage path as the last line of stdout
+#   vm/build-kernel.sh                -> prints the cached bzImage path as the last line of stdout
+#   vm/build-kernel.sh --cached-only  -> the same when the kernel is cached; else exit 3 at once
+#                                        (tests use it: a build never runs inside a test's timeout)
 #
 # Source: Debian's linux-source-6.1. Base: `make allnoconfig`, then vm/kernel.config merged with
 # `merge_config.sh -n`, then `make olddefconfig`. Every option the fragment asks for is checked
@@ -48,8 +50,17 @@ ensure_pkgs() {
   fi
 }
 
+cached_only=0
+case ${1:-} in
+  --cached-only) cached_only=1 ;;
+  '') ;;
+  *) die "unknown argument $1 (usage: vm/build-kernel.sh [--cached-only])" ;;
+esac
+
 [ -f "$FRAGMENT" ] || die "config fragment $FRAGMENT not found"
 
+[ "$cached_only" = 1 ] && ! pkg_installed "$SRC_PKG" \
+  && { log "the VM kernel is not built ($SRC_PKG is not even installed): run scripts/setup.sh or vm/build-kernel.sh"; exit 3; }
 ensure_pkgs "$SRC_PKG"
 [ -f "$SRC_TARBALL" ] || die "$SRC_TARBALL missing although $SRC_PKG is installed"
 SRC_VERSION=$(dpkg-query -W -f='${Version}' "$SRC_PKG")
@@ -62,6 +73,14 @@ if [ -f "$OUT/bzImage" ]; then
   [ "${ONDINE_VM_QUIET_CACHED:-0}" = 1 ] || log "cached kernel: $OUT"
   echo "$OUT/bzImage"
   exit 0
+fi
+if [ "$cached_only" = 1 ]; then
+  if [ -e "$CACHE/kernel-$KEY.lock" ] && ! flock -n "$CACHE/kernel-$KEY.lock" true 2>/dev/null; then
+    log "the VM kernel is being built right now (lock $CACHE/kernel-$KEY.lock); wait for it, e.g. run vm/build-kernel.sh"
+  else
+    log "the VM kernel is not built: run scripts/setup.sh or vm/build-kernel.sh first"
+  fi
+  exit 3
 fi
 
 mkdir -p "$CACHE"

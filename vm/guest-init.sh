@@ -64,15 +64,21 @@ mkdir -m 700 /run/home
 mount -t 9p -o "$P9_OPTS" ondine-ctl "$CTL" || fail "mount the control share (9p tag ondine-ctl)"
 [ -r "$CTL/job" ] || fail "no job file in the control share"
 
-# /tmp: the host's /tmp stays visible (tests hand over paths under it), writes go to RAM.
+# /tmp and /var/tmp: the host's files there stay visible (tests hand over paths under /tmp; a
+# checkout may live under /var/tmp), writes go to RAM. Never a bare tmpfs over them while the
+# overlay works: that would hide a checkout there from the very test that runs from it.
 mount -t tmpfs -o mode=755 tmpfs /run/ondine-tmp || fail "mount the /tmp upper tmpfs"
-mkdir -p /run/ondine-tmp/upper /run/ondine-tmp/work
-chmod 1777 /run/ondine-tmp/upper
-if ! mount -t overlay overlay \
-    -o lowerdir=/tmp,upperdir=/run/ondine-tmp/upper,workdir=/run/ondine-tmp/work /tmp; then
-  say "warning: overlay on /tmp failed; /tmp is an empty tmpfs (host files under /tmp are hidden)"
-  mount -t tmpfs -o mode=1777 tmpfs /tmp || fail "mount /tmp"
-fi
+writable_tmp() {  # <dir> <name>
+  mkdir -p "/run/ondine-tmp/$2/upper" "/run/ondine-tmp/$2/work"
+  chmod 1777 "/run/ondine-tmp/$2/upper"
+  if ! mount -t overlay overlay \
+      -o "lowerdir=$1,upperdir=/run/ondine-tmp/$2/upper,workdir=/run/ondine-tmp/$2/work" "$1"; then
+    say "warning: overlay on $1 failed; $1 is an empty tmpfs (host files under $1 are hidden)"
+    mount -t tmpfs -o mode=1777 tmpfs "$1" || fail "mount $1"
+  fi
+}
+writable_tmp /tmp tmp
+[ -d /var/tmp ] && writable_tmp /var/tmp var-tmp
 
 # /mnt is empty on a normal host: a tmpfs there holds the share's mount point.
 mount -t tmpfs -o mode=755 tmpfs /mnt || fail "mount /mnt"

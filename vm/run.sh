@@ -29,7 +29,8 @@ usage: vm/run.sh [options] <guest-script> [args...]
 
 Environment: ONDINE_VM_SHARE (host directory shared read-write at /mnt/share; default a
 fresh temporary directory, deleted afterwards), ONDINE_VM_KERNEL (bzImage to boot instead
-of the one vm/build-kernel.sh builds and caches), ONDINE_VM_TIMEOUT, ONDINE_VM_APPEND
+of the one vm/build-kernel.sh builds and caches), ONDINE_VM_NO_BUILD=1 (exit 125 at once
+when that kernel is not built yet instead of building it), ONDINE_VM_TIMEOUT, ONDINE_VM_APPEND
 (extra kernel command-line words, e.g. initcall_debug), ONDINE_VM_QEMU_ARGS (extra
 QEMU arguments, split on spaces).
 EOF
@@ -105,7 +106,12 @@ fi
 if [ -n "${ONDINE_VM_KERNEL:-}" ]; then
   kernel=$ONDINE_VM_KERNEL
 else
-  kernel=$(ONDINE_VM_QUIET_CACHED=1 "$HERE/build-kernel.sh" | tail -n 1) || die "vm/build-kernel.sh failed"
+  # ONDINE_VM_NO_BUILD=1 (the tests set it): fail at once when the kernel is not built yet,
+  # rather than build it (minutes) inside the caller's timeout.
+  kbuild=()
+  [ "${ONDINE_VM_NO_BUILD:-}" = 1 ] && kbuild=(--cached-only)
+  kernel=$(ONDINE_VM_QUIET_CACHED=1 "$HERE/build-kernel.sh" ${kbuild[@]+"${kbuild[@]}"} | tail -n 1) \
+    || die "vm/build-kernel.sh ${kbuild[*]} failed"
 fi
 [ -f "$kernel" ] || die "kernel image $kernel not found"
 
@@ -195,13 +201,17 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -m "$mem" -smp "$cpus" -nographic -
 
 [ "$verbose" = 1 ] && say "booting $kernel with $script (timeout ${timeout_s}s)"
 start_ns=$(date +%s%N)
-# --foreground keeps QEMU in our process group so that it may use the terminal.
+# --foreground keeps QEMU in our process group so that it may use the terminal (and so that
+# a caller killing our process group kills QEMU too). The parent-death signals make QEMU die
+# with us even when we are SIGKILLed and no trap runs: `timeout` gets SIGKILL when this shell
+# dies, QEMU when `timeout` dies.
+guard=(setpriv --pdeathsig KILL --)
 if [ "$interactive" = 1 ]; then
   # The explicit <&0 stops bash from giving a background job /dev/null.
-  timeout --foreground -k 10 "$timeout_s" "${qemu[@]}" <&0 &
+  "${guard[@]}" timeout --foreground -k 10 "$timeout_s" "${guard[@]}" "${qemu[@]}" <&0 &
 else
   # With a terminal on stdin QEMU would switch it to raw mode and swallow Ctrl-C.
-  timeout --foreground -k 10 "$timeout_s" "${qemu[@]}" </dev/null &
+  "${guard[@]}" timeout --foreground -k 10 "$timeout_s" "${guard[@]}" "${qemu[@]}" </dev/null &
 fi
 qemu_pid=$!
 set +e
