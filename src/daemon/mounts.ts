@@ -61,16 +61,23 @@ function unescapeMountPath(p: string): string {
 
 /**
  * A read-only file-backed EROFS mount of `bootstrap` with `devices` as its blobs, in device
- * order: no loop device (over a loop device no pre-content event would ever arrive).
+ * order: no loop device (over a loop device no pre-content event would ever arrive). `shown`
+ * names the files for messages when the kernel is given /proc/self/fd/<n> paths.
  */
-export async function mountFileBacked(bootstrap: string, devices: readonly string[], mountpoint: string): Promise<void> {
+export async function mountFileBacked(bootstrap: string, devices: readonly string[], mountpoint: string, shown?: { bootstrap: string; devices: readonly string[] }): Promise<void> {
   try {
     // The new mount API: one `device` key per blob, so neither commas in paths nor the
     // one-page limit of mount(2) options can bite.
     await mountErofsFile(bootstrap, mountpoint, devices);
   } catch (err) {
     if (err instanceof NativeError) {
-      throw new OndineError('ONDINE_ERR_MOUNT', err.errno, `mounting ${bootstrap} on ${mountpoint} (file-backed EROFS) failed: ${err.message}`, { cause: err });
+      // /proc/self/fd/<n> paths mean nothing to a user: name the files they stand for.
+      let message = err.message;
+      if (shown) {
+        message = message.replaceAll(`'${bootstrap}'`, `'${shown.bootstrap}'`);
+        devices.forEach((d, i) => { message = message.replaceAll(`'${d}'`, `'${shown.devices[i] ?? d}'`); });
+      }
+      throw new OndineError('ONDINE_ERR_MOUNT', err.errno, `mounting ${shown?.bootstrap ?? bootstrap} on ${mountpoint} (file-backed EROFS) failed: ${message}`, { cause: err });
     }
     throw err;
   }
