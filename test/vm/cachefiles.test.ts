@@ -33,7 +33,9 @@ export function parseTap(text: string): TapPoint[] {
 function runVm(fixtures: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     const p = spawn('bash', [join(REPO, 'vm/run.sh'), '--timeout', '2400', '--mem', '3072', '--cache-size', '4096',
-      '--env', `ONDINE_VM_FIXTURES=${fixtures}`, join(REPO, 'test/vm/guest/run-guest.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--env', `ONDINE_VM_FIXTURES=${fixtures}`,
+      ...(process.env.ONDINE_VM_GUESTS ? ['--env', `ONDINE_VM_GUESTS=${process.env.ONDINE_VM_GUESTS}`] : []),
+      join(REPO, 'test/vm/guest/run-guest.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (c: Buffer) => { out += c; });
     p.stderr.on('data', (c: Buffer) => { process.stderr.write(c); });

@@ -5,4 +5,8 @@ set -eu
 repo=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$repo"
 files=$(ls dist/test/vm/guest/*.guest.js)
+# ONDINE_VM_GUESTS="names failures" runs only those guest files (a change's own, while working).
+if [ -n "${ONDINE_VM_GUESTS:-}" ]; then
+  files=$(for g in $ONDINE_VM_GUESTS; do ls "dist/test/vm/guest/$g.guest.js"; done)
+fi
 exec node --test --test-reporter=tap --test-concurrency=1 $files
