@@ -15,6 +15,7 @@ import type { Credentials } from '../registry/credentials.js';
 import { parseReference, type ImageReference } from '../registry/reference.js';
 import { findBootstrapLayer, isPlainOci, extractBootstrap } from '../oci/nydus-image.js';
 import { checkBootstrapBytesInManifest } from '../oci/manifest-blobs.js';
+import { checkDigest } from '../format/identifiers.js';
 import { CacheDir } from '../storage/cache-dir.js';
 import { withRetries } from '../storage/retrying-source.js';
 import { registryOptions, retryPolicy, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
@@ -84,6 +85,7 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
     if (isPlainOci(manifest.json) || !layer) {
       throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()} is a plain OCI image, not a lazy one${layer ? '' : ' (its manifest has no Nydus bootstrap layer)'}: convert it with \`ondine convert ${ref.toString()} ${lazyTarget(ref)}\` and mount that`);
     }
+    checkDigest(layer.digest, `${ref.toString()}: the bootstrap layer's digest`);
     const known = storedFor(cacheDir, layer.digest);
     if (known) checkBootstrapBytesInManifest(known.bytes, manifest.json, ref.toString());
     if (known) return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: known.path, bootstrap: known.bytes, source };

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { OndineError } from '../errors.js';
+import { checkName } from '../format/identifiers.js';
 import { MS_RDONLY, mountAsync, mountErofsFile, NativeError, umount2Async } from '../native/index.js';
 
 export interface FscacheMount {
@@ -12,6 +13,10 @@ export interface FscacheMount {
 }
 
 export async function mountFscache(mountpoint: string, fsid: string, domain?: string, devices: string[] = []): Promise<void> {
+  // Each goes into a comma-split option string: one outside the grammar could add options.
+  checkName(fsid, 'fsid');
+  if (domain) checkName(domain, 'domain');
+  devices.forEach((d, i) => checkName(d, `device ${i + 1} (a device tag)`));
   const data = [`fsid=${fsid}`, ...(domain ? [`domain_id=${domain}`] : []), ...devices.map((d) => `device=${d}`)].join(',');
   try {
     await mountAsync('none', mountpoint, 'erofs', MS_RDONLY, data);
