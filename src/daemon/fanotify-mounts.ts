@@ -280,7 +280,8 @@ export class FanotifyMounts implements TargetLookup {
       if (!st?.isFile()) throw new NotFoundError(`device image ${flatPath}`);
       flat = this.catalog.flatSource(flatPath, st.size);
       // A flat image is known by where it is and what it was: a changed file is another cache.
-      key = `device-${createHash('sha256').update(`${flat.path}\0${st.size}\0${st.mtimeMs}`).digest('hex')}`;
+      // 56 hex digits (224 bits) keep the name within the 64 characters of a cache file name.
+      key = `device-${createHash('sha256').update(`${flat.path}\0${st.size}\0${st.mtimeMs}`).digest('hex').slice(0, 56)}`;
       size = st.size;
     } else {
       key = entry!.blobId;
