@@ -5,6 +5,7 @@
 #include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 
 #include "errors.h"
@@ -57,6 +58,8 @@ Napi::Object Constants(Napi::Env env) {
   C(FAN_ALLOW); C(FAN_DENY); C(FAN_NOFD); C(FAN_EVENT_INFO_TYPE_RANGE);
   C(FANOTIFY_METADATA_VERSION);
   C(IN_UNMOUNT); C(IN_IGNORED); C(IN_Q_OVERFLOW); C(IN_DELETE_SELF); C(IN_ONLYDIR);
+  C(RESOLVE_NO_XDEV); C(RESOLVE_NO_MAGICLINKS); C(RESOLVE_NO_SYMLINKS); C(RESOLVE_BENEATH);
+  C(RESOLVE_IN_ROOT);
 #undef C
   put("FAN_EVENT_METADATA_LEN", static_cast<double>(sizeof(struct fanotify_event_metadata)));
   put("FAN_RESPONSE_LEN", static_cast<double>(sizeof(struct fanotify_response)));

@@ -1,7 +1,10 @@
 // Plain fd I/O Node lacks or does differently: SEEK_DATA/SEEK_HOLE, single read/write calls
-// on device fds (one command or message per call), and a whole-buffer positional write on
-// the thread pool that keeps the caller's (aligned) memory as is.
+// on device fds (one command or message per call), a whole-buffer positional write on
+// the thread pool that keeps the caller's (aligned) memory as is, and openat2(2) (glibc has
+// no wrapper), which opens a name strictly beneath a directory fd.
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -145,7 +148,26 @@ Napi::Value PwriteAsync(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// openat2(dirfd, path, {flags, mode, resolve}): the resolve flags are the caller's policy.
+Napi::Value Openat2(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // dirfd may be AT_FDCWD (-100), so it is not an FdArg.
+  int dirfd = static_cast<int>(IntArg(info, 0, INT32_MIN, INT32_MAX, "dirfd"));
+  std::string path = PathArg(info, 1, "path");
+  struct open_how how = {};
+  how.flags = static_cast<uint64_t>(IntArg(info, 2, 0, UINT32_MAX, "flags"));
+  how.mode = static_cast<uint64_t>(IntArg(info, 3, 0, 07777, "mode"));
+  how.resolve = static_cast<uint64_t>(IntArg(info, 4, 0, UINT32_MAX, "resolve"));
+  long fd;
+  do {
+    fd = syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof(how));
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) ThrowErrno(env, errno, "openat2", path);
+  return Napi::Number::New(env, static_cast<double>(fd));
+}
+
 void InitFdio(Napi::Env env, Napi::Object exports) {
+  exports.Set("openat2", Napi::Function::New(env, Openat2, "openat2"));
   exports.Set("seekData", Napi::Function::New(env, SeekData, "seekData"));
   exports.Set("seekHole", Napi::Function::New(env, SeekHole, "seekHole"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));

@@ -46,6 +46,10 @@ export const ERROR_CODES = {
   ONDINE_ERR_DENIED: { errno: E.EACCES, status: 403 },
   ONDINE_ERR_REGISTRY: { errno: E.EIO, status: 502 },
   ONDINE_ERR_NOT_LAZY: { errno: E.EINVAL, status: 422 },
+  /** An id or name outside its grammar (src/format/identifiers.ts): refused before any use. */
+  ONDINE_ERR_BAD_IDENTIFIER: { errno: E.EINVAL, status: 400 },
+  /** A blob of a bootstrap pulled by reference that its manifest does not list. */
+  ONDINE_ERR_FOREIGN_BLOB: { errno: E.EINVAL, status: 422 },
 } as const satisfies Record<string, { errno: number; status: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -7,6 +7,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseBootstrap, type Bootstrap } from '../format/bootstrap.js';
+import { checkBootstrapIdentifiers } from '../format/identifiers.js';
 import type { BlobTableEntry } from '../format/blob-table.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
 import { BlobHandle } from '../storage/blob-cache.js';
@@ -15,6 +16,7 @@ import { FlatFileSource } from '../storage/flat-file-source.js';
 import type { DecodePool } from '../storage/decode-pool.js';
 import type { BlobSource, SourceCounters } from '../storage/blob-source.js';
 import { describeSource, openSource, sourceKey, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
+import { checkImageSpecNames } from '../kernel/request-names.js';
 
 export interface ImageSpec {
   fsid: string;
@@ -68,8 +70,6 @@ interface OpenSource {
   label: string;
 }
 
-const NAME = /^[A-Za-z0-9._:-]{1,128}$/;
-
 export class ImageCatalog {
   private readonly images = new Map<string, ImageRecord>();
   private readonly sources = new Map<string, OpenSource>();
@@ -84,8 +84,7 @@ export class ImageCatalog {
   }
 
   async add(input: ImageSpec): Promise<ImageInfo> {
-    if (!NAME.test(input.fsid)) throw new InvalidArgumentError(`fsid "${input.fsid}" must be 1-128 characters of [A-Za-z0-9._:-]`);
-    if (input.domain !== undefined && !NAME.test(input.domain)) throw new InvalidArgumentError(`domain "${input.domain}" must be 1-128 characters of [A-Za-z0-9._:-]`);
+    checkImageSpecNames(input);
     const bootstrapPath = resolve(input.bootstrap);
     const blobDir = resolve(input.blobDir ?? join(dirname(bootstrapPath), 'blobs'));
     const source: SourceSpec = input.source ?? { kind: 'local', dir: blobDir };
@@ -105,6 +104,7 @@ export class ImageCatalog {
     }
     const bootstrap = parseBootstrap(bytes);
     if (bootstrap.blockSize !== 4096) throw new InvalidArgumentError(`block size ${bootstrap.blockSize}: the kernel front ends need the page size (4096)`);
+    checkBootstrapIdentifiers(bootstrap, `bootstrap ${bootstrapPath}`);
     bootstrap.devices.forEach((d, i) => {
       if (!d.tag && !spec.devices) throw new InvalidArgumentError(`device ${i + 1} of ${bootstrapPath} has an empty tag: give its image with devices (mount it with -o device=)`);
     });

@@ -4,9 +4,9 @@
 // and store it in the cache directory. The blobs are left in the registry: the mount reads
 // them through a registry source (source-spec.ts). A bootstrap layer pulled before is not
 // fetched again: <cache>/ondine/bootstraps/by-layer/<layer hex> names the stored bootstrap,
-// which is checked against its own sha256 (its file name) when used.
+// which is checked against its own sha256 (its file name) when used. Every blob id of the
+// bootstrap must be a data layer of the manifest (oci/manifest-blobs.ts).
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { OndineError, InvalidArgumentError } from '../errors.js';
 import { RegistryClient } from '../registry/client.js';
@@ -14,6 +14,8 @@ import { parsePlatform } from '../registry/platform.js';
 import type { Credentials } from '../registry/credentials.js';
 import { parseReference, type ImageReference } from '../registry/reference.js';
 import { findBootstrapLayer, isPlainOci, extractBootstrap } from '../oci/nydus-image.js';
+import { checkBootstrapBytesInManifest } from '../oci/manifest-blobs.js';
+import { checkDigest } from '../format/identifiers.js';
 import { CacheDir } from '../storage/cache-dir.js';
 import { withRetries } from '../storage/retrying-source.js';
 import { registryOptions, retryPolicy, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
@@ -83,7 +85,9 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
     if (isPlainOci(manifest.json) || !layer) {
       throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()} is a plain OCI image, not a lazy one${layer ? '' : ' (its manifest has no Nydus bootstrap layer)'}: convert it with \`ondine convert ${ref.toString()} ${lazyTarget(ref)}\` and mount that`);
     }
+    checkDigest(layer.digest, `${ref.toString()}: the bootstrap layer's digest`);
     const known = storedFor(cacheDir, layer.digest);
+    if (known) checkBootstrapBytesInManifest(known.bytes, manifest.json, ref.toString());
     if (known) return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: known.path, bootstrap: known.bytes, source };
     if (layer.size > MAX_BOOTSTRAP_LAYER) throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()}: its bootstrap layer of ${layer.size} bytes is implausibly large`);
     const tgz = await withRetries(policy, async () => {
@@ -107,6 +111,7 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
       throw new OndineError('ONDINE_ERR_DIGEST_MISMATCH', undefined, `${ref.toString()}: the bootstrap layer hashes to ${got}, not ${layer.digest}`);
     }
     const bootstrap = await extractBootstrap(tgz);
+    checkBootstrapBytesInManifest(bootstrap, manifest.json, ref.toString());
     const bootstrapPath = cacheDir.storeBootstrap(bootstrap);
     remember(cacheDir, layer.digest, bootstrapPath);
     return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath, bootstrap, source };
@@ -115,33 +120,31 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
   }
 }
 
-function byLayer(cacheDir: CacheDir, layerDigest: string): string | undefined {
+/** The hex of a sha256 layer digest: the name of its by-layer record. */
+function byLayer(layerDigest: string): string | undefined {
   const m = /^sha256:([0-9a-f]{64})$/.exec(layerDigest);
-  return m ? join(cacheDir.root, 'bootstraps', 'by-layer', m[1]!) : undefined;
+  return m ? m[1]! : undefined;
 }
 
-/** The bootstrap stored for a layer digest, if any and intact. */
+/** The bootstrap stored for a layer digest, if any and intact (read beneath the cache dir only). */
 function storedFor(cacheDir: CacheDir, layerDigest: string): { path: string; bytes: Buffer } | undefined {
-  const link = byLayer(cacheDir, layerDigest);
+  const link = byLayer(layerDigest);
   if (!link) return undefined;
   try {
-    const name = readFileSync(link, 'utf8').trim();
-    if (!/^[0-9a-f]{64}$/.test(name)) return undefined;
-    const path = join(cacheDir.root, 'bootstraps', name);
-    const bytes = readFileSync(path);
-    return createHash('sha256').update(bytes).digest('hex') === name ? { path, bytes } : undefined;
+    const name = cacheDir.readFile('bootstraps/by-layer', link, 128)?.toString('utf8').trim();
+    if (!name || !/^[0-9a-f]{64}$/.test(name)) return undefined;
+    const bytes = cacheDir.readFile('bootstraps', name, MAX_BOOTSTRAP_LAYER);
+    return bytes && createHash('sha256').update(bytes).digest('hex') === name ? { path: join(cacheDir.root, 'bootstraps', name), bytes } : undefined;
   } catch {
     return undefined;
   }
 }
 
 function remember(cacheDir: CacheDir, layerDigest: string, bootstrapPath: string): void {
-  const link = byLayer(cacheDir, layerDigest);
+  const link = byLayer(layerDigest);
   if (!link) return;
   try {
-    mkdirSync(join(cacheDir.root, 'bootstraps', 'by-layer'), { recursive: true });
-    writeFileSync(`${link}.new`, basename(bootstrapPath), { mode: 0o600 });
-    renameSync(`${link}.new`, link);
+    cacheDir.writeFile('bootstraps/by-layer', link, Buffer.from(basename(bootstrapPath)));
   } catch {
     // Only a shortcut: the next pull fetches the layer again.
   }

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { OndineError } from '../errors.js';
+import { checkName } from '../format/identifiers.js';
 import { MS_RDONLY, mountAsync, mountErofsFile, NativeError, umount2Async } from '../native/index.js';
 
 export interface FscacheMount {
@@ -12,6 +13,10 @@ export interface FscacheMount {
 }
 
 export async function mountFscache(mountpoint: string, fsid: string, domain?: string, devices: string[] = []): Promise<void> {
+  // Each goes into a comma-split option string: one outside the grammar could add options.
+  checkName(fsid, 'fsid');
+  if (domain) checkName(domain, 'domain');
+  devices.forEach((d, i) => checkName(d, `device ${i + 1} (a device tag)`));
   const data = [`fsid=${fsid}`, ...(domain ? [`domain_id=${domain}`] : []), ...devices.map((d) => `device=${d}`)].join(',');
   try {
     await mountAsync('none', mountpoint, 'erofs', MS_RDONLY, data);
@@ -74,16 +79,23 @@ function unescapeMountPath(p: string): string {
 
 /**
  * A read-only file-backed EROFS mount of `bootstrap` with `devices` as its blobs, in device
- * order: no loop device (over a loop device no pre-content event would ever arrive).
+ * order: no loop device (over a loop device no pre-content event would ever arrive). `shown`
+ * names the files for messages when the kernel is given /proc/self/fd/<n> paths.
  */
-export async function mountFileBacked(bootstrap: string, devices: readonly string[], mountpoint: string): Promise<void> {
+export async function mountFileBacked(bootstrap: string, devices: readonly string[], mountpoint: string, shown?: { bootstrap: string; devices: readonly string[] }): Promise<void> {
   try {
     // The new mount API: one `device` key per blob, so neither commas in paths nor the
     // one-page limit of mount(2) options can bite.
     await mountErofsFile(bootstrap, mountpoint, devices);
   } catch (err) {
     if (err instanceof NativeError) {
-      throw new OndineError('ONDINE_ERR_MOUNT', err.errno, `mounting ${bootstrap} on ${mountpoint} (file-backed EROFS) failed: ${err.message}`, { cause: err });
+      // /proc/self/fd/<n> paths mean nothing to a user: name the files they stand for.
+      let message = err.message;
+      if (shown) {
+        message = message.replaceAll(`'${bootstrap}'`, `'${shown.bootstrap}'`);
+        devices.forEach((d, i) => { message = message.replaceAll(`'${d}'`, `'${shown.devices[i] ?? d}'`); });
+      }
+      throw new OndineError('ONDINE_ERR_MOUNT', err.errno, `mounting ${shown?.bootstrap ?? bootstrap} on ${mountpoint} (file-backed EROFS) failed: ${message}`, { cause: err });
     }
     throw err;
   }

@@ -29,6 +29,7 @@ export interface NativeBinding {
   seekData(fd: number, offset: number): number;
   seekHole(fd: number, offset: number): number;
   closeFd(fd: number): void;
+  openat2(dirfd: number, path: string | Uint8Array, flags: number, mode: number, resolve: number): number;
   setCloexec(fd: number, on: boolean): void;
   devRead(fd: number, buf: Uint8Array): number;
   devWrite(fd: number, command: string): void;

@@ -108,3 +108,10 @@ export const INOTIFY_EVENT_LEN = 16;
 
 /** _IOW(0x98, 1, int) from <linux/cachefiles.h>; the msg_id goes by value. */
 export const CACHEFILES_IOC_READ_COMPLETE = 0x40049801;
+
+// openat2(2) resolve flags, <linux/openat2.h>
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const RESOLVE_IN_ROOT = 0x10;

@@ -112,6 +112,40 @@ export function seekHole(fd: number, offset: number): number {
 }
 
 // ---------------------------------------------------------------------------------------
+// openat2(2)
+
+export interface OpenHow {
+  /** open(2) flags (fs.constants.O_*); O_CLOEXEC is always added. */
+  flags: number;
+  /** Permission bits of a file O_CREAT makes (default 0o600; openat2 refuses any without O_CREAT). */
+  mode?: number;
+  /** RESOLVE_* flags: how `path` may be resolved below `dirfd`. */
+  resolve: number;
+}
+
+/** Linux's O_CLOEXEC (fs.constants does not export it). */
+const O_CLOEXEC = 0o2000000;
+const O_CREAT = 0o100;
+
+/**
+ * openat2(2): opens `path` relative to the directory fd `dirfd` with the given resolve flags
+ * (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS keeps it strictly below
+ * the directory, through no link of any kind). Returns the new fd; the kernel's refusal comes
+ * as a NativeError (EXDEV: escapes the directory; ELOOP: a symlink on the way; EAGAIN: a
+ * concurrent rename, try again). Policy such as retries stays with the caller.
+ */
+export function openat2(dirfd: number, path: check.PathArg, how: OpenHow): number {
+  const flags = check.integer(how.flags, 'flags', 0, check.INT32_MAX);
+  return binding.openat2(
+    check.integer(dirfd, 'dirfd', -check.INT32_MAX - 1, check.INT32_MAX),
+    check.path(path),
+    flags | O_CLOEXEC,
+    check.integer(how.mode ?? (flags & O_CREAT ? 0o600 : 0), 'mode', 0, 0o7777),
+    check.integer(how.resolve, 'resolve', 0, check.UINT32_MAX),
+  );
+}
+
+// ---------------------------------------------------------------------------------------
 // Mounts
 
 function mountArgs(

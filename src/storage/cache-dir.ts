@@ -4,12 +4,42 @@
 //   <cacheDir>/ondine/bootstraps/<sha256>    whole (EROFS reads metadata without events)
 // A blob file's size is fixed when it is made; a file of another size is not this blob's
 // cache and is replaced. Data once written survives daemon restarts.
-import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync, statSync, writeFileSync, fsyncSync } from 'node:fs';
+// Every file and directory below <cacheDir> is opened with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS) relative to an fd of its directory, and only
+// under a name checked against its grammar first: no name from an image, and no link planted
+// in the cache directory, can make Ondine open, create or truncate a file anywhere else.
+// Callers get the fd that was checked; the kernel is handed /proc/self/fd/<fd>, never a path.
+import { closeSync, constants as fsConstants, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { OndineError } from '../errors.js';
 import { alignUp } from '../format/bytes.js';
 import { BLOCK_SIZE } from '../format/constants.js';
+import { checkName } from '../format/identifiers.js';
+import { NativeError, openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from '../native/index.js';
 import { isAllocated } from './cache-file.js';
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NONBLOCK, O_NOFOLLOW } = fsConstants;
+const BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+
+/** The directories Ondine keeps below <cacheDir>/ondine. */
+export type CacheSubdir = 'blobs' | 'bootstraps' | 'bootstraps/by-layer';
+
+/** A cache file opened read-only and checked (a regular file of the right size or content). */
+export interface OpenedCacheFile {
+  /** Read-only fd of exactly the file that was checked; the caller closes it. */
+  fd: number;
+  /** Where it is (for listings and logs; never reopened by this path). */
+  path: string;
+}
+
+/** How many times a resolution that raced a rename (EAGAIN) is tried before giving up. */
+const EAGAIN_TRIES = 8;
+
+/** A path as the kernel should open it: exactly the file `fd` refers to. */
+export function fdPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
 
 export class CacheDir {
   readonly root: string;
@@ -19,43 +49,213 @@ export class CacheDir {
   }
 
   blobPath(blobId: string): string {
-    return join(this.root, 'blobs', blobId);
+    return join(this.root, 'blobs', checkName(blobId, 'cache file name'));
   }
 
-  /** Creates (or keeps) the sparse cache file of a blob; returns its path. */
-  ensureBlob(blobId: string, uncompressedSize: number): string {
-    const path = this.blobPath(blobId);
+  /**
+   * The sparse cache file of a blob (or of a flat device image, by its key), made if absent
+   * or of another size; opened read-only. `name` must be a blob id or another name of the
+   * identifier grammar.
+   */
+  openBlob(name: string, uncompressedSize: number): OpenedCacheFile {
+    checkName(name, 'cache file name');
     const size = alignUp(uncompressedSize, BLOCK_SIZE);
-    mkdirSync(join(this.root, 'blobs'), { recursive: true });
-    const st = statSync(path, { throwIfNoEntry: false });
-    if (st && st.size === size) return path;
-    // Absent, or of another size (not this blob's cache): a fresh sparse file, renamed into
-    // place so no reader ever sees a half-made one.
-    const tmp = `${path}.new-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
+    return this.inDir('blobs', (dfd) => {
+      const path = join(this.root, 'blobs', name);
+      const fd = this.openExisting(dfd, name, path);
+      if (fd !== undefined) {
+        if (fstatSync(fd).size === size) return { fd, path };
+        closeSync(fd);
+      }
+      // Absent, or of another size (not this blob's cache): a fresh sparse file, renamed into
+      // place so no reader ever sees a half-made one.
+      this.replace(dfd, name, path, (tfd) => ftruncateSync(tfd, size));
+      const made = this.openExisting(dfd, name, path);
+      if (made === undefined) throw this.unsafe(path, 'vanished right after it was made');
+      return { fd: made, path };
+    });
+  }
+
+  /**
+   * The bootstrap's copy in the cache directory, named by its sha256, written whole
+   * (fsync'd, renamed into place) unless a copy with exactly these bytes is there; opened
+   * read-only, and its content checked through that fd.
+   */
+  openBootstrap(bytes: Uint8Array): OpenedCacheFile {
+    const name = createHash('sha256').update(bytes).digest('hex');
+    return this.inDir('bootstraps', (dfd) => {
+      const path = join(this.root, 'bootstraps', name);
+      const fd = this.openExisting(dfd, name, path);
+      if (fd !== undefined) {
+        if (fstatSync(fd).size === bytes.length && hashOf(fd) === name) return { fd, path };
+        closeSync(fd);
+      }
+      this.replace(dfd, name, path, (tfd) => {
+        writeAll(tfd, bytes);
+        fsyncSync(tfd);
+      });
+      const made = this.openExisting(dfd, name, path);
+      if (made === undefined || hashOf(made) !== name) {
+        if (made !== undefined) closeSync(made);
+        throw this.unsafe(path, 'changed right after it was written');
+      }
+      return { fd: made, path };
+    });
+  }
+
+  /** Writes the bootstrap whole (see openBootstrap); returns its path. */
+  storeBootstrap(bytes: Uint8Array): string {
+    const f = this.openBootstrap(bytes);
+    closeSync(f.fd);
+    return f.path;
+  }
+
+  /** A small file of `sub` (undefined if absent or larger than `max`). */
+  readFile(sub: CacheSubdir, name: string, max = 1 << 20): Buffer | undefined {
+    checkName(name, 'cache file name');
+    return this.inDir(sub, (dfd) => {
+      const fd = this.openExisting(dfd, name, join(this.root, sub, name));
+      if (fd === undefined) return undefined;
+      try {
+        const size = fstatSync(fd).size;
+        if (size > max) return undefined;
+        const buf = Buffer.alloc(size);
+        let done = 0;
+        while (done < size) {
+          const n = readSync(fd, buf, done, size - done, done);
+          if (n === 0) break;
+          done += n;
+        }
+        return buf.subarray(0, done);
+      } finally {
+        closeSync(fd);
+      }
+    });
+  }
+
+  /** Writes a file of `sub` whole (renamed into place). */
+  writeFile(sub: CacheSubdir, name: string, bytes: Uint8Array): void {
+    checkName(name, 'cache file name');
+    this.inDir(sub, (dfd) => this.replace(dfd, name, join(this.root, sub, name), (tfd) => writeAll(tfd, bytes)));
+  }
+
+  /** Runs `fn` with an fd of <cacheDir>/ondine/<sub>, each level made if absent and none a link. */
+  private inDir<T>(sub: CacheSubdir, fn: (dfd: number) => T): T {
+    let fd: number;
     try {
-      ftruncateSync(fd, size);
+      fd = openSync(this.cacheDir, O_RDONLY | O_DIRECTORY);
+    } catch (err) {
+      throw new OndineError('ONDINE_ERR_CACHE_DIR', undefined,
+        `cache directory ${this.cacheDir} cannot be opened: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    }
+    try {
+      let at = this.cacheDir;
+      for (const part of ['ondine', ...sub.split('/')]) {
+        at = join(at, part);
+        const next = this.openDirBelow(fd, part, at);
+        closeSync(fd);
+        fd = next;
+      }
+      return fn(fd);
     } finally {
       closeSync(fd);
     }
-    renameSync(tmp, path);
-    return path;
   }
 
-  /** Writes the bootstrap whole (fsync'd, renamed into place); returns its path. */
-  storeBootstrap(bytes: Uint8Array): string {
-    const dir = join(this.root, 'bootstraps');
-    mkdirSync(dir, { recursive: true });
-    const path = join(dir, createHash('sha256').update(bytes).digest('hex'));
-    const st = statSync(path, { throwIfNoEntry: false });
-    if (st?.size === bytes.length) return path;
-    const tmp = `${path}.new-${process.pid}`;
-    writeFileSync(tmp, bytes, { mode: 0o600 });
-    const fd = openSync(tmp, 'r');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-    renameSync(tmp, path);
-    return path;
+  private openDirBelow(dfd: number, name: string, path: string): number {
+    for (let made = false; ; made = true) {
+      try {
+        return this.openat(dfd, name, O_RDONLY | O_DIRECTORY, path);
+      } catch (err) {
+        if (made || !(err instanceof NativeError && err.code === 'ENOENT')) throw err;
+        // mkdir through the directory's own fd: the name is made exactly there or not at all.
+        try {
+          mkdirSync(join(fdPath(dfd), name), 0o755);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
+      }
+    }
   }
+
+  /** openat2 beneath `dfd`; a refused resolution is an ONDINE_ERR_UNSAFE_PATH naming `path`. */
+  private openat(dfd: number, name: string, flags: number, path: string, mode?: number): number {
+    for (let i = 1; ; i++) {
+      try {
+        return openat2(dfd, name, { flags: flags | O_NOFOLLOW, resolve: BENEATH, ...(mode !== undefined ? { mode } : {}) });
+      } catch (err) {
+        if (!(err instanceof NativeError)) throw err;
+        if (err.code === 'EAGAIN' && i < EAGAIN_TRIES) continue;
+        if (err.code === 'ELOOP' || err.code === 'EXDEV') throw this.unsafe(path, 'is a symbolic link (or leads out of the cache directory)', err);
+        if (err.code === 'ENOTDIR') throw this.unsafe(path, 'is not a directory', err);
+        throw err;
+      }
+    }
+  }
+
+  /** The fd of `name` if it exists (read-only), refusing anything but a regular file. */
+  private openExisting(dfd: number, name: string, path: string): number | undefined {
+    let fd: number;
+    try {
+      // O_NONBLOCK: a FIFO planted under this name must not hang the open.
+      fd = this.openat(dfd, name, O_RDONLY | O_NONBLOCK, path);
+    } catch (err) {
+      if (err instanceof NativeError && err.code === 'ENOENT') return undefined;
+      throw err;
+    }
+    if (!fstatSync(fd).isFile()) {
+      closeSync(fd);
+      throw this.unsafe(path, 'is not a regular file');
+    }
+    return fd;
+  }
+
+  /** Makes `name` anew: `fill` writes a temporary file beside it, which is renamed over it. */
+  private replace(dfd: number, name: string, path: string, fill: (fd: number) => void): void {
+    const tmp = `${name}.new-${process.pid}`;
+    const tmpPath = join(fdPath(dfd), tmp);
+    let tfd: number;
+    try {
+      tfd = this.openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL, `${path}.new-${process.pid}`, 0o600);
+    } catch (err) {
+      if (!(err instanceof NativeError && err.code === 'EEXIST')) throw err;
+      // Left by a process of this pid that died mid-write: unlink removes the name itself,
+      // never what a link there points to.
+      unlinkSync(tmpPath);
+      tfd = this.openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL, `${path}.new-${process.pid}`, 0o600);
+    }
+    try {
+      fill(tfd);
+    } catch (err) {
+      closeSync(tfd);
+      try { unlinkSync(tmpPath); } catch { /* already gone */ }
+      throw err;
+    }
+    closeSync(tfd);
+    // rename(2) replaces the name itself (a link planted there included), never its target.
+    renameSync(tmpPath, join(fdPath(dfd), name));
+  }
+
+  private unsafe(path: string, what: string, cause?: unknown): OndineError {
+    return new OndineError('ONDINE_ERR_UNSAFE_PATH', undefined, `cache file ${path} ${what}: refusing to use it (remove it, and check what put it there)`, cause ? { cause } : undefined);
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done, done);
+}
+
+/** sha256 hex of the whole file open as `fd`, read through that fd. */
+function hashOf(fd: number): string {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (let pos = 0; ;) {
+    const n = readSync(fd, buf, 0, buf.length, pos);
+    if (n === 0) break;
+    h.update(buf.subarray(0, n));
+    pos += n;
+  }
+  return h.digest('hex');
 }
 
 /** Whether the file open as `fd` holds data from 0 to its end (no hole at all). */

@@ -4,7 +4,7 @@
 // a typed error; request bodies are checked without echoing credentials.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkPullRequest, pullBootstrap } from '../../src/daemon/image-pull.js';
 import { parsePlatform } from '../../src/registry/platform.js';
@@ -12,6 +12,7 @@ import { CacheDir } from '../../src/storage/cache-dir.js';
 import { MEDIA_TYPE, ANNOTATION } from '../../src/registry/media-types.js';
 import { buildImage, KiB, randomBytes, type BuiltImage } from '../storage/support.js';
 import { pushLazy } from '../helpers/lazy-push.js';
+import { setBlobId } from '../helpers/blob-ids.js';
 import { pushTestBlob, pushTestImage, putTestManifest, startRegistry, type RegistryServer } from '../helpers/registry-env.js';
 
 let registry: RegistryServer;
@@ -79,6 +80,32 @@ test('a bootstrap layer that is not a tar is a typed error, nothing stored', asy
     return true;
   });
   assert.equal(stored(), before);
+});
+
+test('mount by reference: a bootstrap naming a blob its manifest does not list is refused, nothing stored', async () => {
+  const honest = readFileSync(join(img.out, 'bootstrap'));
+  const stored = () => readdirSync(join(cacheRoot, 'ondine', 'bootstraps')).filter((n) => n !== 'by-layer').sort();
+  const cases = [
+    { tag: 'foreign', id: 'f'.repeat(64), code: 'ONDINE_ERR_FOREIGN_BLOB' },
+    { tag: 'traversal', id: '../../../victim', code: 'ONDINE_ERR_BAD_IDENTIFIER' },
+    { tag: 'comma', id: `${'a'.repeat(30)},device=/etc/passwd`, code: 'ONDINE_ERR_BAD_IDENTIFIER' },
+  ];
+  for (const c of cases) {
+    const hostile = setBlobId(Buffer.from(honest), 0, c.id);
+    await pushLazy(registry, 'hostile/app', c.tag, join(img.out, 'bootstrap'), img.blobDir, { layerBootstrap: hostile });
+    mkdirSync(join(cacheRoot, 'ondine', 'bootstraps'), { recursive: true });
+    const before = stored();
+    await assert.rejects(pullBootstrap({ ref: `${registry.host}/hostile/app:${c.tag}` }, new CacheDir(cacheRoot), {}), (err: Error & { code?: string }) => {
+      assert.equal(err.code, c.code, err.message);
+      assert.ok(err.message.includes(`hostile/app:${c.tag}`) && err.message.includes('blob 1'), err.message);
+      return true;
+    });
+    assert.deepEqual(stored(), before, `${c.tag}: no bootstrap stored`);
+  }
+  // The honest image under the same repository still pulls: the check is not a blanket refusal.
+  await pushLazy(registry, 'hostile/app', 'honest', join(img.out, 'bootstrap'), img.blobDir);
+  const ok = await pullBootstrap({ ref: `${registry.host}/hostile/app:honest` }, new CacheDir(cacheRoot), {});
+  assert.ok(ok.bootstrap.equals(honest));
 });
 
 test('request bodies: shapes checked, credentials never echoed', () => {

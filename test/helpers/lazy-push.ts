@@ -18,8 +18,12 @@ export interface PushedLazyImage {
 
 type Server = Pick<RegistryServer, 'url' | 'seedAuth'>;
 
-/** Pushes a bootstrap and its blobs (files named by id in `blobDir`) as `<repository>:<tag>`. */
-export async function pushLazy(server: Server, repository: string, tag: string, bootstrapPath: string, blobDir: string): Promise<PushedLazyImage> {
+/**
+ * Pushes a bootstrap and its blobs (files named by id in `blobDir`) as `<repository>:<tag>`.
+ * `layerBootstrap` replaces the bootstrap in the bootstrap layer (the data layers still come
+ * from `bootstrapPath`): an image whose bootstrap names blobs its manifest does not list.
+ */
+export async function pushLazy(server: Server, repository: string, tag: string, bootstrapPath: string, blobDir: string, opts: { layerBootstrap?: Buffer } = {}): Promise<PushedLazyImage> {
   const bootstrap = readFileSync(bootstrapPath);
   const ids = parseBootstrap(bootstrap).blobs.map((b) => b.blobId);
   const present = new Set(readdirSync(blobDir));
@@ -33,7 +37,7 @@ export async function pushLazy(server: Server, repository: string, tag: string, 
     blobs.push({ id, size: bytes.length });
     layers.push({ mediaType: MEDIA_TYPE.nydusBlob, digest, size: bytes.length, annotations: { [ANNOTATION.nydusBlob]: 'true' } });
   }
-  const boot = await makeBootstrapLayer(bootstrap);
+  const boot = await makeBootstrapLayer(opts.layerBootstrap ?? bootstrap);
   await pushTestBlob(server, repository, boot.bytes);
   layers.push({ mediaType: boot.descriptor.mediaType, digest: boot.digest, size: boot.size, annotations: boot.descriptor.annotations! });
   const config = Buffer.from(JSON.stringify({

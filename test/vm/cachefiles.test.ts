@@ -42,7 +42,9 @@ interface VmRun { done: Promise<{ code: number | null; out: string }>; kill(): P
  */
 function runVm(fixtures: string): VmRun {
   const p = spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'bash', join(REPO, 'vm/run.sh'), '--timeout', '2400', '--mem', '3072', '--cache-size', '4096',
-    '--env', `ONDINE_VM_FIXTURES=${fixtures}`, join(REPO, 'test/vm/guest/run-guest.sh')],
+    '--env', `ONDINE_VM_FIXTURES=${fixtures}`,
+    ...(process.env.ONDINE_VM_GUESTS ? ['--env', `ONDINE_VM_GUESTS=${process.env.ONDINE_VM_GUESTS}`] : []),
+    join(REPO, 'test/vm/guest/run-guest.sh')],
   { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, ONDINE_VM_NO_BUILD: '1' } });
   let out = '';
   p.stdout.on('data', (c: Buffer) => { out += c; });

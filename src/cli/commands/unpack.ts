@@ -2,6 +2,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { checkBootstrapIdentifiers } from '../../format/identifiers.js';
 import { parseBootstrap } from '../../format/bootstrap.js';
 import { InvalidArgumentError, OndineError } from '../../errors.js';
 import { DecodePool, defaultDecodeThreads } from '../../storage/decode-pool.js';
@@ -21,6 +22,7 @@ export function register(program: Command): void {
       if (!Number.isInteger(threads) || threads < 0) throw new InvalidArgumentError(`--decode-threads ${o.decodeThreads}: a non-negative integer`);
       const b = parseBootstrap(await readFile(path));
       if (!b.isRafs) throw new OndineError('ONDINE_ERR_UNSUPPORTED', undefined, `${path} has no RAFS blob table: nothing to unpack`);
+      checkBootstrapIdentifiers(b, path); // blob ids name the output files
       await mkdir(o.output, { recursive: true });
       const source = new LocalDirSource(o.blobs);
       const pool = threads > 0 ? new DecodePool({ size: threads }) : undefined;

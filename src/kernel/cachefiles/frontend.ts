@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import type { BlobCache } from '../../storage/blob-cache.js';
 import { FdWriter } from '../../storage/cache-file.js';
 import {
-  isMalformed, Opcode, type CloseMessage, type MalformedMessage, type Message, type OpenMessage, type ReadMessage,
+  checkOpenKeys, isMalformed, Opcode, type CloseMessage, type MalformedMessage, type Message, type OpenMessage, type ReadMessage,
 } from './messages.js';
 import { OpenReply, ReadReply } from './replies.js';
 import type { KernelIo } from './kernel-io.js';
@@ -158,6 +158,15 @@ export class CachefilesFrontend {
     this.stats.opens++;
     const reply = new OpenReply(this.io, m.msgId);
     let target: CacheTarget | undefined;
+    try {
+      checkOpenKeys(m);
+    } catch (err) {
+      this.stats.openFailures++;
+      this.opts.log?.warn({ err }, 'OPEN with a key outside the name grammar: refusing with EINVAL');
+      try { reply.reject(constants.errno.EINVAL); } catch (e) { this.opts.log?.error({ err: e }, 'copen failed'); }
+      this.safeClose(m.fd);
+      return;
+    }
     try {
       target = this.resolver.resolve(m.volumeKey, m.cookieKey);
       if (!target) {

@@ -2,6 +2,7 @@
 // Every failure names the field and offset: a malformed message is a kernel/daemon mismatch
 // worth a precise log line, never a crash.
 import { CorruptError } from '../../errors.js';
+import { checkName } from '../../format/identifiers.js';
 
 export const HEADER_SIZE = 16;
 export const OPEN_FIXED_SIZE = 32;
@@ -155,6 +156,16 @@ export function encodeMessage(m: Message): Buffer {
 }
 
 /** "erofs,<name>" → name (the fsid, or the domain when domain_id= was given). */
+/**
+ * Refuses an OPEN whose keys are outside the name grammar (an EROFS volume's name, the
+ * cookie key): they name images and blobs, and a hostile image's tag would arrive here.
+ */
+export function checkOpenKeys(m: Pick<OpenMessage, 'volumeKey' | 'cookieKey'>): void {
+  const volume = volumeName(m.volumeKey);
+  if (volume !== undefined) checkName(volume, 'cachefiles OPEN volume key (the domain or fsid)');
+  checkName(m.cookieKey, 'cachefiles OPEN cookie key (the fsid or device tag)');
+}
+
 export function volumeName(volumeKey: string): string | undefined {
   return volumeKey.startsWith('erofs,') ? volumeKey.slice('erofs,'.length) : undefined;
 }

@@ -12,22 +12,24 @@
 // blob directory, or a registry repository (credentials then kept in the 0600 state file, so
 // a restarted worker can still fetch, and never listed).
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, openSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
 import { parseBootstrap, type Bootstrap } from '../../format/bootstrap.js';
+import { checkBootstrapIdentifiers } from '../../format/identifiers.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../../errors.js';
-import { AT_FDCWD, FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanotifyMark, MNT_DETACH, NativeError, umount2Async } from '../../native/index.js';
+import { FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanotifyMark, MNT_DETACH, NativeError, umount2Async } from '../../native/index.js';
 import type { BlobTableEntry } from '../../format/blob-table.js';
 import { ChunkedBlobCache, FlatBlobCache, type BlobCache, type BlobHandle } from '../../storage/blob-cache.js';
 import type { BlobSource } from '../../storage/blob-source.js';
 import type { FlatFileSource } from '../../storage/flat-file-source.js';
-import { CacheDir, fileComplete } from '../../storage/cache-dir.js';
+import { CacheDir, fdPath, fileComplete, type OpenedCacheFile } from '../../storage/cache-dir.js';
 import { describeSource, type SourceSpec } from '../../storage/source-spec.js';
 import type { FanotifyTarget, TargetLookup } from './frontend.js';
 import { isMountPoint, listMounts, mountFileBacked } from '../mounts.js';
+import { checkMountSpecNames } from '../request-names.js';
 import { UnmountWatcher } from '../unmount-watch.js';
 
 /** How long `umount` waits for the kernel to let go before it answers (the mount then stays listed, detached). */
@@ -186,6 +188,7 @@ export class FanotifyMounts implements TargetLookup {
 
   /** Mounts an image lazily; on any failure nothing stays mounted or marked for it. */
   async mount(spec: FanotifyMountSpec): Promise<FanotifyMountInfo> {
+    checkMountSpecNames(spec);
     const mountpoint = resolve(spec.mountpoint);
     const st = statSync(mountpoint, { throwIfNoEntry: false });
     if (!st) throw new NotFoundError(`mount point ${mountpoint} (create the directory first)`);
@@ -215,15 +218,19 @@ export class FanotifyMounts implements TargetLookup {
     const bootstrapPath = resolve(spec.bootstrap);
     const blobDir = resolve(spec.blobDir ?? resolve(bootstrapPath, '..', 'blobs'));
     const source: SourceSpec = spec.source ?? { kind: 'local', dir: blobDir };
-    const { bootstrap, cachePath } = await this.loadBootstrap(bootstrapPath);
+    const { bootstrap, cache } = await this.loadBootstrap(bootstrapPath);
+    const cachePath = cache.path;
     const id = this.newId();
     const files: BlobFile[] = [];
     try {
       for (let i = 0; i < bootstrap.devices.length; i++) files.push(this.acquire(bootstrap, i, source, id, spec.devices));
-      await mountFileBacked(cachePath, files.map((f) => f.path), mountpoint);
+      // The kernel opens exactly the files checked and marked here, through their fds.
+      await mountFileBacked(fdPath(cache.fd), files.map((f) => fdPath(f.fd)), mountpoint, { bootstrap: cachePath, devices: files.map((f) => f.path) });
     } catch (err) {
       for (const f of files) this.release(f, id);
       throw err;
+    } finally {
+      closeSync(cache.fd);
     }
     const state: MountState = {
       mountpoint, bootstrap: bootstrapPath, blobDir, source,
@@ -322,7 +329,9 @@ export class FanotifyMounts implements TargetLookup {
       const id = this.newId();
       try {
         // The copy in the cache directory is what the kernel mounted; the original may be gone.
-        const { bootstrap, cachePath } = await this.loadBootstrap(m.bootstrapCache ?? m.bootstrap);
+        const { bootstrap, cache } = await this.loadBootstrap(m.bootstrapCache ?? m.bootstrap);
+        closeSync(cache.fd);
+        const cachePath = cache.path;
         const source: SourceSpec = m.source ?? { kind: 'local', dir: m.blobDir };
         const files = bootstrap.devices.map((_, i) => {
           const f = this.acquire(bootstrap, i, source, id, m.devices);
@@ -363,7 +372,7 @@ export class FanotifyMounts implements TargetLookup {
     return r;
   }
 
-  private async loadBootstrap(path: string): Promise<{ bootstrap: Bootstrap; cachePath: string }> {
+  private async loadBootstrap(path: string): Promise<{ bootstrap: Bootstrap; cache: OpenedCacheFile }> {
     let bytes: Buffer;
     try {
       bytes = await readFile(path);
@@ -372,7 +381,8 @@ export class FanotifyMounts implements TargetLookup {
     }
     const bootstrap = parseBootstrap(bytes);
     if (bootstrap.blockSize !== 4096) throw new InvalidArgumentError(`block size ${bootstrap.blockSize}: file-backed lazy mounts need the page size (4096)`);
-    return { bootstrap, cachePath: this.dir.storeBootstrap(bytes) };
+    checkBootstrapIdentifiers(bootstrap, `bootstrap ${path}`);
+    return { bootstrap, cache: this.dir.openBootstrap(bytes) };
   }
 
   /** The cache file of device i's blob, made and marked if new; `user` now holds it. */
@@ -391,7 +401,8 @@ export class FanotifyMounts implements TargetLookup {
       if (!st?.isFile()) throw new NotFoundError(`device image ${flatPath}`);
       flat = this.catalog.flatSource(flatPath, st.size);
       // A flat image is known by where it is and what it was: a changed file is another cache.
-      key = `device-${createHash('sha256').update(`${flat.path}\0${st.size}\0${st.mtimeMs}`).digest('hex')}`;
+      // 56 hex digits (224 bits) keep the name within the 64 characters of a cache file name.
+      key = `device-${createHash('sha256').update(`${flat.path}\0${st.size}\0${st.mtimeMs}`).digest('hex').slice(0, 56)}`;
       size = st.size;
     } else {
       key = entry!.blobId;
@@ -399,12 +410,12 @@ export class FanotifyMounts implements TargetLookup {
     }
     let f = this.blobs.get(key);
     if (!f) {
-      const path = this.dir.ensureBlob(key, size);
-      const fd = openSync(path, 'r');
+      const { fd, path } = this.dir.openBlob(key, size);
       let marked = false;
       try {
         if (!fileComplete(fd)) {
-          fanotifyMark(this.group, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, path);
+          // On the fd opened (beneath the cache dir, no links): the file the kernel will read.
+          fanotifyMark(this.group, FAN_MARK_ADD, FAN_PRE_ACCESS, fd, null);
           marked = true;
         }
       } catch (err) {
@@ -414,7 +425,7 @@ export class FanotifyMounts implements TargetLookup {
         }
         throw err;
       }
-      const st = statSync(path);
+      const st = fstatSync(fd);
       let cache: BlobCache;
       if (flat) {
         const src = flat;
@@ -449,7 +460,7 @@ export class FanotifyMounts implements TargetLookup {
   private maybeComplete(f: BlobFile): void {
     if (!f.marked || !f.cache.complete || this.blobs.get(f.blobId) !== f || !fileComplete(f.fd)) return;
     try {
-      fanotifyMark(this.group, FAN_MARK_REMOVE, FAN_PRE_ACCESS, AT_FDCWD, f.path);
+      fanotifyMark(this.group, FAN_MARK_REMOVE, FAN_PRE_ACCESS, f.fd, null);
     } catch (err) {
       if (!(err instanceof NativeError && err.code === 'ENOENT')) {
         this.log?.warn({ err, blob: f.blobId }, 'removing the mark of a complete blob failed');
@@ -465,7 +476,7 @@ export class FanotifyMounts implements TargetLookup {
     if (f.users.size > 0) return;
     if (f.marked) {
       try {
-        fanotifyMark(this.group, FAN_MARK_REMOVE, FAN_PRE_ACCESS, AT_FDCWD, f.path);
+        fanotifyMark(this.group, FAN_MARK_REMOVE, FAN_PRE_ACCESS, f.fd, null);
       } catch (err) {
         this.log?.warn({ err, blob: f.blobId }, 'removing a mark failed');
       }

@@ -102,6 +102,27 @@ test('OPEN of an unknown fsid is refused with ENOENT and its fd closed; known on
   assert.equal(fe.stats.openFailures, 2);
 });
 
+test('OPEN with a volume or cookie key outside the name grammar is refused with EINVAL before any lookup', async (t) => {
+  const img = await makeImage(t);
+  const reg = new ImageCatalog();
+  await reg.add({ fsid: 'img1', bootstrap: join(img.out, 'bootstrap') });
+  const io = new RecordingIo();
+  const looked: string[] = [];
+  const targets = new CachefilesTargets(reg);
+  const fe = new CachefilesFrontend(io, { resolve: (v, c) => { looked.push(`${v} ${c}`); return targets.resolve(v, c); } });
+  const hostile: Array<[string, string]> = [
+    ['erofs,img1', '../../../victim'], ['erofs,img1', '/etc/passwd'], ['erofs,img1', 'a,b'], ['erofs,img1', 'x'.repeat(65)],
+    ['erofs,img1', ''], ['erofs,img1', '..'], ['erofs,../x', 'img1'], ['erofs,a/b', 'img1'],
+  ];
+  hostile.forEach(([v, c], i) => fe.handle(open(i + 1, 10 + i, 100 + i, v, c)));
+  assert.deepEqual(io.commands, hostile.map((_, i) => `copen ${i + 1},-22`));
+  assert.deepEqual(io.closed, hostile.map((_, i) => 100 + i), 'every anonymous fd closed');
+  assert.deepEqual(looked, [], 'no hostile key reached the resolver');
+  fe.handle(open(50, 60, 150, 'erofs,img1', img.blobId));
+  assert.equal(io.commands.at(-1), `copen 50,${img.bootstrap.blobs[0]!.uncompressedSize}`, 'a good key is still served');
+  assert.equal(fe.stats.openFailures, hostile.length);
+});
+
 test('READ fills exactly the blob bytes, always completes, and concurrent READs of a chunk fetch once', async (t) => {
   const img = await makeImage(t);
   const reg = new ImageCatalog({ amplifyBytes: 0 });

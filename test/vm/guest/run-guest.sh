@@ -13,6 +13,10 @@ set -eu
 repo=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$repo"
 files=$(ls dist/test/vm/guest/*.guest.js)
+# ONDINE_VM_GUESTS="names failures" runs only those guest files (a change's own, while working).
+if [ -n "${ONDINE_VM_GUESTS:-}" ]; then
+  files=$(for g in $ONDINE_VM_GUESTS; do ls "dist/test/vm/guest/$g.guest.js"; done)
+fi
 per_test=${ONDINE_VM_TEST_TIMEOUT_MS:-900000}
 failed=
 for f in $files; do
