@@ -46,6 +46,8 @@ export const ERROR_CODES = {
   ONDINE_ERR_DENIED: { errno: E.EACCES, status: 403 },
   ONDINE_ERR_REGISTRY: { errno: E.EIO, status: 502 },
   ONDINE_ERR_NOT_LAZY: { errno: E.EINVAL, status: 422 },
+  /** More bytes than a descriptor, a limit or a cap allows: refused, never read on. */
+  ONDINE_ERR_TOO_LARGE: { errno: E.EFBIG, status: 422 },
 } as const satisfies Record<string, { errno: number; status: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

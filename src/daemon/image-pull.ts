@@ -1,19 +1,17 @@
 // Mount by reference, daemon side: resolve a reference to the manifest of this platform,
 // refuse an image that is not lazy (a plain OCI image, or one without a bootstrap layer),
-// fetch the bootstrap layer, verify it against its digest, take `image/image.boot` out of it
-// and store it in the cache directory. The blobs are left in the registry: the mount reads
-// them through a registry source (source-spec.ts). A bootstrap layer pulled before is not
-// fetched again: <cache>/ondine/bootstraps/by-layer/<layer hex> names the stored bootstrap,
-// which is checked against its own sha256 (its file name) when used.
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+// and stream the bootstrap layer into the cache directory (oci/bootstrap-store.ts: size caps,
+// digest over every byte, the bootstrap checked before it is put in place). The blobs are left
+// in the registry: the mount reads them through a registry source (source-spec.ts). A
+// bootstrap layer pulled before is not fetched again.
 import { OndineError, InvalidArgumentError } from '../errors.js';
 import { RegistryClient } from '../registry/client.js';
 import { parsePlatform } from '../registry/platform.js';
 import type { Credentials } from '../registry/credentials.js';
 import { parseReference, type ImageReference } from '../registry/reference.js';
-import { findBootstrapLayer, isPlainOci, extractBootstrap } from '../oci/nydus-image.js';
+import { findBootstrapLayer, isPlainOci } from '../oci/nydus-image.js';
+import { BootstrapStore } from '../oci/bootstrap-store.js';
+import { DEFAULT_MAX_BOOTSTRAP_BYTES } from '../oci/bootstrap-extract.js';
 import { CacheDir } from '../storage/cache-dir.js';
 import { withRetries } from '../storage/retrying-source.js';
 import { registryOptions, retryPolicy, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
@@ -38,8 +36,10 @@ export interface PulledImage {
   source: Extract<SourceSpec, { kind: 'registry' }>;
 }
 
-/** Bootstrap layers above this are refused (a bootstrap is metadata: MBs, not GBs). */
-const MAX_BOOTSTRAP_LAYER = 1 << 30;
+export interface PullOptions {
+  /** Cap on a bootstrap's (uncompressed) size; default 1 GiB. The layer may not be larger either. */
+  maxBootstrapBytes?: number;
+}
 
 /** A reference naming the lazy image a conversion would make (for the error's advice). */
 function lazyTarget(ref: ImageReference): string {
@@ -66,7 +66,9 @@ export function checkPullRequest(v: unknown): PullRequest {
   return r as unknown as PullRequest;
 }
 
-export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: SourceDeps): Promise<PulledImage> {
+export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: SourceDeps, opts: PullOptions = {}): Promise<PulledImage> {
+  const cap = opts.maxBootstrapBytes ?? DEFAULT_MAX_BOOTSTRAP_BYTES;
+  const store = new BootstrapStore(cacheDir.root, { maxBytes: cap });
   const ref = parseReference(req.ref);
   const source: PulledImage['source'] = {
     kind: 'registry', registry: ref.registry, repository: ref.repository,
@@ -83,66 +85,21 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
     if (isPlainOci(manifest.json) || !layer) {
       throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()} is a plain OCI image, not a lazy one${layer ? '' : ' (its manifest has no Nydus bootstrap layer)'}: convert it with \`ondine convert ${ref.toString()} ${lazyTarget(ref)}\` and mount that`);
     }
-    const known = storedFor(cacheDir, layer.digest);
+    const known = store.find(layer.digest);
     if (known) return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: known.path, bootstrap: known.bytes, source };
-    if (layer.size > MAX_BOOTSTRAP_LAYER) throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()}: its bootstrap layer of ${layer.size} bytes is implausibly large`);
-    const tgz = await withRetries(policy, async () => {
-      const stream = await client.blobStream(ref.registry, ref.repository, layer.digest);
-      const parts: Buffer[] = [];
-      let n = 0;
-      for await (const c of stream) {
-        n += (c as Buffer).length;
-        if (n > MAX_BOOTSTRAP_LAYER) {
-          stream.destroy();
-          throw new OndineError('ONDINE_ERR_REGISTRY', undefined, `${ref.toString()}: the bootstrap layer is larger than its manifest says`);
-        }
-        parts.push(c as Buffer);
-      }
-      return Buffer.concat(parts);
-    });
-    // The client verifies as it streams; checked here as well, since this is what the whole
-    // mount's trust rests on (every chunk is verified against digests in the bootstrap).
-    const got = `sha256:${createHash('sha256').update(tgz).digest('hex')}`;
-    if (got !== layer.digest) {
-      throw new OndineError('ONDINE_ERR_DIGEST_MISMATCH', undefined, `${ref.toString()}: the bootstrap layer hashes to ${got}, not ${layer.digest}`);
+    if (!Number.isSafeInteger(layer.size) || layer.size <= 0 || layer.size > cap) {
+      throw new OndineError('ONDINE_ERR_TOO_LARGE', undefined, `${ref.toString()}: its bootstrap layer's stated size ${layer.size} is not a plausible size (the cap is ${cap} bytes)`);
     }
-    const bootstrap = await extractBootstrap(tgz);
-    const bootstrapPath = cacheDir.storeBootstrap(bootstrap);
-    remember(cacheDir, layer.digest, bootstrapPath);
-    return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath, bootstrap, source };
+    // Every byte counts: the client cuts the body off at the stated size and checks the digest
+    // as it streams; the layer reader checks size and digest again at the end of the raw stream.
+    const stored = await withRetries(policy, () => store.pull(layer.digest, {
+      name: `bootstrap layer ${layer.digest} of ${ref.toString()}`,
+      digest: layer.digest,
+      size: layer.size,
+      open: () => client.blobStream(ref.registry, ref.repository, layer.digest, undefined, layer.size),
+    }));
+    return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: stored.path, bootstrap: stored.bytes, source };
   } finally {
     await client.close();
-  }
-}
-
-function byLayer(cacheDir: CacheDir, layerDigest: string): string | undefined {
-  const m = /^sha256:([0-9a-f]{64})$/.exec(layerDigest);
-  return m ? join(cacheDir.root, 'bootstraps', 'by-layer', m[1]!) : undefined;
-}
-
-/** The bootstrap stored for a layer digest, if any and intact. */
-function storedFor(cacheDir: CacheDir, layerDigest: string): { path: string; bytes: Buffer } | undefined {
-  const link = byLayer(cacheDir, layerDigest);
-  if (!link) return undefined;
-  try {
-    const name = readFileSync(link, 'utf8').trim();
-    if (!/^[0-9a-f]{64}$/.test(name)) return undefined;
-    const path = join(cacheDir.root, 'bootstraps', name);
-    const bytes = readFileSync(path);
-    return createHash('sha256').update(bytes).digest('hex') === name ? { path, bytes } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function remember(cacheDir: CacheDir, layerDigest: string, bootstrapPath: string): void {
-  const link = byLayer(cacheDir, layerDigest);
-  if (!link) return;
-  try {
-    mkdirSync(join(cacheDir.root, 'bootstraps', 'by-layer'), { recursive: true });
-    writeFileSync(`${link}.new`, basename(bootstrapPath), { mode: 0o600 });
-    renameSync(`${link}.new`, link);
-  } catch {
-    // Only a shortcut: the next pull fetches the layer again.
   }
 }
