@@ -195,7 +195,7 @@ export class RegistryClient {
         try {
           checkDeclared(op.what, res.headers, size, 200);
         } catch (err) {
-          res.body.destroy();
+          this.discard(res);
           throw err;
         }
       }
@@ -422,7 +422,7 @@ export class RegistryClient {
         chunks.push(c as Buffer);
       }
     } catch (err) {
-      res.body.destroy();
+      this.discard(res);
       if (err instanceof RegistryError) throw err;
       throw this.networkError(`token service ${safeUrl(url)}`, err);
     }
@@ -533,6 +533,12 @@ export class RegistryClient {
     }
   }
 
+  /** Drops a body unread (the connection goes with it). */
+  private discard(res: Response): void {
+    res.body.on('error', () => undefined);
+    res.body.destroy();
+  }
+
   private async drain(res: Response): Promise<void> {
     await res.body.dump().catch(() => {});
   }
@@ -550,7 +556,7 @@ export class RegistryClient {
     try {
       checkDeclared(op.what, res.headers, limit, res.statusCode);
     } catch (err) {
-      res.body.destroy();
+      this.discard(res);
       throw err;
     }
     try {
@@ -616,8 +622,8 @@ export class RegistryClient {
       transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
         if (counter !== undefined && !counter.take(chunk.length)) {
           stats.bytesDown += chunk.length;
-          body.destroy();
           cb(tooLarge(op.what, counter.limit, 200));
+          body.destroy(); // after: the refusal, not the abort it causes, is the stream's error
           return;
         }
         hash.update(chunk);
@@ -638,7 +644,9 @@ export class RegistryClient {
         cb(actual === digest ? null : new RegistryDigestError(op.what, digest, actual));
       },
     });
-    body.on('error', (err: Error) => out.destroy(op.signal?.aborted ? err : this.networkError(`${op.what}: reading the body`, err)));
+    body.on('error', (err: Error) => {
+      if (!out.destroyed) out.destroy(op.signal?.aborted ? err : this.networkError(`${op.what}: reading the body`, err));
+    });
     out.on('close', () => {
       if (!body.destroyed) body.destroy();
     });
