@@ -59,6 +59,17 @@ function isBootstrapName(path: string): boolean {
  * RAFS blob and chunk tables lie inside a file of `size` bytes. Pure.
  */
 export function checkBootstrapHead(head: Buffer, size: number, source: string): void {
+  try {
+    checkHead(head, size, source);
+  } catch (err) {
+    // Name the layer and entry: the decoders only know offsets.
+    if (err instanceof CorruptError) throw new CorruptError(`${source}: bootstrap`, 0, err.message);
+    if (err instanceof UnsupportedError) throw new UnsupportedError('bootstrap', `${source}: ${err.message}`);
+    throw err;
+  }
+}
+
+function checkHead(head: Buffer, size: number, source: string): void {
   const sb = decodeSuperblock(head);
   const blockSize = 1 << sb.blkszbits;
   if (head.length >= blockSize) verifySuperblockChecksum(head, sb);
