@@ -5,6 +5,7 @@
 // the gzip member) still has every byte hashed before it can count as read.
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { InvalidArgumentError } from '../../../errors.js';
 import { LayerDigestError, LayerSizeError } from '../errors.js';
 
 export interface RawExpectation {
@@ -28,12 +29,12 @@ export class RawCheck extends Transform {
     super({ highWaterMark: 1 << 20 });
     if (expect.digest !== undefined) {
       const algorithm = expect.digest.slice(0, expect.digest.indexOf(':'));
-      if (!ALGORITHMS.has(algorithm)) throw new TypeError(`${source}: unsupported digest ${expect.digest}`);
+      if (!ALGORITHMS.has(algorithm)) throw new InvalidArgumentError(`${source}: unsupported digest ${JSON.stringify(expect.digest)}`);
       this.algorithm = algorithm;
       this.hash = createHash(algorithm);
     }
     if (expect.size !== undefined && (!Number.isSafeInteger(expect.size) || expect.size < 0)) {
-      throw new TypeError(`${source}: size ${expect.size} is not a byte count`);
+      throw new InvalidArgumentError(`${source}: size ${JSON.stringify(expect.size)} is not a byte count`);
     }
   }
 
