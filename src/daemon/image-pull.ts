@@ -87,8 +87,11 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
     }
     const known = store.find(layer.digest);
     if (known) return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: known.path, bootstrap: known.bytes, source };
-    if (!Number.isSafeInteger(layer.size) || layer.size <= 0 || layer.size > cap) {
-      throw new OndineError('ONDINE_ERR_TOO_LARGE', undefined, `${ref.toString()}: its bootstrap layer's stated size ${layer.size} is not a plausible size (the cap is ${cap} bytes)`);
+    if (!Number.isSafeInteger(layer.size) || layer.size <= 0) {
+      throw new OndineError('ONDINE_ERR_REGISTRY', undefined, `${ref.toString()}: its manifest states no usable size for the bootstrap layer (${JSON.stringify(layer.size)})`);
+    }
+    if (layer.size > cap) {
+      throw new OndineError('ONDINE_ERR_TOO_LARGE', undefined, `${ref.toString()}: its bootstrap layer of ${layer.size} bytes is over the ${cap}-byte cap on a bootstrap`);
     }
     // Every byte counts: the client cuts the body off at the stated size and checks the digest
     // as it streams; the layer reader checks size and digest again at the end of the raw stream.
