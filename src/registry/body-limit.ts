@@ -5,11 +5,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { RegistryError } from './errors.js';
 
-/** The permanent failure for `what` going past `limit` bytes. */
-export function tooLarge(what: string, limit: number, status?: number, told?: number): RegistryError {
+/**
+ * The failure for `what` going past `limit` bytes: permanent, except where the caller knows
+ * another endpoint may answer right (a range read past a lying mirror).
+ */
+export function tooLarge(what: string, limit: number, status?: number, told?: number, permanent = true): RegistryError {
   const detail = told !== undefined ? `its Content-Length says ${told} bytes` : 'the body goes on past them';
   return new RegistryError('ONDINE_ERR_TOO_LARGE', `${what}: more than the ${limit} bytes expected (${detail}); refused`,
-    { retryable: false, ...(status !== undefined ? { status } : {}) });
+    { retryable: !permanent, ...(status !== undefined ? { status } : {}) });
 }
 
 /** Content-Length as a byte count, or undefined when absent or not a plain count. */
@@ -21,9 +24,9 @@ export function declaredLength(headers: IncomingHttpHeaders): number | undefined
 }
 
 /** Throws before the body is read when its declared length is already over `limit`. */
-export function checkDeclared(what: string, headers: IncomingHttpHeaders, limit: number, status?: number): void {
+export function checkDeclared(what: string, headers: IncomingHttpHeaders, limit: number, status?: number, permanent = true): void {
   const told = declaredLength(headers);
-  if (told !== undefined && told > limit) throw tooLarge(what, limit, status, told);
+  if (told !== undefined && told > limit) throw tooLarge(what, limit, status, told, permanent);
 }
 
 /**

@@ -217,7 +217,8 @@ export class RegistryClient {
     return this.withRetries(op.what, signal, async () => {
       const { res, endpoint } = await this.exchange(op);
       if (res.statusCode === 206) {
-        const buf = await this.failingMirror(endpoint, this.readAll(op, res, length));
+        // Too long a range answer stays retryable: the mirror that sent it is left out next time.
+        const buf = await this.failingMirror(endpoint, this.readAll(op, res, length, false));
         if (buf.length !== length) {
           throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: short body (${buf.length} of ${length} bytes)`, { retryable: true, status: 206 });
         }
@@ -549,12 +550,12 @@ export class RegistryClient {
     return value === undefined ? undefined : new URL(value, base);
   }
 
-  /** The whole body, at most `limit` bytes (more is refused for good); read failures are retryable. */
-  private async readAll(op: Op, res: Response, limit: number): Promise<Buffer> {
+  /** The whole body, at most `limit` bytes (more is refused, for good when `permanent`); read failures are retryable. */
+  private async readAll(op: Op, res: Response, limit: number, permanent = true): Promise<Buffer> {
     const chunks: Buffer[] = [];
     const counter = new BodyCounter(limit);
     try {
-      checkDeclared(op.what, res.headers, limit, res.statusCode);
+      checkDeclared(op.what, res.headers, limit, res.statusCode, permanent);
     } catch (err) {
       this.discard(res);
       throw err;
@@ -565,7 +566,7 @@ export class RegistryClient {
         this.stats.bytesDown += c.length;
         if (!counter.take(c.length)) {
           res.body.destroy();
-          throw tooLarge(op.what, limit, res.statusCode);
+          throw tooLarge(op.what, limit, res.statusCode, undefined, permanent);
         }
         chunks.push(c);
       }
