@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from '../../src/builder/builder.js';
@@ -88,6 +88,29 @@ test('OCI layout: bytes after the compressed data are refused 100 times of 100',
   const bad = hostile['one zero byte after the member'];
   await assert.rejects(build({ sources: [source.layer(desc(bad))], outDir: join(work, 'out'), workers: 1 }),
     (e: Error & { code?: string }) => e.code === 'ONDINE_ERR_DECOMPRESS');
+});
+
+test('layer file: bytes after the compressed data are refused 100 times of 100', async () => {
+  const good = join(work, 'good.tar.gz');
+  writeFileSync(good, honest);
+  const read = async (path: string): Promise<boolean> => {
+    const layer = await openLayer(path);
+    for await (const e of readTar(layer.data, { source: path })) if (e.type === 'file') for await (const s of e.segments()) void s;
+    return layer.verified;
+  };
+  assert.equal(await read(good), true, 'the honest file reads');
+  for (const [name, bytes] of Object.entries(hostile)) {
+    const path = join(work, `bad-${name.replace(/\W+/g, '-')}.tar.gz`);
+    writeFileSync(path, bytes);
+    let refused = 0;
+    for (let i = 0; i < ROUNDS; i++) {
+      await read(path).then(() => undefined, (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'ONDINE_ERR_DECOMPRESS', `${name}: ${err.message}`);
+        refused++;
+      });
+    }
+    assert.equal(refused, ROUNDS, `${name}: refused ${refused} times of ${ROUNDS}`);
+  }
 });
 
 test('registry: bytes after the compressed data are refused 100 times of 100', async (t) => {
