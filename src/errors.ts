@@ -50,6 +50,8 @@ export const ERROR_CODES = {
   ONDINE_ERR_BAD_IDENTIFIER: { errno: E.EINVAL, status: 400 },
   /** A blob of a bootstrap pulled by reference that its manifest does not list. */
   ONDINE_ERR_FOREIGN_BLOB: { errno: E.EINVAL, status: 422 },
+  /** More bytes than a descriptor, a limit or a cap allows: refused, never read on. */
+  ONDINE_ERR_TOO_LARGE: { errno: E.EFBIG, status: 422 },
 } as const satisfies Record<string, { errno: number; status: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

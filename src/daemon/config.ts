@@ -33,6 +33,8 @@ export interface DaemonConfig {
    * verification) is answered with its error without asking the registry again.
    */
   failureMemoMs: number;
+  /** Cap on a bootstrap pulled by reference (uncompressed, and its layer); default 1 GiB. */
+  maxBootstrapBytes?: number;
 }
 
 /** `--mirror host=url` flags, repeated, as the config's mirrors (in the order given). */
@@ -74,6 +76,9 @@ export async function loadConfig(file: string | undefined, flags: Partial<Daemon
     const ok = typeof cfg.mirrors === 'object' && cfg.mirrors !== null && !Array.isArray(cfg.mirrors)
       && Object.values(cfg.mirrors).every((v) => Array.isArray(v) && v.every((u) => typeof u === 'string' && /^https?:\/\/[^/]/.test(u)));
     if (!ok) throw new InvalidArgumentError('mirrors must map registry hosts to lists of http(s) URLs, e.g. {"docker.io": ["http://127.0.0.1:8080"]}');
+  }
+  if (cfg.maxBootstrapBytes !== undefined && (!Number.isSafeInteger(cfg.maxBootstrapBytes) || cfg.maxBootstrapBytes < 4096)) {
+    throw new InvalidArgumentError('maxBootstrapBytes must be an integer of at least 4096');
   }
   if (!isModeChoice(cfg.mode)) throw new InvalidArgumentError(`mode must be auto, fanotify or cachefiles, not "${String(cfg.mode)}"`);
   return cfg;

@@ -75,7 +75,8 @@ export class Daemon {
       health: () => this.health(),
       stats: () => this.stats(),
       shutdown: (force) => this.requestStop(force),
-      pull: (req) => pullBootstrap(req, new CacheDir(this.config.cacheDir), this.sourceDeps),
+      pull: (req) => pullBootstrap(req, new CacheDir(this.config.cacheDir), this.sourceDeps,
+        this.config.maxBootstrapBytes !== undefined ? { maxBootstrapBytes: this.config.maxBootstrapBytes } : {}),
       log: this.log,
     });
     this.link?.ready();

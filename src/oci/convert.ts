@@ -12,7 +12,8 @@ import { build, type BuildOptions, type BuildResult } from '../builder/builder.j
 import { InvalidArgumentError, NotFoundError, OndineError } from '../errors.js';
 import { RegistryImageSource, LayoutSource, layoutRefOf, type ImageSource, type SourceDocument } from './image-source.js';
 import { isIndexMediaType, isTarLayerMediaType } from '../registry/media-types.js';
-import { extractBootstrap, findBootstrapLayer, isPlainOci } from './nydus-image.js';
+import { findBootstrapLayer, isPlainOci } from './nydus-image.js';
+import { extractBootstrapBuffer } from './bootstrap-extract.js';
 import { nydusIndex } from './nydus-manifest.js';
 import { pickManifests } from './platform.js';
 import { formatPlatform } from '../registry/platform.js';
@@ -109,9 +110,8 @@ async function chunkDictFor(spec: string, platform: Platform, deps: ConvertDeps,
   }
   const boot = findBootstrapLayer(doc.json);
   if (!boot) throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `chunk dict ${spec} is not a Nydus image (no bootstrap layer)`);
-  const tgz = await src.blob({ mediaType: '', digest: boot.digest, size: boot.size });
   const path = join(workDir, `chunk-dict-${n}.boot`);
-  await writeFile(path, await extractBootstrap(tgz));
+  await writeFile(path, await extractBootstrapBuffer({ ...src.layer({ mediaType: '', digest: boot.digest, size: boot.size }), digest: boot.digest }));
   return { path, repo: src.repo };
 }
 

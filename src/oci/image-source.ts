@@ -3,7 +3,7 @@
 // whole, and layers as builder stream sources, so conversion never unpacks to disk.
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, OndineError } from '../errors.js';
 import type { LayerSource } from '../builder/import/tar/source.js';
 import { isIndexMediaType, isManifestMediaType, MEDIA_TYPE } from '../registry/media-types.js';
 import { isLayoutDir, OciLayout, parseLayoutRef } from './oci-layout.js';
@@ -35,6 +35,15 @@ export function documentMediaType(json: any, fallback?: string): string {
   throw new InvalidArgumentError(`not an image manifest or index (media type ${mt ?? 'absent'})`);
 }
 
+/** Blobs handed out whole (configs) are small; a descriptor stating more is refused unread. */
+export const MAX_WHOLE_BLOB = 64 << 20;
+
+function checkWholeSize(desc: Descriptor, where: string): void {
+  if (!Number.isSafeInteger(desc.size) || desc.size < 0 || desc.size > MAX_WHOLE_BLOB) {
+    throw new OndineError('ONDINE_ERR_TOO_LARGE', undefined, `blob ${desc.digest} of ${where}: stated size ${desc.size} is over the ${MAX_WHOLE_BLOB}-byte limit for a config`);
+  }
+}
+
 async function collect(s: Readable | AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of s) parts.push(c as Buffer);
@@ -61,15 +70,18 @@ export class RegistryImageSource implements ImageSource {
     return { mediaType: documentMediaType(m.json, m.mediaType ?? desc.mediaType), digest: m.digest, json: m.json };
   }
 
+  /** Cut off at the descriptor's size, digest-checked by the client. */
   async blob(desc: Descriptor): Promise<Buffer> {
-    return collect(await this.client.blobStream(this.ref.registry, this.ref.repository, desc.digest));
+    checkWholeSize(desc, this.name);
+    return collect(await this.client.blobStream(this.ref.registry, this.ref.repository, desc.digest, undefined, desc.size));
   }
 
+  /** The client cuts the body off at the descriptor's size and checks the digest at its end; the layer reader reads to that end. */
   layer(desc: Descriptor): LayerSource {
     return {
       name: `${this.ref.registry}/${this.ref.repository}@${desc.digest}`,
       size: desc.size,
-      open: () => this.client.blobStream(this.ref.registry, this.ref.repository, desc.digest),
+      open: () => this.client.blobStream(this.ref.registry, this.ref.repository, desc.digest, undefined, desc.size),
     };
   }
 }
@@ -95,7 +107,8 @@ export class LayoutSource implements ImageSource {
   }
 
   blob(desc: Descriptor): Promise<Buffer> {
-    return this.layout.readBlob(desc.digest);
+    checkWholeSize(desc, this.name);
+    return this.layout.readBlob(desc.digest, desc.size);
   }
 
   layer(desc: Descriptor): LayerSource {

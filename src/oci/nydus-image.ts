@@ -2,10 +2,8 @@
 // whether the image is a plain OCI image that was never converted. Shared by `ondine mount
 // <ref>` (daemon side) and convert/push (chunk dict from a reference).
 import { Readable } from 'node:stream';
-import { CorruptError } from '../errors.js';
-import { readTar } from '../builder/import/tar/reader.js';
-import { openLayer } from '../builder/import/tar/source.js';
-import { ANNOTATION, BOOTSTRAP_ENTRY, MEDIA_TYPE } from '../registry/media-types.js';
+import { extractBootstrapBuffer } from './bootstrap-extract.js';
+import { ANNOTATION, MEDIA_TYPE } from '../registry/media-types.js';
 import type { Descriptor } from './types.js';
 
 interface ManifestLike {
@@ -48,29 +46,14 @@ export function isPlainOci(manifest: unknown): boolean {
   return !layers.some((l) => isBootstrap(l) || isBlob(l));
 }
 
-function entryName(path: string): string {
-  let p = path;
-  while (p.startsWith('./') || p.startsWith('/')) p = p.startsWith('/') ? p.slice(1) : p.slice(2);
-  return p;
-}
-
 /**
- * The bootstrap out of a bootstrap layer (gzip tar as Nydus writes it; zstd and plain tar are
- * accepted too). Broken archives fail with the tar reader's typed errors; an archive without
- * `image/image.boot` with CorruptError.
+ * The bootstrap out of a bootstrap layer held in memory (gzip tar as Nydus writes it; zstd and
+ * plain tar are accepted too), under the rules of bootstrap-extract.ts. Broken archives fail
+ * with the tar reader's typed errors; an archive without `image/image.boot` with CorruptError.
  */
-export async function extractBootstrap(tgz: Buffer): Promise<Buffer> {
-  const name = 'bootstrap layer';
-  const layer = await openLayer({ name, size: tgz.length, open: async () => Readable.from([tgz]) });
-  let found: Buffer | undefined;
-  for await (const entry of readTar(layer.data, { source: name })) {
-    const n = entryName(entry.path);
-    if (entry.type !== 'file' || (n !== BOOTSTRAP_ENTRY && n !== 'image.boot')) continue;
-    const out = Buffer.alloc(entry.size);
-    for await (const seg of entry.segments()) seg.data.copy(out, seg.offset);
-    // A later member of the same name wins, as it would when the tar is unpacked.
-    found = out;
-  }
-  if (!found) throw new CorruptError(name, 0, `no ${BOOTSTRAP_ENTRY} in the archive`);
-  return found;
+export async function extractBootstrap(tgz: Buffer, digest?: string): Promise<Buffer> {
+  return extractBootstrapBuffer({
+    name: 'bootstrap layer', size: tgz.length, ...(digest !== undefined ? { digest } : {}),
+    open: async () => Readable.from([tgz]),
+  });
 }

@@ -7,7 +7,7 @@ import { OciLayout } from './oci-layout.js';
 /** The part of src/registry's RegistryClient that convert and push use. */
 export interface RegistryApi {
   getManifest(ref: RefLike): Promise<{ digest: string; mediaType: string; bytes: Buffer; json: any }>;
-  blobStream(registry: string, repository: string, digest: string, signal?: AbortSignal): Promise<import('node:stream').Readable>;
+  blobStream(registry: string, repository: string, digest: string, signal?: AbortSignal, size?: number): Promise<import('node:stream').Readable>;
   blobSize(registry: string, repository: string, digest: string): Promise<number>;
   hasBlob(registry: string, repository: string, digest: string): Promise<boolean>;
   mountBlob(registry: string, repository: string, digest: string, fromRepository: string): Promise<boolean>;

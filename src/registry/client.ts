@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { InvalidArgumentError } from '../errors.js';
 import { Authenticator, httpTokenFetcher, type HttpCall } from './auth.js';
+import { BodyCounter, checkDeclared, tooLarge } from './body-limit.js';
 import type { Credentials } from './credentials.js';
 import { RegistryDigestError, RegistryError, RegistryNotFoundError, isRetryable, safeUrl, statusError } from './errors.js';
 import { Endpoints, type Capability, type Endpoint } from './mirrors.js';
@@ -82,6 +83,7 @@ interface Op {
 }
 
 const MAX_MANIFEST_BYTES = 8 << 20;
+const MAX_TOKEN_BYTES = 1 << 20;
 const BACKOFF_CAP_MS = 5_000;
 const RETRY_AFTER_CAP_MS = 60_000;
 
@@ -176,15 +178,28 @@ export class RegistryClient {
     });
   }
 
-  /** Whole blob as a stream, verified against the digest as it streams (error at the end on mismatch). */
-  async blobStream(registry: string, repository: string, digest: string, signal?: AbortSignal): Promise<Readable> {
+  /**
+   * Whole blob as a stream, verified against the digest as it streams (error at the end on
+   * mismatch). With `size` (the descriptor's), a body that goes past it is cut off there and
+   * refused for good, and one that says so in its Content-Length is refused unread.
+   */
+  async blobStream(registry: string, repository: string, digest: string, signal?: AbortSignal, size?: number): Promise<Readable> {
     checkDigest(digest);
+    if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) throw new InvalidArgumentError(`blob ${digest}: size ${size} is not a byte count`);
     const op = this.blobOp(registry, repository, digest, 'GET', signal);
     op.mirrorOk = (s) => s === 200;
     return this.withRetries(op.what, signal, async () => {
       const { res } = await this.exchange(op);
       if (res.statusCode !== 200) throw await this.statusFailure(op, res);
-      return this.verifying(op, res, digest);
+      if (size !== undefined) {
+        try {
+          checkDeclared(op.what, res.headers, size, 200);
+        } catch (err) {
+          this.discard(res);
+          throw err;
+        }
+      }
+      return this.verifying(op, res, digest, size);
     });
   }
 
@@ -202,7 +217,8 @@ export class RegistryClient {
     return this.withRetries(op.what, signal, async () => {
       const { res, endpoint } = await this.exchange(op);
       if (res.statusCode === 206) {
-        const buf = await this.failingMirror(endpoint, this.readAll(op, res, length));
+        // Too long a range answer stays retryable: the mirror that sent it is left out next time.
+        const buf = await this.failingMirror(endpoint, this.readAll(op, res, length, false));
         if (buf.length !== length) {
           throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: short body (${buf.length} of ${length} bytes)`, { retryable: true, status: 206 });
         }
@@ -399,14 +415,15 @@ export class RegistryClient {
       throw this.networkError(`token service ${safeUrl(url)}`, err);
     }
     const chunks: Buffer[] = [];
-    let total = 0;
+    const counter = new BodyCounter(MAX_TOKEN_BYTES);
     try {
+      checkDeclared(`token service ${safeUrl(url)}`, res.headers, MAX_TOKEN_BYTES, res.statusCode);
       for await (const c of res.body) {
-        total += (c as Buffer).length;
-        if (total > 1 << 20) throw new RegistryError('ONDINE_ERR_REGISTRY', `token service ${safeUrl(url)}: answer over 1 MiB`, { retryable: false });
+        if (!counter.take((c as Buffer).length)) throw tooLarge(`token service ${safeUrl(url)}`, MAX_TOKEN_BYTES, res.statusCode);
         chunks.push(c as Buffer);
       }
     } catch (err) {
+      this.discard(res);
       if (err instanceof RegistryError) throw err;
       throw this.networkError(`token service ${safeUrl(url)}`, err);
     }
@@ -517,6 +534,12 @@ export class RegistryClient {
     }
   }
 
+  /** Drops a body unread (the connection goes with it). */
+  private discard(res: Response): void {
+    res.body.on('error', () => undefined);
+    res.body.destroy();
+  }
+
   private async drain(res: Response): Promise<void> {
     await res.body.dump().catch(() => {});
   }
@@ -527,18 +550,23 @@ export class RegistryClient {
     return value === undefined ? undefined : new URL(value, base);
   }
 
-  /** The whole body, at most `limit` bytes (more is a protocol failure); read failures are retryable. */
-  private async readAll(op: Op, res: Response, limit: number): Promise<Buffer> {
+  /** The whole body, at most `limit` bytes (more is refused, for good when `permanent`); read failures are retryable. */
+  private async readAll(op: Op, res: Response, limit: number, permanent = true): Promise<Buffer> {
     const chunks: Buffer[] = [];
-    let total = 0;
+    const counter = new BodyCounter(limit);
+    try {
+      checkDeclared(op.what, res.headers, limit, res.statusCode, permanent);
+    } catch (err) {
+      this.discard(res);
+      throw err;
+    }
     try {
       for await (const chunk of res.body) {
         const c = chunk as Buffer;
-        total += c.length;
         this.stats.bytesDown += c.length;
-        if (total > limit) {
+        if (!counter.take(c.length)) {
           res.body.destroy();
-          throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: more than the ${limit} bytes expected`, { retryable: true, status: res.statusCode });
+          throw tooLarge(op.what, limit, res.statusCode, undefined, permanent);
         }
         chunks.push(c);
       }
@@ -546,6 +574,7 @@ export class RegistryClient {
       if (err instanceof RegistryError || op.signal?.aborted) throw err;
       throw this.networkError(`${op.what}: reading the body`, err);
     }
+    const total = counter.total;
     const declared = Number(res.headers['content-length']);
     if (Number.isSafeInteger(declared) && declared !== total) {
       throw new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: truncated body (${total} of ${declared} bytes)`, { retryable: true, status: res.statusCode });
@@ -583,14 +612,21 @@ export class RegistryClient {
   }
 
   /** The body through a hashing pass-through: errors at the end when the bytes are short or hash to another digest. */
-  private verifying(op: Op, res: Response, digest: string): Readable {
+  private verifying(op: Op, res: Response, digest: string, size?: number): Readable {
     const hash = createHash(hashOf(digest));
     const declared = Number(res.headers['content-length']);
     let total = 0;
+    const counter = size !== undefined ? new BodyCounter(size) : undefined;
     const stats = this.stats;
     const body = res.body;
     const out = new Transform({
       transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+        if (counter !== undefined && !counter.take(chunk.length)) {
+          stats.bytesDown += chunk.length;
+          cb(tooLarge(op.what, counter.limit, 200));
+          body.destroy(); // after: the refusal, not the abort it causes, is the stream's error
+          return;
+        }
         hash.update(chunk);
         total += chunk.length;
         stats.bytesDown += chunk.length;
@@ -601,11 +637,17 @@ export class RegistryClient {
           cb(new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: truncated body (${total} of ${declared} bytes)`, { retryable: true, status: 200 }));
           return;
         }
+        if (size !== undefined && total !== size) {
+          cb(new RegistryError('ONDINE_ERR_REGISTRY', `${op.what}: short body (${total} of the ${size} bytes its descriptor states)`, { retryable: true, status: 200 }));
+          return;
+        }
         const actual = `${hashOf(digest)}:${hash.digest('hex')}`;
         cb(actual === digest ? null : new RegistryDigestError(op.what, digest, actual));
       },
     });
-    body.on('error', (err: Error) => out.destroy(op.signal?.aborted ? err : this.networkError(`${op.what}: reading the body`, err)));
+    body.on('error', (err: Error) => {
+      if (!out.destroyed) out.destroy(op.signal?.aborted ? err : this.networkError(`${op.what}: reading the body`, err));
+    });
     out.on('close', () => {
       if (!body.destroyed) body.destroy();
     });

@@ -2,7 +2,7 @@
 // repository, digest and HTTP status; they never carry credentials, tokens or query strings.
 import { NotFoundError, OndineError, DigestMismatchError } from '../errors.js';
 
-export type RegistryErrorCode = 'ONDINE_ERR_REGISTRY' | 'ONDINE_ERR_AUTH' | 'ONDINE_ERR_DENIED' | 'ONDINE_ERR_DIGEST_MISMATCH';
+export type RegistryErrorCode = 'ONDINE_ERR_REGISTRY' | 'ONDINE_ERR_AUTH' | 'ONDINE_ERR_DENIED' | 'ONDINE_ERR_DIGEST_MISMATCH' | 'ONDINE_ERR_TOO_LARGE';
 
 export interface RegistryErrorOptions {
   retryable: boolean;

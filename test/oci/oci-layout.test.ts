@@ -125,9 +125,18 @@ test('builder: a stream error keeps its type; a corrupted layout blob fails its 
   execFileSync('cp', ['-a', img.layout, copyDir]);
   const bad = new OciLayout(copyDir);
   const p = bad.blobPath(manifest.layers[1]!.digest);
-  // Zeros after the gzip member: gunzip and the tar reader accept them, only the digest catches it.
-  writeFileSync(p, Buffer.concat([readFileSync(p), Buffer.alloc(1024)]));
+  const original = readFileSync(p);
+  // Zeros after the gzip member: gunzip and the tar reader accept them; the layer's stated size
+  // does not, and neither would its digest.
+  writeFileSync(p, Buffer.concat([original, Buffer.alloc(1024)]));
   await assert.rejects(build({ sources: manifest.layers.map((l) => bad.layerSource(l)), outDir: join(work, 'out-corrupt'), workers: 1 }),
+    (e: unknown) => (e as OndineError).code === 'ONDINE_ERR_TOO_LARGE');
+  // The right size, the wrong bytes: a descriptor naming another digest for this file.
+  writeFileSync(p, original);
+  const other = `sha256:${createHash('sha256').update('another layer').digest('hex')}`;
+  writeFileSync(bad.blobPath(other), original);
+  const lying = manifest.layers.map((l, i) => (i === 1 ? { ...l, digest: other } : l));
+  await assert.rejects(build({ sources: lying.map((l) => bad.layerSource(l)), outDir: join(work, 'out-corrupt2'), workers: 1 }),
     (e: unknown) => (e as OndineError).code === 'ONDINE_ERR_DIGEST_MISMATCH');
 });
 

@@ -100,6 +100,21 @@ export class HardlinkTargetError extends ImportError {
   }
 }
 
+/** A layer's stored bytes do not hash to the digest its descriptor names. */
+export class LayerDigestError extends ImportError {
+  constructor(source: string, readonly expected: string, readonly actual: string) {
+    super('ONDINE_ERR_DIGEST_MISMATCH', E.EIO, { source }, `digest mismatch (expected ${expected}, got ${actual})`);
+  }
+}
+
+/** A layer's stored bytes are more or fewer than its descriptor says (cut off at the size when more). */
+export class LayerSizeError extends ImportError {
+  constructor(source: string, readonly expected: number, readonly actual: number, more: boolean) {
+    super(more ? 'ONDINE_ERR_TOO_LARGE' : 'ONDINE_ERR_TAR_TRUNCATED', more ? E.EFBIG : EUCLEAN, { source },
+      more ? `more than the ${expected} bytes its descriptor states (cut off there)` : `ends early (${actual} of ${expected} bytes)`);
+  }
+}
+
 /** An entry that cannot be placed: parent is a file, replaces the root with a non-directory, bad whiteout. */
 export class LayerEntryError extends ImportError {
   constructor(ctx: EntryContext, detail: string) {

@@ -6,6 +6,7 @@ import { IMPLICIT_DIR_META, newDir, type ChunkSink, type TreeNode } from '../../
 import { readTar, type TarWarning } from './reader.js';
 import { LayerApplier } from './overlay.js';
 import { layerName, openLayer, type Compression, type LayerInput } from './source.js';
+import { SourceIoError } from '../errors.js';
 
 export interface LayerProgress {
   layerIndex: number;
@@ -92,6 +93,9 @@ export async function applyLayer<C>(
     stats.entries++;
     report(false);
   }
+  // readTar reads on to the end of the stream; a layer whose stream did not end with every
+  // byte checked (digest, size, nothing after the compressed data) is not a layer read.
+  if (!layer.verified) throw new SourceIoError(path, new Error('the layer stream was not read to its verified end'));
   applier.finish();
   stats.whiteouts = applier.whiteoutCount;
   stats.files = applier.fileCount;

@@ -2,13 +2,19 @@
 // bytes. Compression is recognised by its magic bytes, never by the file name or media type
 // (registries hand out blobs named by digest). gzip goes through node:zlib, zstd through
 // zstd-napi's streaming decompressor; failures are reported as I/O errors (the file) or
-// DecompressError (the bytes), with the layer named.
+// DecompressError (the bytes), with the layer named. Every stored byte passes a RawCheck
+// (count, size, digest) and the layer's data ends only once the raw stream has ended, the
+// checks have passed and the decoder has taken every byte: bytes after the compressed data,
+// a short stream or a wrong digest are errors, whichever order the streams finish in.
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable, type Transform } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, type Gunzip } from 'node:zlib';
 import { DecompressStream } from 'zstd-napi';
 import { OndineError } from '../../../errors.js';
 import { DecompressError, SourceIoError, UnsupportedCompressionError } from '../errors.js';
+import { RawCheck, type RawExpectation } from './raw-check.js';
+import { DecodedLimitError } from './decoded-limit.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
 
@@ -33,8 +39,13 @@ export function detectCompression(head: Uint8Array, source: string): Compression
 export interface LayerSource {
   /** Names the layer in errors, warnings and progress (a digest, a URL, a file). */
   name: string;
-  /** Stored (compressed) size when known: progress shows a ratio then. */
+  /** Stored (compressed) size when known: progress shows a ratio then. Exact when `digest` is set. */
   size?: number;
+  /**
+   * The descriptor's digest of the stored bytes: checked over every byte at the end of the raw
+   * stream, and `size` (when given) enforced as exact, before the layer's data ends.
+   */
+  digest?: string;
   open(): Promise<Readable | AsyncIterable<Buffer | Uint8Array>>;
 }
 
@@ -53,17 +64,27 @@ export interface LayerStream {
   readonly bytesRead: number;
   /** The uncompressed tar bytes; errors come out typed. Breaking out of it closes the file. */
   data: AsyncIterable<Buffer>;
+  /**
+   * True once `data` has ended with every stored byte read, the raw checks passed and nothing
+   * after the compressed data: only then does the layer count as read.
+   */
+  readonly verified: boolean;
 }
 
 function decoderFor(compression: Compression): Transform | undefined {
   return compression === 'gzip' ? createGunzip({ chunkSize: 256 << 10 }) : compression === 'zstd' ? new DecompressStream() : undefined;
 }
 
-export async function openLayer(input: LayerInput): Promise<LayerStream> {
-  return typeof input === 'string' ? openLayerFile(input) : openLayerStream(input);
+export interface OpenLayerOptions {
+  /** Uncompressed bytes past this are refused (ONDINE_ERR_TOO_LARGE): a decompression bomb stops here. */
+  maxDecoded?: number;
 }
 
-async function openLayerFile(path: string): Promise<LayerStream> {
+export async function openLayer(input: LayerInput, opts: OpenLayerOptions = {}): Promise<LayerStream> {
+  return typeof input === 'string' ? openLayerFile(input, opts) : openLayerStream(input, opts);
+}
+
+async function openLayerFile(path: string, opts: OpenLayerOptions): Promise<LayerStream> {
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
@@ -82,10 +103,10 @@ async function openLayerFile(path: string): Promise<LayerStream> {
     throw err instanceof UnsupportedCompressionError ? err : new SourceIoError(path, err);
   }
   const file = fh.createReadStream({ start: 0, highWaterMark: READ_CHUNK, autoClose: true });
-  return decodeStream(path, file, compression, fileSize, () => file.bytesRead);
+  return decodeStream(path, file, compression, fileSize, () => file.bytesRead, {}, opts);
 }
 
-async function openLayerStream(src: LayerSource): Promise<LayerStream> {
+async function openLayerStream(src: LayerSource, opts: OpenLayerOptions): Promise<LayerStream> {
   const rethrow = (err: unknown): never => {
     throw err instanceof OndineError ? err : new SourceIoError(src.name, err);
   };
@@ -130,38 +151,73 @@ async function openLayerStream(src: LayerSource): Promise<LayerStream> {
     }
   }
   const raw = Readable.from(all(), { objectMode: false });
-  return decodeStream(src.name, raw, compression, src.size ?? 0, () => read);
+  const expect: RawExpectation = {};
+  if (src.digest !== undefined) {
+    expect.digest = src.digest;
+    if (src.size !== undefined) expect.size = src.size;
+  }
+  return decodeStream(src.name, raw, compression, src.size ?? 0, () => read, expect, opts);
 }
 
-function decodeStream(name: string, raw: Readable, compression: Compression, fileSize: number, bytesRead: () => number): LayerStream {
-  let rawError: unknown;
-  raw.once('error', (err) => (rawError ??= err));
+function decodeStream(name: string, raw: Readable, compression: Compression, fileSize: number, bytesRead: () => number,
+  expect: RawExpectation, opts: OpenLayerOptions): LayerStream {
+  const check = new RawCheck(name, expect);
   const decoder = decoderFor(compression);
-  const out: Readable = decoder ? raw.pipe(decoder) : raw;
-  if (decoder) {
-    // pipe() does not forward errors; a failed read must still end the decoder's iteration.
-    raw.once('error', (err) => decoder.destroy(err));
-    decoder.once('close', () => raw.destroy());
-  }
+  // The first stage to fail says what went wrong; pipeline() then destroys the others with
+  // the same error, so later events say nothing new.
+  let first: { stage: 'raw' | 'check' | 'decoder'; err: unknown } | undefined;
+  raw.once('error', (err) => (first ??= { stage: 'raw', err }));
+  check.once('error', (err) => (first ??= { stage: 'check', err }));
+  decoder?.once('error', (err) => (first ??= { stage: 'decoder', err }));
+  const out: Readable = decoder ?? check;
+  // pipeline() ends only when every stage has: the raw stream at its EOF, the check's flush
+  // (digest) and the decoder's end. Its promise is awaited before the data ends.
+  const done = pipeline(decoder ? [raw, check, decoder] : [raw, check]);
+  done.catch(() => undefined);
 
+  const fail = (err: unknown): unknown => {
+    const origin = first?.err ?? err;
+    if (origin instanceof OndineError) return origin;
+    if (first?.stage === 'decoder') return new DecompressError(name, compression, origin);
+    return new SourceIoError(name, origin);
+  };
+
+  let complete = false;
   async function* data(): AsyncGenerator<Buffer> {
+    let decoded = 0;
     try {
-      for await (const chunk of out) yield chunk as Buffer;
+      for await (const chunk of out.iterator({ destroyOnReturn: false })) {
+        decoded += (chunk as Buffer).length;
+        if (opts.maxDecoded !== undefined && decoded > opts.maxDecoded) throw new DecodedLimitError(name, opts.maxDecoded);
+        yield chunk as Buffer;
+      }
+      await done;
+      // zlib skips zero bytes after the last gzip member without a word; they are still bytes
+      // that are not part of the layer's compressed data.
+      const taken = decoder ? (decoder as Gunzip).bytesWritten : undefined;
+      if (typeof taken === 'number' && taken !== check.total) {
+        throw new DecompressError(name, compression, new Error(`${check.total - taken} bytes after the end of the compressed data`));
+      }
+      if (!check.verified) throw new SourceIoError(name, new Error('the stream ended before its checks ran'));
+      complete = true;
     } catch (err) {
-      if (rawError !== undefined) throw rawError instanceof OndineError ? rawError : new SourceIoError(name, rawError);
-      if (decoder) throw new DecompressError(name, compression, err);
-      throw err instanceof OndineError ? err : new SourceIoError(name, err);
+      throw err instanceof DecodedLimitError ? err : fail(err);
     } finally {
-      out.destroy();
-      raw.destroy();
+      if (!complete) {
+        decoder?.destroy();
+        check.destroy();
+        raw.destroy();
+      }
     }
   }
-
   return {
     compression,
     fileSize,
     get bytesRead() {
       return bytesRead();
+    },
+    get verified() {
+      return complete;
     },
     data: data(),
   };
