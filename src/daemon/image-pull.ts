@@ -15,8 +15,7 @@ import type { Credentials } from '../registry/credentials.js';
 import { parseReference, type ImageReference } from '../registry/reference.js';
 import { findBootstrapLayer, isPlainOci, extractBootstrap } from '../oci/nydus-image.js';
 import { CacheDir } from '../storage/cache-dir.js';
-import { withRetries } from '../storage/retrying-source.js';
-import { registryOptions, retryPolicy, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
+import { registryOptions, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
 
 /** What the API takes to mount or register an image by reference. */
 export interface PullRequest {
@@ -66,7 +65,11 @@ export function checkPullRequest(v: unknown): PullRequest {
   return r as unknown as PullRequest;
 }
 
-export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: SourceDeps): Promise<PulledImage> {
+/**
+ * Every registry call here retries in the client's one loop and keeps its deadlines; `signal`
+ * (the API's: its client went away, or the mount's deadline passed) cancels the pull at once.
+ */
+export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: SourceDeps, signal?: AbortSignal): Promise<PulledImage> {
   const ref = parseReference(req.ref);
   const source: PulledImage['source'] = {
     kind: 'registry', registry: ref.registry, repository: ref.repository,
@@ -75,10 +78,9 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
     ...(req.credentials ? { credentials: req.credentials } : {}),
   };
   const platform = req.platform ? parsePlatform(req.platform) : undefined;
-  const client = new RegistryClient(registryOptions(source, deps, 0));
-  const policy = retryPolicy(deps, `${ref.registry}/${ref.repository}`);
+  const client = new RegistryClient(registryOptions(source, deps));
   try {
-    const manifest = await withRetries(policy, () => client.resolve(ref, platform ? { platform } : {}));
+    const manifest = await client.resolve(ref, { ...(platform ? { platform } : {}), ...(signal ? { signal } : {}) });
     const layer = findBootstrapLayer(manifest.json);
     if (isPlainOci(manifest.json) || !layer) {
       throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()} is a plain OCI image, not a lazy one${layer ? '' : ' (its manifest has no Nydus bootstrap layer)'}: convert it with \`ondine convert ${ref.toString()} ${lazyTarget(ref)}\` and mount that`);
@@ -86,20 +88,8 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
     const known = storedFor(cacheDir, layer.digest);
     if (known) return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: known.path, bootstrap: known.bytes, source };
     if (layer.size > MAX_BOOTSTRAP_LAYER) throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()}: its bootstrap layer of ${layer.size} bytes is implausibly large`);
-    const tgz = await withRetries(policy, async () => {
-      const stream = await client.blobStream(ref.registry, ref.repository, layer.digest);
-      const parts: Buffer[] = [];
-      let n = 0;
-      for await (const c of stream) {
-        n += (c as Buffer).length;
-        if (n > MAX_BOOTSTRAP_LAYER) {
-          stream.destroy();
-          throw new OndineError('ONDINE_ERR_REGISTRY', undefined, `${ref.toString()}: the bootstrap layer is larger than its manifest says`);
-        }
-        parts.push(c as Buffer);
-      }
-      return Buffer.concat(parts);
-    });
+    // At most the size the manifest gives: more is refused (not retried) by the client.
+    const tgz = await client.blobBytes(ref.registry, ref.repository, layer.digest, layer.size, signal);
     // The client verifies as it streams; checked here as well, since this is what the whole
     // mount's trust rests on (every chunk is verified against digests in the bootstrap).
     const got = `sha256:${createHash('sha256').update(tgz).digest('hex')}`;
