@@ -68,10 +68,11 @@ export class Daemon {
     this.sourceDeps = {
       log: this.log,
       failureMemoMs: config.failureMemoMs,
+      readTimeoutMs: config.readTimeoutMs,
       ...(config.mirrors ? { mirrors: config.mirrors } : {}),
       ...(config.hostsDir ? { hostsDir: config.hostsDir } : {}),
     };
-    this.catalog = new ImageCatalog({ amplifyBytes: config.amplifyBytes, sourceDeps: this.sourceDeps, ...(this.decodePool ? { decodePool: this.decodePool } : {}) });
+    this.catalog = new ImageCatalog({ amplifyBytes: config.amplifyBytes, failedChunkMs: config.failedChunkMs, sourceDeps: this.sourceDeps, ...(this.decodePool ? { decodePool: this.decodePool } : {}) });
   }
 
   async start(): Promise<void> {

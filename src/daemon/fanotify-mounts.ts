@@ -308,6 +308,7 @@ export class FanotifyMounts implements TargetLookup {
         // after the last event was answered (no later event would ever ask).
         cache = new ChunkedBlobCache(entry!.uncompressedSize, handle, {
           amplifyBytes: this.catalog.opts.amplifyBytes ?? 1 << 20,
+          ...(this.catalog.opts.failedChunkMs !== undefined ? { failedChunkMs: this.catalog.opts.failedChunkMs } : {}),
           onComplete: () => this.maybeComplete(file),
         });
       }

@@ -10,6 +10,7 @@ import { loadConfig, parseMirrorFlags } from '../../daemon/config.js';
 import { Daemon, type Mode } from '../../daemon/daemon.js';
 import { chooseModes, probe } from '../../daemon/probe.js';
 import { OndineError } from '../../errors.js';
+import { timeLadder } from '../../registry/time-ladder.js';
 import { SupervisorLink } from '../../kernel/fanotify/supervisor-link.js';
 import { makeLogger } from '../logger.js';
 
@@ -17,8 +18,6 @@ import { makeLogger } from '../logger.js';
 export const SUPERVISOR = fileURLToPath(new URL('../../../../build/Release/ondine-supervisor', import.meta.url));
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
-/** The supervisor's deadline for an event is this much longer than the worker's fill timeout. */
-const DEADLINE_MARGIN_MS = 5_000;
 
 export function register(program: Command): void {
   program.command('daemon')
@@ -33,6 +32,7 @@ export function register(program: Command): void {
     .option('--read-timeout <ms>', 'answer a request unfilled (reader gets EIO) after this long')
     .option('--mirror <host=url...>', 'registry mirror tried before that registry (repeat for several, in order), e.g. docker.io=http://127.0.0.1:8080')
     .option('--hosts-dir <dir>', "containerd's certs.d directory of hosts.toml files (default /etc/containerd/certs.d)")
+    .option('--failed-chunk <ms>', 'how long a chunk whose fill timed out is refused at once, before it is fetched again (default 5000)')
     .option('--failure-memo <ms>', 'how long a registry range that failed for good is failed again without a request (default 30000)')
     .option('--decode-threads <n>', 'worker threads decompressing and verifying large chunks (default min(4, cores); 0: main thread)')
     .option('--no-supervisor', 'fanotify: hold the group in this process (a crash then lets unfilled ranges read as zeros: for debugging only)')
@@ -46,7 +46,7 @@ export function register(program: Command): void {
         ...(o.mode ? { mode: str(o.mode) } : {}),
         ...(Array.isArray(o.mirror) ? { mirrors: parseMirrorFlags(o.mirror) } : {}),
         ...(o.hostsDir ? { hostsDir: str(o.hostsDir) } : {}),
-        amplifyBytes: num(o.amplify), concurrency: num(o.concurrency), readTimeoutMs: num(o.readTimeout), decodeThreads: num(o.decodeThreads), failureMemoMs: num(o.failureMemo),
+        amplifyBytes: num(o.amplify), concurrency: num(o.concurrency), readTimeoutMs: num(o.readTimeout), decodeThreads: num(o.decodeThreads), failureMemoMs: num(o.failureMemo), failedChunkMs: num(o.failedChunk),
       } as Record<string, unknown>);
       if (!statSync(config.cacheDir, { throwIfNoEntry: false })?.isDirectory()) {
         throw new OndineError('ONDINE_ERR_CACHE_DIR', 2, `cache directory ${config.cacheDir} does not exist`);
@@ -59,7 +59,7 @@ export function register(program: Command): void {
       } else {
         modes = chooseModes(config.mode, probe(config.cacheDir, config.devicePath));
         if (modes.includes('fanotify') && o.supervisor !== false) {
-          process.exitCode = await runSupervised(config.readTimeoutMs + DEADLINE_MARGIN_MS);
+          process.exitCode = await runSupervised(timeLadder(config.readTimeoutMs).supervisorDeadlineMs);
           return;
         }
       }
