@@ -20,6 +20,7 @@ import { DecodePool } from '../storage/decode-pool.js';
 import { CacheDir } from '../storage/cache-dir.js';
 import type { SourceDeps } from '../storage/source-spec.js';
 import { pullBootstrap } from './image-pull.js';
+import { timeLadder } from '../registry/time-ladder.js';
 import { startApi } from './api.js';
 import { CachefilesTargets } from './cachefiles-targets.js';
 import { ImageCatalog } from './catalog.js';
@@ -87,7 +88,8 @@ export class Daemon {
       health: () => this.health(),
       stats: () => this.stats(),
       shutdown: (force) => this.requestStop(force),
-      pull: (req) => pullBootstrap(req, new CacheDir(this.config.cacheDir), this.sourceDeps),
+      pull: (req, signal) => pullBootstrap(req, new CacheDir(this.config.cacheDir), this.sourceDeps, signal),
+      pullDeadlineMs: timeLadder(this.config.readTimeoutMs).mountDeadlineMs,
       log: this.log,
     });
     this.link?.ready();

@@ -25,7 +25,12 @@ export interface PullRequest {
   caFile?: string;
   /** os/arch[/variant], e.g. linux/arm64/v8 (default: this machine's). */
   platform?: string;
+  /** The pull's total deadline (the CLI's `--timeout`); default: the time ladder's mount deadline. */
+  deadlineMs?: number;
 }
+
+/** A deadline asked for over the API is at most this (an hour). */
+export const MAX_PULL_DEADLINE_MS = 3_600_000;
 
 export interface PulledImage {
   /** Canonical reference. */
@@ -54,6 +59,9 @@ export function checkPullRequest(v: unknown): PullRequest {
     if (r[k] !== undefined && typeof r[k] !== 'string') throw new InvalidArgumentError(`"${k}" must be a string`);
   }
   if (r.insecure !== undefined && typeof r.insecure !== 'boolean') throw new InvalidArgumentError('"insecure" must be true or false');
+  if (r.deadlineMs !== undefined && (!Number.isSafeInteger(r.deadlineMs) || (r.deadlineMs as number) < 1 || (r.deadlineMs as number) > MAX_PULL_DEADLINE_MS)) {
+    throw new InvalidArgumentError(`"deadlineMs" must be an integer from 1 to ${MAX_PULL_DEADLINE_MS}`);
+  }
   const c = r.credentials as Record<string, unknown> | undefined;
   if (c !== undefined) {
     const ok = typeof c === 'object' && c !== null && (
