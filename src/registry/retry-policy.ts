@@ -118,7 +118,8 @@ export async function withRetries<T>(policy: RetryPolicy, run: RetryRun, attempt
     if (run.deadlineMs !== undefined) {
       const ctl = new AbortController();
       deadline = ctl;
-      const timeout = new RegistryError('ONDINE_ERR_TIMEOUT', `${run.what}: no answer within ${seconds(run.deadlineMs)}`, { retryable: false });
+      // Retryable: the source may well answer in a moment (the failure memo keeps it briefly).
+      const timeout = new RegistryError('ONDINE_ERR_TIMEOUT', `${run.what}: no answer within ${seconds(run.deadlineMs)}`, { retryable: true });
       timer = setTimeout(() => ctl.abort(timeout), Math.max(0, started + run.deadlineMs - Date.now()));
     }
     const signal = deadline ? (run.signal ? AbortSignal.any([run.signal, deadline.signal]) : deadline.signal) : run.signal;
@@ -128,7 +129,7 @@ export async function withRetries<T>(policy: RetryPolicy, run: RetryRun, attempt
       if (run.signal?.aborted) throw run.signal.reason;
       if (deadline?.signal.aborted) {
         const timeout = deadline.signal.reason as RegistryError;
-        throw n === 1 ? timeout : new RegistryError('ONDINE_ERR_TIMEOUT', `${timeout.message} (${n} attempts; the last: ${(err as Error).message})`, { retryable: false, cause: err });
+        throw n === 1 ? timeout : new RegistryError('ONDINE_ERR_TIMEOUT', `${timeout.message} (${n} attempts; the last: ${(err as Error).message})`, { retryable: true, cause: err });
       }
       if (!isRetryable(err)) throw err;
       if (isDigestMismatch(err) && ++mismatches > policy.digestMismatchRetries) throw gaveUp(err, n, ': the bytes keep failing verification');
