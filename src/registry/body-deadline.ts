@@ -3,7 +3,8 @@
 // window after the headers) is destroyed with a retryable ONDINE_ERR_TIMEOUT. A registry
 // that drips a byte every 2 s is so broken off within ~10 s, whatever its size, where
 // undici's idle timeout alone would wait forever. The consumer reports what it reads
-// (`seen`); the watch ends when the body closes. Owns the timer and the counts, nothing else.
+// (`seen`); a window in which the consumer, not the registry, was behind (bytes waiting
+// unread) does not count; the watch ends when the body closes. Owns the timer and the counts, nothing else.
 import { RegistryError } from './errors.js';
 
 export interface BodyRate {
@@ -16,6 +17,8 @@ export interface WatchedBody {
   destroy(err?: Error): unknown;
   once(event: 'close', fn: () => void): unknown;
   readonly destroyed?: boolean;
+  /** Bytes received and not yet read: the consumer, not the registry, is behind. */
+  readonly readableLength?: number;
 }
 
 export class BodyDeadline {
@@ -43,6 +46,12 @@ export class BodyDeadline {
 
   private tick(): void {
     if (this.body.destroyed) return this.stop();
+    if ((this.body.readableLength ?? 0) > 0) {
+      // Our own consumer is behind (backpressure): no fault of the registry's; start over.
+      this.samples.length = 0;
+      this.samples.push(this.total);
+      return;
+    }
     this.samples.push(this.total);
     if (this.samples.length <= this.ticksPerWindow) return;
     const since = this.samples.shift()!;

@@ -194,3 +194,25 @@ test('a dripping manifest fails at its total deadline, however steady the drip',
     await stop(s.server);
   }
 });
+
+test('the rate watch blames the registry only: a consumer that stops reading for a while is not cut off', async () => {
+  const body = Buffer.alloc(512 << 10, 7);
+  const digest = `sha256:${(await import('node:crypto')).createHash('sha256').update(body).digest('hex')}`;
+  const s = await serve((res) => {
+    res.writeHead(200, { 'content-length': String(body.length) });
+    res.end(body);
+  });
+  const client = new RegistryClient({ retry: { attempts: 1 }, timeouts: { bodyMinBytesPerSec: 64 << 10, bodyRateWindowMs: 500 } });
+  try {
+    const stream = await client.blobStream(s.host, 'a/b', digest);
+    // Take one chunk, then read nothing for four windows: our stall, not the registry's.
+    const it = stream[Symbol.asyncIterator]();
+    let got = ((await it.next()).value as Buffer).length;
+    await new Promise((r) => setTimeout(r, 2_000));
+    for (let n = await it.next(); !n.done; n = await it.next()) got += (n.value as Buffer).length;
+    assert.equal(got, body.length);
+  } finally {
+    await client.close();
+    await stop(s.server);
+  }
+});
