@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   ONDINE_ERR_AUTH: { errno: E.EACCES, status: 401 },
   ONDINE_ERR_DENIED: { errno: E.EACCES, status: 403 },
   ONDINE_ERR_REGISTRY: { errno: E.EIO, status: 502 },
+  ONDINE_ERR_TIMEOUT: { errno: E.ETIMEDOUT, status: 504 },
   ONDINE_ERR_NOT_LAZY: { errno: E.EINVAL, status: 422 },
   /** An id or name outside its grammar (src/format/identifiers.ts): refused before any use. */
   ONDINE_ERR_BAD_IDENTIFIER: { errno: E.EINVAL, status: 400 },

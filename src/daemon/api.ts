@@ -20,8 +20,10 @@ export interface ApiContext {
   stats(): Promise<unknown>;
   /** Refuses (throws ONDINE_ERR_BUSY) while mounts are live, unless forced. */
   shutdown(force: boolean): Promise<void>;
-  /** Resolves a reference and stores its bootstrap (the blobs stay in the registry). */
-  pull(req: PullRequest): Promise<PulledImage>;
+  /** Resolves a reference and stores its bootstrap (the blobs stay in the registry); `signal` cancels it. */
+  pull(req: PullRequest, signal: AbortSignal): Promise<PulledImage>;
+  /** A pull's deadline when the request gives none (the time ladder's mount deadline). */
+  pullDeadlineMs: number;
   log?: Logger;
 }
 
@@ -59,6 +61,33 @@ function send(res: ServerResponse, status: number, value?: unknown): void {
 }
 
 
+/**
+ * A pull for one API request: cancelled (AbortSignal through the registry client to undici)
+ * when its deadline passes or when the client goes away before the answer (its only waiter:
+ * `ondine mount` interrupted or past its own deadline), so no request outlives its caller.
+ */
+async function pullFor(ctx: ApiContext, r: PullRequest, res: ServerResponse): Promise<PulledImage> {
+  const ctl = new AbortController();
+  const deadlineMs = r.deadlineMs ?? ctx.pullDeadlineMs;
+  const timer = setTimeout(() => ctl.abort(new OndineError('ONDINE_ERR_TIMEOUT', undefined, `${r.ref}: the pull did not finish within ${deadlineMs / 1000} s`)), deadlineMs);
+  const gone = () => {
+    if (!res.writableFinished) ctl.abort(new OndineError('ONDINE_ERR_TIMEOUT', undefined, `${r.ref}: the pull was cancelled: its client went away`));
+  };
+  res.once('close', gone);
+  try {
+    return await ctx.pull(r, ctl.signal);
+  } catch (err) {
+    if (ctl.signal.aborted) {
+      ctx.log?.warn({ ref: r.ref, reason: (ctl.signal.reason as Error).message }, 'pull cancelled');
+      throw ctl.signal.reason;
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    res.off('close', gone);
+  }
+}
+
 function fanotifyOf(ctx: ApiContext): FanotifyMounts {
   if (!ctx.fanotify) throw new OndineError('ONDINE_ERR_UNSUPPORTED', undefined, 'this daemon does not serve the fanotify path (see `ondine status`: modes)');
   return ctx.fanotify;
@@ -86,7 +115,7 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
             const r = checkPullRequest(b);
             if (typeof b.mountpoint !== 'string') throw new OndineError('ONDINE_ERR_INVALID', undefined, 'a mount needs "mountpoint"');
             const mounts = fanotifyOf(ctx);
-            const pulled = await ctx.pull(r);
+            const pulled = await pullFor(ctx, r, res);
             return send(res, 201, await mounts.mount({ bootstrap: pulled.bootstrapPath, source: pulled.source, ref: pulled.ref, mountpoint: b.mountpoint }));
           }
           const spec = b as unknown as FanotifyMountSpec;
@@ -110,7 +139,7 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
             for (const k of ['fsid', 'domain'] as const) {
               if (b[k] !== undefined && typeof b[k] !== 'string') throw new OndineError('ONDINE_ERR_INVALID', undefined, `"${k}" must be a string`);
             }
-            const pulled = await ctx.pull(r);
+            const pulled = await pullFor(ctx, r, res);
             const fsid = (b.fsid as string | undefined) ?? `ondine-${pulled.manifestDigest.replace(/^sha256:/, '').slice(0, 16)}`;
             const info = await ctx.catalog.add({ fsid, bootstrap: pulled.bootstrapPath, source: pulled.source, ref: pulled.ref, ...(typeof b.domain === 'string' ? { domain: b.domain } : {}) });
             ctx.log?.info({ fsid: info.fsid, domain: info.domain, ref: pulled.ref, source: info.source }, 'image registered');

@@ -56,6 +56,8 @@ export interface ImageRecord {
 
 export interface CatalogOptions {
   amplifyBytes?: number;
+  /** How long a chunk whose fill timed out is refused at once (the ladder's default when absent). */
+  failedChunkMs?: number;
   /** Worker threads every blob's chunks are decoded on (the daemon owns and closes it). */
   decodePool?: DecodePool;
   /** What registry sources are opened with (mirrors, hosts.toml, log). */

@@ -24,10 +24,12 @@ export interface DaemonHealth {
 export class DaemonClient {
   constructor(readonly socketPath: string) {}
 
-  private call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** One API call; `signal` abandons it (closing the connection, which cancels the daemon's pull) with its reason. */
+  private call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason as Error);
       const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = request({ socketPath: this.socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} }, (res) => {
+      const req = request({ socketPath: this.socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}, ...(signal ? { signal } : {}) }, (res) => {
         const parts: Buffer[] = [];
         res.on('data', (c: Buffer) => parts.push(c));
         res.on('end', () => {
@@ -42,7 +44,7 @@ export class DaemonClient {
           } else resolve(value as T);
         });
       });
-      req.on('error', (err) => reject(new DaemonUnavailableError(this.socketPath, err)));
+      req.on('error', (err) => reject(signal?.aborted ? signal.reason as Error : new DaemonUnavailableError(this.socketPath, err)));
       if (payload) req.write(payload);
       req.end();
     });
@@ -58,9 +60,9 @@ export class DaemonClient {
   mounts(): Promise<Array<{ mode: 'cachefiles' | 'fanotify'; mountpoint: string; fsid?: string; domain?: string; served: boolean }>> { return this.call('GET', '/v1/mounts'); }
   mount(spec: FanotifyMountSpec): Promise<FanotifyMountInfo> { return this.call('POST', '/v1/mounts', spec); }
   /** Mounts an image by registry reference (fanotify); credentials go over the 0600 socket only. */
-  mountRef(req: RefMountRequest): Promise<FanotifyMountInfo> { return this.call('POST', '/v1/mounts', req); }
+  mountRef(req: RefMountRequest, signal?: AbortSignal): Promise<FanotifyMountInfo> { return this.call('POST', '/v1/mounts', req, signal); }
   /** Registers an image by registry reference (cachefiles); the answer has the fsid to mount. */
-  registerRef(req: RefImageRequest): Promise<ImageInfo> { return this.call('POST', '/v1/images', req); }
+  registerRef(req: RefImageRequest, signal?: AbortSignal): Promise<ImageInfo> { return this.call('POST', '/v1/images', req, signal); }
   umount(mountpoint: string): Promise<void> { return this.call('DELETE', `/v1/mounts?mountpoint=${encodeURIComponent(mountpoint)}`); }
   shutdown(force = false): Promise<void> { return this.call('POST', `/v1/shutdown${force ? '?force=1' : ''}`); }
 

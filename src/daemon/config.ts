@@ -1,6 +1,7 @@
 // Daemon configuration: defaults, an optional JSON file, then command-line flags on top.
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from '../errors.js';
+import { DEFAULT_READ_TIMEOUT_MS, FAILED_CHUNK_MS } from '../registry/time-ladder.js';
 import { defaultDecodeThreads } from '../storage/decode-pool.js';
 import type { ImageSpec } from './catalog.js';
 import { isModeChoice, type ModeChoice } from './probe.js';
@@ -14,8 +15,13 @@ export interface DaemonConfig {
   amplifyBytes: number;
   /** READs served at once. */
   concurrency: number;
-  /** A READ not filled in this time is completed unfilled (its reader gets EIO). */
+  /**
+   * A READ not filled in this time is completed unfilled (its reader gets EIO). Every other
+   * timeout (retry budget, supervisor deadline, ...) derives from it: registry/time-ladder.ts.
+   */
   readTimeoutMs: number;
+  /** A chunk whose fill timed out is refused at once for this long, then fetched again. */
+  failedChunkMs: number;
   /**
    * Worker threads decompressing and verifying large chunks, shared by all blobs (default
    * min(4, cores)); 0 decodes on the main thread.
@@ -53,7 +59,7 @@ export function parseMirrorFlags(flags: readonly string[]): Record<string, strin
 export const DEFAULT_SOCKET = '/run/ondine/ondine.sock';
 
 export function defaults(): Omit<DaemonConfig, 'cacheDir'> {
-  return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: 1 << 20, failureMemoMs: 30_000, concurrency: 16, readTimeoutMs: 30_000, decodeThreads: defaultDecodeThreads(), images: [], mode: 'auto' };
+  return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: 1 << 20, failureMemoMs: 30_000, concurrency: 16, readTimeoutMs: DEFAULT_READ_TIMEOUT_MS, failedChunkMs: FAILED_CHUNK_MS, decodeThreads: defaultDecodeThreads(), images: [], mode: 'auto' };
 }
 
 export async function loadConfig(file: string | undefined, flags: Partial<DaemonConfig>): Promise<DaemonConfig> {
@@ -68,8 +74,8 @@ export async function loadConfig(file: string | undefined, flags: Partial<Daemon
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
   const cfg = { ...defaults(), ...fromFile, ...defined } as DaemonConfig;
   if (!cfg.cacheDir) throw new InvalidArgumentError('a cache directory is required (--cache-dir or "cacheDir" in the config)');
-  for (const k of ['amplifyBytes', 'concurrency', 'readTimeoutMs', 'decodeThreads', 'failureMemoMs'] as const) {
-    const min = k === 'amplifyBytes' || k === 'decodeThreads' || k === 'failureMemoMs' ? 0 : 1;
+  for (const k of ['amplifyBytes', 'concurrency', 'readTimeoutMs', 'decodeThreads', 'failureMemoMs', 'failedChunkMs'] as const) {
+    const min = k === 'amplifyBytes' || k === 'decodeThreads' || k === 'failureMemoMs' || k === 'failedChunkMs' ? 0 : 1;
     if (!Number.isInteger(cfg[k]) || cfg[k] < min) throw new InvalidArgumentError(`${k} must be ${min ? 'a positive' : 'a non-negative'} integer`);
   }
   if (cfg.mirrors !== undefined) {

@@ -16,6 +16,7 @@ import { DecodePool } from '../storage/decode-pool.js';
 import { CacheDir } from '../storage/cache-dir.js';
 import type { SourceDeps } from '../storage/source-spec.js';
 import { pullBootstrap } from './image-pull.js';
+import { timeLadder } from '../registry/time-ladder.js';
 import { startApi } from './api.js';
 import { CachefilesTargets } from './cachefiles-targets.js';
 import { ImageCatalog } from './catalog.js';
@@ -57,10 +58,11 @@ export class Daemon {
     this.sourceDeps = {
       log: this.log,
       failureMemoMs: config.failureMemoMs,
+      readTimeoutMs: config.readTimeoutMs,
       ...(config.mirrors ? { mirrors: config.mirrors } : {}),
       ...(config.hostsDir ? { hostsDir: config.hostsDir } : {}),
     };
-    this.catalog = new ImageCatalog({ amplifyBytes: config.amplifyBytes, sourceDeps: this.sourceDeps, ...(this.decodePool ? { decodePool: this.decodePool } : {}) });
+    this.catalog = new ImageCatalog({ amplifyBytes: config.amplifyBytes, failedChunkMs: config.failedChunkMs, sourceDeps: this.sourceDeps, ...(this.decodePool ? { decodePool: this.decodePool } : {}) });
   }
 
   async start(): Promise<void> {
@@ -75,8 +77,9 @@ export class Daemon {
       health: () => this.health(),
       stats: () => this.stats(),
       shutdown: (force) => this.requestStop(force),
-      pull: (req) => pullBootstrap(req, new CacheDir(this.config.cacheDir), this.sourceDeps,
+      pull: (req, signal) => pullBootstrap(req, new CacheDir(this.config.cacheDir), this.sourceDeps, signal,
         this.config.maxBootstrapBytes !== undefined ? { maxBootstrapBytes: this.config.maxBootstrapBytes } : {}),
+      pullDeadlineMs: timeLadder(this.config.readTimeoutMs).mountDeadlineMs,
       log: this.log,
     });
     this.link?.ready();

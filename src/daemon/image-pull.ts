@@ -16,8 +16,7 @@ import { DEFAULT_MAX_BOOTSTRAP_BYTES } from '../oci/bootstrap-extract.js';
 import { checkBootstrapBytesInManifest } from '../oci/manifest-blobs.js';
 import { checkDigest } from '../format/identifiers.js';
 import { CacheDir } from '../storage/cache-dir.js';
-import { withRetries } from '../storage/retrying-source.js';
-import { registryOptions, retryPolicy, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
+import { registryOptions, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
 
 /** What the API takes to mount or register an image by reference. */
 export interface PullRequest {
@@ -27,7 +26,12 @@ export interface PullRequest {
   caFile?: string;
   /** os/arch[/variant], e.g. linux/arm64/v8 (default: this machine's). */
   platform?: string;
+  /** The pull's total deadline (the CLI's `--timeout`); default: the time ladder's mount deadline. */
+  deadlineMs?: number;
 }
+
+/** A deadline asked for over the API is at most this (an hour). */
+export const MAX_PULL_DEADLINE_MS = 3_600_000;
 
 export interface PulledImage {
   /** Canonical reference. */
@@ -58,6 +62,9 @@ export function checkPullRequest(v: unknown): PullRequest {
     if (r[k] !== undefined && typeof r[k] !== 'string') throw new InvalidArgumentError(`"${k}" must be a string`);
   }
   if (r.insecure !== undefined && typeof r.insecure !== 'boolean') throw new InvalidArgumentError('"insecure" must be true or false');
+  if (r.deadlineMs !== undefined && (!Number.isSafeInteger(r.deadlineMs) || (r.deadlineMs as number) < 1 || (r.deadlineMs as number) > MAX_PULL_DEADLINE_MS)) {
+    throw new InvalidArgumentError(`"deadlineMs" must be an integer from 1 to ${MAX_PULL_DEADLINE_MS}`);
+  }
   const c = r.credentials as Record<string, unknown> | undefined;
   if (c !== undefined) {
     const ok = typeof c === 'object' && c !== null && (
@@ -69,7 +76,11 @@ export function checkPullRequest(v: unknown): PullRequest {
   return r as unknown as PullRequest;
 }
 
-export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: SourceDeps, opts: PullOptions = {}): Promise<PulledImage> {
+/**
+ * Every registry call here retries in the client's one loop and keeps its deadlines; `signal`
+ * (the API's: its client went away, or the mount's deadline passed) cancels the pull at once.
+ */
+export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: SourceDeps, signal?: AbortSignal, opts: PullOptions = {}): Promise<PulledImage> {
   const cap = opts.maxBootstrapBytes ?? DEFAULT_MAX_BOOTSTRAP_BYTES;
   const store = new BootstrapStore(cacheDir.root, { maxBytes: cap });
   const ref = parseReference(req.ref);
@@ -80,10 +91,9 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
     ...(req.credentials ? { credentials: req.credentials } : {}),
   };
   const platform = req.platform ? parsePlatform(req.platform) : undefined;
-  const client = new RegistryClient(registryOptions(source, deps, 0));
-  const policy = retryPolicy(deps, `${ref.registry}/${ref.repository}`);
+  const client = new RegistryClient(registryOptions(source, deps));
   try {
-    const manifest = await withRetries(policy, () => client.resolve(ref, platform ? { platform } : {}));
+    const manifest = await client.resolve(ref, { ...(platform ? { platform } : {}), ...(signal ? { signal } : {}) });
     const layer = findBootstrapLayer(manifest.json);
     if (isPlainOci(manifest.json) || !layer) {
       throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()} is a plain OCI image, not a lazy one${layer ? '' : ' (its manifest has no Nydus bootstrap layer)'}: convert it with \`ondine convert ${ref.toString()} ${lazyTarget(ref)}\` and mount that`);
@@ -100,12 +110,13 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
     }
     // Every byte counts: the client cuts the body off at the stated size and checks the digest
     // as it streams; the layer reader checks size and digest again at the end of the raw stream.
-    const stored = await withRetries(policy, () => store.pull(layer.digest, {
+    // The client's one retry loop covers opening the stream; a body that breaks off fails the pull.
+    const stored = await store.pull(layer.digest, {
       name: `bootstrap layer ${layer.digest} of ${ref.toString()}`,
       digest: layer.digest,
       size: layer.size,
-      open: () => client.blobStream(ref.registry, ref.repository, layer.digest, undefined, layer.size),
-    }));
+      open: () => client.blobStream(ref.registry, ref.repository, layer.digest, signal, layer.size),
+    });
     checkBootstrapBytesInManifest(stored.bytes, manifest.json, ref.toString());
     return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: stored.path, bootstrap: stored.bytes, source };
   } finally {

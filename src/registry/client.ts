@@ -1,18 +1,22 @@
 // The OCI distribution client: manifests (by tag or digest, platform picked from an index),
 // blobs whole (verified as they stream) or by Range, existence checks, cross-repository
 // mounts, uploads and manifest pushes. It walks the endpoints (mirrors, then the origin),
-// authenticates through the Authenticator, retries what is worth retrying with backoff and
-// jitter, and counts what it did. Logs at debug, without credentials, tokens or queries.
+// authenticates through the Authenticator, retries under the one retry policy
+// (retry-policy.ts), holds every call to the time ladder (time-ladder.ts: a total deadline for
+// manifests, indexes and tokens, the retry budget for blob ranges, a minimum rate for every
+// body), and counts what it did. Logs at debug, without credentials, tokens or queries.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { InvalidArgumentError } from '../errors.js';
 import { Authenticator, httpTokenFetcher, type HttpCall } from './auth.js';
 import { BodyCounter, checkDeclared, tooLarge } from './body-limit.js';
 import type { Credentials } from './credentials.js';
-import { RegistryDigestError, RegistryError, RegistryNotFoundError, isRetryable, safeUrl, statusError } from './errors.js';
+import { BodyDeadline } from './body-deadline.js';
+import { RegistryDigestError, RegistryError, RegistryNotFoundError, dnsFailure, isRetryable, safeUrl, statusError } from './errors.js';
+import { retryPolicy, withRetries, type RetryPolicy } from './retry-policy.js';
+import { timeLadder, type TimeLadder } from './time-ladder.js';
 import { Endpoints, type Capability, type Endpoint } from './mirrors.js';
 import { MANIFEST_ACCEPT, defaultPlatform, pickPlatform, type IndexEntry, type Platform } from './platform.js';
 import { isIndexMediaType } from './media-types.js';
@@ -34,11 +38,18 @@ export interface RegistryOptions {
   /** containerd certs.d directory (default /etc/containerd/certs.d), read when present. */
   hostsDir?: string;
   connectTimeoutMs?: number;
+  /** The read timeout every other number derives from (time-ladder.ts), default 30 s. */
   readTimeoutMs?: number;
-  /** Attempts after the first, default 4. */
+  /** Numbers of the ladder to override (tests: a short manifest deadline, a body rate). */
+  timeouts?: Partial<Omit<TimeLadder, 'readTimeoutMs'>>;
+  /** Retry policy fields to override; `retries`/`retryBaseMs` are shorthands for two of them. */
+  retry?: Partial<RetryPolicy>;
+  /** Attempts after the first (the policy's attempts - 1). */
   retries?: number;
-  /** First backoff delay (doubles per attempt, capped at 5 s, with jitter); default 100 ms. */
+  /** First backoff delay (the policy's baseDelayMs). */
   retryBaseMs?: number;
+  /** Called before each retry (the daemon logs it at warn). */
+  onRetry?: (what: string, err: unknown, attempt: number, delayMs: number) => void;
   /** How long a failed mirror is left out, default 30 s. */
   mirrorSkipMs?: number;
   log?: Logger;
@@ -84,8 +95,6 @@ interface Op {
 
 const MAX_MANIFEST_BYTES = 8 << 20;
 const MAX_TOKEN_BYTES = 1 << 20;
-const BACKOFF_CAP_MS = 5_000;
-const RETRY_AFTER_CAP_MS = 60_000;
 
 function pullScope(repository: string): string[] {
   return [`repository:${repository}:pull`];
@@ -103,14 +112,23 @@ export class RegistryClient {
   private readonly endpoints: Endpoints;
   private readonly auth: Authenticator;
   private readonly log: Logger;
-  private readonly retries: number;
-  private readonly retryBaseMs: number;
+  private readonly policy: RetryPolicy;
+  readonly ladder: TimeLadder;
+  /** The rate watch of each response body being read. */
+  private readonly watches = new WeakMap<object, BodyDeadline>();
   private readonly userAgent: string;
 
   constructor(private readonly opts: RegistryOptions = {}) {
-    const transportOpts: ConstructorParameters<typeof Transport>[0] = {};
-    if (opts.connectTimeoutMs !== undefined) transportOpts.connectTimeoutMs = opts.connectTimeoutMs;
-    if (opts.readTimeoutMs !== undefined) transportOpts.readTimeoutMs = opts.readTimeoutMs;
+    this.ladder = timeLadder(opts.readTimeoutMs, opts.timeouts);
+    this.policy = retryPolicy(this.ladder, {
+      ...(opts.retries !== undefined ? { attempts: opts.retries + 1 } : {}),
+      ...(opts.retryBaseMs !== undefined ? { baseDelayMs: opts.retryBaseMs } : {}),
+      ...opts.retry,
+    });
+    const transportOpts: ConstructorParameters<typeof Transport>[0] = {
+      connectTimeoutMs: opts.connectTimeoutMs ?? this.ladder.connectTimeoutMs,
+      readTimeoutMs: this.ladder.attemptIdleMs,
+    };
     if (opts.env !== undefined) transportOpts.env = opts.env;
     this.transport = new Transport(transportOpts);
     const endpointOpts: ConstructorParameters<typeof Endpoints>[0] = {};
@@ -122,19 +140,17 @@ export class RegistryClient {
     this.endpoints = new Endpoints(endpointOpts);
     this.auth = new Authenticator(httpTokenFetcher(this.tokenHttp));
     this.log = opts.log ?? pino({ level: 'silent' });
-    this.retries = opts.retries ?? 4;
-    this.retryBaseMs = opts.retryBaseMs ?? 100;
     this.userAgent = opts.userAgent ?? 'ondine';
   }
 
   /** Resolves tag/digest; an index or manifest list is resolved to `platform` (default: this machine). */
-  async resolve(ref: ImageReference, opts?: { platform?: Platform; osFeatures?: string[] }): Promise<ResolvedManifest> {
-    const top = await this.getManifest(ref);
+  async resolve(ref: ImageReference, opts?: { platform?: Platform; osFeatures?: string[]; signal?: AbortSignal }): Promise<ResolvedManifest> {
+    const top = await this.getManifest(ref, opts?.signal);
     if (!isIndexMediaType(top.mediaType)) return top;
     const entries: IndexEntry[] = Array.isArray(top.json?.manifests) ? top.json.manifests : [];
     const picked = pickPlatform(entries, opts?.platform ?? defaultPlatform(), formatReference(ref), opts?.osFeatures ?? []);
     checkDigest(picked.digest);
-    const child = await this.getManifest(makeReference(ref.registry, ref.repository, undefined, picked.digest));
+    const child = await this.getManifest(makeReference(ref.registry, ref.repository, undefined, picked.digest), opts?.signal);
     if (isIndexMediaType(child.mediaType)) {
       throw new RegistryError('ONDINE_ERR_REGISTRY', `${formatReference(ref)}: the index entry for the platform is itself an index`, { retryable: false });
     }
@@ -142,7 +158,7 @@ export class RegistryClient {
   }
 
   /** Raw manifest or index by tag/digest (no platform resolution); digest-verified when asked by digest. */
-  async getManifest(ref: ImageReference): Promise<Manifest> {
+  async getManifest(ref: ImageReference, signal?: AbortSignal): Promise<Manifest> {
     const reference = ref.digest ?? ref.tag;
     if (reference === undefined) throw new InvalidArgumentError(`image reference ${formatReference(ref)} has neither tag nor digest`);
     if (ref.digest !== undefined) checkDigest(ref.digest);
@@ -158,7 +174,7 @@ export class RegistryClient {
       headers: { accept: MANIFEST_ACCEPT },
       mirrorOk: (s) => s === 200,
     };
-    return this.withRetries(what, undefined, async () => {
+    return this.retrying(op, signal, this.ladder.manifestDeadlineMs, async (op) => {
       const { res, endpoint } = await this.exchange(op);
       if (res.statusCode !== 200) throw await this.statusFailure(op, res);
       const bytes = await this.failingMirror(endpoint, this.readAll(op, res, MAX_MANIFEST_BYTES));
@@ -188,7 +204,8 @@ export class RegistryClient {
     if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) throw new InvalidArgumentError(`blob ${digest}: size ${size} is not a byte count`);
     const op = this.blobOp(registry, repository, digest, 'GET', signal);
     op.mirrorOk = (s) => s === 200;
-    return this.withRetries(op.what, signal, async () => {
+    // The deadline holds until the headers: the body then keeps the minimum rate.
+    return this.retrying(op, signal, this.ladder.manifestDeadlineMs, async (op) => {
       const { res } = await this.exchange(op);
       if (res.statusCode !== 200) throw await this.statusFailure(op, res);
       if (size !== undefined) {
@@ -203,6 +220,25 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * A whole blob of at most `limit` bytes in memory, verified against its digest, every
+   * attempt included within the manifest deadline plus what the body takes at the minimum
+   * rate: a mismatch or a broken body is retried here, in the one loop.
+   */
+  async blobBytes(registry: string, repository: string, digest: string, limit: number, signal?: AbortSignal): Promise<Buffer> {
+    checkDigest(digest);
+    const op = this.blobOp(registry, repository, digest, 'GET', signal);
+    op.mirrorOk = (s) => s === 200;
+    return this.retrying(op, signal, undefined, async (op) => {
+      const { res, endpoint } = await this.exchange(op);
+      if (res.statusCode !== 200) throw await this.statusFailure(op, res);
+      const bytes = await this.failingMirror(endpoint, this.readAll(op, res, limit));
+      const actual = `${hashOf(digest)}:${createHash(hashOf(digest)).update(bytes).digest('hex')}`;
+      if (actual !== digest) throw new RegistryDigestError(op.what, digest, actual);
+      return bytes;
+    });
+  }
+
   /** Exactly [offset, offset+length) of a blob via Range, following redirects with the Range kept; retried. */
   async readRange(registry: string, repository: string, digest: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     checkDigest(digest);
@@ -214,7 +250,8 @@ export class RegistryClient {
     op.what = `bytes ${offset}-${offset + length - 1} of ${op.what}`;
     op.headers = { range: `bytes=${offset}-${offset + length - 1}` };
     op.mirrorOk = (s) => s === 206 || s === 200;
-    return this.withRetries(op.what, signal, async () => {
+    // Every attempt of a range ends within the retry budget, under the front ends' fill timeout.
+    return this.retrying(op, signal, this.ladder.retryBudgetMs, async (op) => {
       const { res, endpoint } = await this.exchange(op);
       if (res.statusCode === 206) {
         // Too long a range answer stays retryable: the mirror that sent it is left out next time.
@@ -237,7 +274,7 @@ export class RegistryClient {
     checkDigest(digest);
     const op = this.blobOp(registry, repository, digest, 'HEAD');
     op.mirrorOk = (s) => s === 200;
-    return this.withRetries(op.what, undefined, async () => {
+    return this.retrying(op, undefined, this.ladder.manifestDeadlineMs, async (op) => {
       const { res } = await this.exchange(op);
       await this.drain(res);
       if (res.statusCode !== 200) throw await this.statusFailure(op, res);
@@ -258,7 +295,7 @@ export class RegistryClient {
     const op = this.blobOp(registry, repository, digest, 'HEAD');
     op.capability = 'push';
     op.scopes = scopes;
-    return this.withRetries(op.what, undefined, async () => {
+    return this.retrying(op, undefined, this.ladder.manifestDeadlineMs, async (op) => {
       const { res } = await this.exchange(op);
       await this.drain(res);
       if (res.statusCode === 200) return true;
@@ -280,7 +317,7 @@ export class RegistryClient {
       path: `blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`,
       headers: { 'content-length': '0' },
     };
-    return this.withRetries(op.what, undefined, async () => {
+    return this.retrying(op, undefined, this.ladder.manifestDeadlineMs, async (op) => {
       const { res, endpoint, url } = await this.exchange(op);
       await this.drain(res);
       if (res.statusCode === 201) return true;
@@ -314,7 +351,8 @@ export class RegistryClient {
       path: 'blobs/uploads/',
       headers: { 'content-length': '0' },
     };
-    return this.withRetries(what, undefined, async () => {
+    // No total: a large layer takes what it takes (each attempt is held to the idle timeout).
+    return this.retrying(start, undefined, undefined, async (start) => {
       const { res, endpoint, url } = await this.exchange(start);
       await this.drain(res);
       if (res.statusCode !== 202) throw await this.statusFailure(start, res);
@@ -354,7 +392,7 @@ export class RegistryClient {
       headers: { 'content-type': mediaType, 'content-length': String(bytes.length) },
       body: () => bytes,
     };
-    return this.withRetries(op.what, undefined, async () => {
+    return this.retrying(op, undefined, this.ladder.manifestDeadlineMs, async (op) => {
       const { res } = await this.exchange(op);
       await this.drain(res);
       if (res.statusCode !== 201 && res.statusCode !== 200) throw await this.statusFailure(op, res);
@@ -405,7 +443,8 @@ export class RegistryClient {
     this.stats.tokenFetches++;
     this.stats.requests++;
     this.log.debug({ method: init.method, url: safeUrl(url) }, 'token request');
-    const reqInit: Parameters<Transport['request']>[1] = { method: init.method, headers: { 'user-agent': this.userAgent, ...init.headers } };
+    // A token has the manifests' total deadline, whichever call needed it.
+    const reqInit: Parameters<Transport['request']>[1] = { method: init.method, headers: { 'user-agent': this.userAgent, ...init.headers }, signal: AbortSignal.timeout(this.ladder.manifestDeadlineMs) };
     if (init.body !== undefined) reqInit.body = init.body;
     if (this.opts.caFile !== undefined && url.protocol === 'https:') reqInit.tls = { ca: [this.opts.caFile] };
     let res: Response;
@@ -414,11 +453,13 @@ export class RegistryClient {
     } catch (err) {
       throw this.networkError(`token service ${safeUrl(url)}`, err);
     }
+    const watch = this.watch(res, `token service ${safeUrl(url)}`);
     const chunks: Buffer[] = [];
     const counter = new BodyCounter(MAX_TOKEN_BYTES);
     try {
       checkDeclared(`token service ${safeUrl(url)}`, res.headers, MAX_TOKEN_BYTES, res.statusCode);
       for await (const c of res.body) {
+        watch.seen((c as Buffer).length);
         if (!counter.take((c as Buffer).length)) throw tooLarge(`token service ${safeUrl(url)}`, MAX_TOKEN_BYTES, res.statusCode);
         chunks.push(c as Buffer);
       }
@@ -497,6 +538,7 @@ export class RegistryClient {
     try {
       const res = await this.transport.request(url, init);
       this.log.debug({ method: op.method, url: safeUrl(url), status: res.statusCode, mirror: endpoint.mirror || undefined, range: op.headers?.range }, 'registry request');
+      this.watch(res, op.what);
       return res;
     } catch (err) {
       if (op.signal?.aborted) throw err;
@@ -509,6 +551,12 @@ export class RegistryClient {
     if (err instanceof RegistryError) return err;
     if (err instanceof InvalidArgumentError) return err;
     const e = err as NodeJS.ErrnoException;
+    const dns = dnsFailure(err);
+    if (dns !== undefined) {
+      // Permanent (retry-policy.ts): one attempt, one clear line.
+      const host = (e as { hostname?: string })?.hostname;
+      return new RegistryError('ONDINE_ERR_REGISTRY', `${what}: cannot resolve ${host ? `host ${host}` : 'the host name'} (${dns})`, { retryable: false, cause: err });
+    }
     return new RegistryError('ONDINE_ERR_REGISTRY', `${what}: ${e?.code ?? 'network error'}${e?.message ? ` (${e.message})` : ''}`, { retryable: true, cause: err });
   }
 
@@ -561,8 +609,10 @@ export class RegistryClient {
       throw err;
     }
     try {
+      const watch = this.watch(res, op.what);
       for await (const chunk of res.body) {
         const c = chunk as Buffer;
+        watch.seen(c.length);
         this.stats.bytesDown += c.length;
         if (!counter.take(c.length)) {
           res.body.destroy();
@@ -589,8 +639,10 @@ export class RegistryClient {
     let got = 0;
     const end = offset + length;
     try {
+      const watch = this.watch(res, op.what);
       for await (const chunk of res.body) {
         const c = chunk as Buffer;
+        watch.seen(c.length);
         this.stats.bytesDown += c.length;
         const from = Math.max(offset, pos);
         const to = Math.min(end, pos + c.length);
@@ -619,8 +671,10 @@ export class RegistryClient {
     const counter = size !== undefined ? new BodyCounter(size) : undefined;
     const stats = this.stats;
     const body = res.body;
+    const watch = this.watch(res, op.what);
     const out = new Transform({
       transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+        watch.seen(chunk.length);
         if (counter !== undefined && !counter.take(chunk.length)) {
           stats.bytesDown += chunk.length;
           cb(tooLarge(op.what, counter.limit, 200));
@@ -655,28 +709,34 @@ export class RegistryClient {
     return out;
   }
 
-  private async withRetries<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (signal?.aborted || !isRetryable(err)) throw err;
-        if (attempt >= this.retries) {
-          const e = err as RegistryError;
-          const opts: ConstructorParameters<typeof RegistryError>[2] = { retryable: true, cause: err };
-          if (e.status !== undefined) opts.status = e.status;
-          if (e.retryAfterMs !== undefined) opts.retryAfterMs = e.retryAfterMs;
-          const code = err instanceof RegistryError ? err.code as ConstructorParameters<typeof RegistryError>[0] : 'ONDINE_ERR_REGISTRY';
-          throw new RegistryError(code, `${(err as Error).message} (gave up after ${attempt + 1} attempts)`, opts);
-        }
-        const backoff = Math.min(BACKOFF_CAP_MS, this.retryBaseMs * 2 ** attempt);
-        let delay = backoff / 2 + Math.random() * (backoff / 2);
-        const after = (err as RegistryError).retryAfterMs;
-        if (after !== undefined) delay = Math.max(delay, Math.min(after, RETRY_AFTER_CAP_MS));
-        this.log.debug({ what, attempt: attempt + 1, delayMs: Math.round(delay), err: (err as Error).message }, 'retrying');
-        await sleep(delay, undefined, signal !== undefined ? { signal } : undefined);
-      }
+  /** The body's rate watch (made when its headers arrived): consumers report what they read. */
+  private watch(res: Response, what: string): BodyDeadline {
+    let w = this.watches.get(res.body);
+    if (w === undefined) {
+      w = new BodyDeadline(res.body, { minBytesPerSec: this.ladder.bodyMinBytesPerSec, windowMs: this.ladder.bodyRateWindowMs }, what);
+      this.watches.set(res.body, w);
     }
+    return w;
+  }
+
+  /**
+   * `fn` under the one retry loop, with `op` carrying each attempt's signal (the caller's,
+   * plus the hard deadline `deadlineMs` when given).
+   */
+  private retrying<T>(op: Op, signal: AbortSignal | undefined, deadlineMs: number | undefined, fn: (op: Op) => Promise<T>): Promise<T> {
+    return withRetries(this.policy, {
+      what: op.what,
+      ...(signal !== undefined ? { signal } : {}),
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      onRetry: (err, attempt, delayMs) => {
+        this.log.debug({ what: op.what, attempt, delayMs, err: (err as Error).message }, 'retrying');
+        this.opts.onRetry?.(op.what, err, attempt, delayMs);
+      },
+    }, (attemptSignal) => {
+      const o: Op = { ...op };
+      if (attemptSignal !== undefined) o.signal = attemptSignal;
+      return fn(o);
+    });
   }
 }
 

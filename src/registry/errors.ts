@@ -2,7 +2,7 @@
 // repository, digest and HTTP status; they never carry credentials, tokens or query strings.
 import { NotFoundError, OndineError, DigestMismatchError } from '../errors.js';
 
-export type RegistryErrorCode = 'ONDINE_ERR_REGISTRY' | 'ONDINE_ERR_AUTH' | 'ONDINE_ERR_DENIED' | 'ONDINE_ERR_DIGEST_MISMATCH' | 'ONDINE_ERR_TOO_LARGE';
+export type RegistryErrorCode = 'ONDINE_ERR_REGISTRY' | 'ONDINE_ERR_AUTH' | 'ONDINE_ERR_DENIED' | 'ONDINE_ERR_DIGEST_MISMATCH' | 'ONDINE_ERR_TOO_LARGE' | 'ONDINE_ERR_TIMEOUT';
 
 export interface RegistryErrorOptions {
   retryable: boolean;
@@ -36,12 +36,25 @@ export class RegistryDigestError extends RegistryError {
   }
 }
 
+const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_NODATA']);
+
+/** The resolver's code when `err` (or a cause of it) is a host name that does not resolve. */
+export function dnsFailure(err: unknown): string | undefined {
+  let e = err as { code?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; e && depth < 5; depth++, e = e.cause as typeof e) {
+    if (typeof e.code === 'string' && DNS_CODES.has(e.code)) return e.code;
+  }
+  return undefined;
+}
+
 /**
- * Worth another attempt: timeouts, resets, truncated bodies, 5xx, 429, and a digest mismatch
- * (a wrapper decides when a mismatch "persists"). Not: 401 after a refresh, 403, 404, aborts,
- * bad arguments, anything unknown.
+ * Worth another attempt: timeouts, resets, truncated or too slow bodies, 5xx, 429, 408, and a
+ * digest mismatch (the retry loop decides when a mismatch "persists"). Not: a host name that
+ * does not resolve, 401 after a refresh, 403, 404, aborts, bad arguments, anything unknown.
+ * The reasons are at the head of retry-policy.ts.
  */
 export function isRetryable(err: unknown): boolean {
+  if (dnsFailure(err) !== undefined) return false;
   if (err instanceof RegistryError) return err.retryable;
   if (err instanceof DigestMismatchError) return true;
   return false;

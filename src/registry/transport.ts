@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, interceptors, type Dispatcher } from 'undici';
 import { InvalidArgumentError } from '../errors.js';
+import { timeLadder } from './time-ladder.js';
 
 export interface TlsSettings {
   /** CA certificate files (PEM) to trust in addition to nothing else. */
@@ -52,8 +53,8 @@ export class Transport {
   private readonly env: NodeJS.ProcessEnv;
 
   constructor(opts: TransportOptions = {}) {
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
-    this.readTimeoutMs = opts.readTimeoutMs ?? 30_000;
+    this.readTimeoutMs = opts.readTimeoutMs ?? timeLadder().attemptIdleMs;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? timeLadder().connectTimeoutMs;
     this.maxRedirections = opts.maxRedirections ?? 5;
     this.env = opts.env ?? process.env;
   }

@@ -5,8 +5,13 @@
 // however many readers want it, verifies, and writes it. It owns in-flight chunk sharing,
 // what is known present, and read-ahead history; never paths, inodes or kernel messages.
 // A range is either written whole and verified, or fill() rejects: nothing unverified is
-// ever written.
+// ever written. A chunk whose fetch timed out (or the fill that started it was cancelled at its
+// deadline) is refused at once for `failedChunkMs`: the two or three events one read()
+// raises in turn then end together instead of each waiting out its own deadline; the first
+// fill after that fetches it again.
+import { FetchError } from '../errors.js';
 import { alignUp } from '../format/bytes.js';
+import { FAILED_CHUNK_MS } from '../registry/time-ladder.js';
 import { BLOCK_SIZE } from '../format/constants.js';
 import type { BlobSource } from './blob-source.js';
 import type { BlobChunk, BlobChunkMap } from './blob-chunk-map.js';
@@ -85,6 +90,9 @@ export interface ChunkedCacheOptions {
   amplifyBytes?: number;
   /** Called once when the last chunk has been written (read-ahead included). */
   onComplete?: () => void;
+  /** How long a chunk whose fetch failed is refused without a fetch (default 5 s; 0: never). */
+  failedChunkMs?: number;
+  now?: () => number;
 }
 
 /** READs remembered per cache object for telling sequential readers (several at once) from random ones. */
@@ -126,6 +134,17 @@ function layOut(buf: Uint8Array, at: number, parts: readonly VerifiedChunk[]): v
   buf.fill(0, pos, buf.length);
 }
 
+/**
+ * Whether a chunk's fetch ended for want of time: its source timed out (every attempt, or a
+ * body too slow), or the fill that started it was cancelled at its deadline. Other failures
+ * (a corrupt chunk, a missing blob) are the failure memo's business, not this one's.
+ */
+function timedOut(err: unknown, signal: AbortSignal | undefined): boolean {
+  if (signal?.aborted) return true;
+  const e = err as { code?: unknown; name?: unknown };
+  return e?.code === 'ONDINE_ERR_TIMEOUT' || e?.name === 'AbortError' || e?.name === 'TimeoutError';
+}
+
 /** Groups chunks into runs of neighbours in the uncompressed layout. */
 function planRuns(chunks: readonly BlobChunk[], urgent: boolean): Run[] {
   const sorted = [...chunks].sort((a, b) => a.uncompressedOffset - b.uncompressedOffset);
@@ -149,6 +168,8 @@ function planRuns(chunks: readonly BlobChunk[], urgent: boolean): Run[] {
 export class ChunkedBlobCache implements BlobCache {
   private readonly inFlight = new Map<number, Promise<void>>();
   private readonly done = new Set<number>();
+  /** Chunks whose fetch failed lately, until when they are refused, and why. */
+  private readonly failedUntil = new Map<number, { until: number; err: Error }>();
   /**
    * Chunks the cache file was found not to hold. Only this filler writes its cache file, so
    * the answer stays true until it writes them: asking the kernel once is enough.
@@ -204,6 +225,8 @@ export class ChunkedBlobCache implements BlobCache {
     const covering = map.covering(offset, end - offset);
     const waits: Promise<void>[] = [];
     const fetch: BlobChunk[] = [];
+    const refused = this.refused(covering);
+    if (refused) throw refused;
     for (const c of covering) {
       if (this.cached(c, writer)) continue;
       const pending = this.inFlight.get(c.index);
@@ -222,6 +245,37 @@ export class ChunkedBlobCache implements BlobCache {
     // other chunks running (chunks decoded on worker threads finish after the failing one,
     // and the front end may close the cache file once the READ is answered).
     for (const r of await Promise.allSettled(waits)) if (r.status === 'rejected') throw r.reason;
+  }
+
+  private now(): number {
+    return this.opts.now?.() ?? Date.now();
+  }
+
+  /** The error to refuse a fill with when a chunk it needs failed lately; forgets expired marks. */
+  private refused(covering: readonly BlobChunk[]): Error | undefined {
+    if (this.failedUntil.size === 0) return undefined;
+    const now = this.now();
+    for (const c of covering) {
+      const mark = this.failedUntil.get(c.index);
+      if (!mark) continue;
+      if (mark.until <= now) {
+        this.failedUntil.delete(c.index);
+        continue;
+      }
+      return new FetchError(`chunk ${c.index} of blob ${this.blob.blobId} failed ${Math.round((this.failedChunkMs - (mark.until - now)) / 100) / 10} s ago (${mark.err.message}); refused for ${Math.ceil((mark.until - now) / 1000)} s more`, { cause: mark.err });
+    }
+    return undefined;
+  }
+
+  private get failedChunkMs(): number {
+    return this.opts.failedChunkMs ?? FAILED_CHUNK_MS;
+  }
+
+  private markFailed(index: number, err: Error): void {
+    if (this.failedChunkMs <= 0) return;
+    // Bounded like the blob's chunk count; a storm over a huge blob drops the oldest marks.
+    if (this.failedUntil.size >= 65_536) this.failedUntil.delete(this.failedUntil.keys().next().value!);
+    this.failedUntil.set(index, { until: this.now() + this.failedChunkMs, err });
   }
 
   /**
@@ -319,6 +373,7 @@ export class ChunkedBlobCache implements BlobCache {
       ...(into ? { into } : {}),
       onError: (c, err) => {
         delivered.add(c.index);
+        if (timedOut(err, signal)) this.markFailed(c.index, err);
         settle(c.index, err);
         const run = runOf.get(c.index)!;
         run.failed++;
@@ -330,7 +385,9 @@ export class ChunkedBlobCache implements BlobCache {
         // Chunks the fetch never delivered fail (a run waiting on them then writes the rest).
         for (const c of all) {
           if (delivered.has(c.index)) continue;
-          settle(c.index, fetchError ?? new Error(`chunk ${c.index} was not delivered`));
+          const err = fetchError ?? new Error(`chunk ${c.index} was not delivered`);
+          if (timedOut(err, signal)) this.markFailed(c.index, err);
+          settle(c.index, err);
           runOf.get(c.index)!.failed++;
         }
         for (const r of runs) void maybeWrite(r);

@@ -33,7 +33,7 @@ before(async () => {
   const socket = join(dir, 'run', 'ondine.sock');
   server = await startApi(socket, {
     catalog, fanotify: undefined, health: () => ({ ok: true }), stats: async () => ({ sources: catalog.sourceCounters(), images: catalog.list() }),
-    shutdown: async () => undefined, pull: (req) => pullBootstrap(req, new CacheDir(dir), {}),
+    shutdown: async () => undefined, pull: (req, signal) => pullBootstrap(req, new CacheDir(dir), {}, signal), pullDeadlineMs: 30_000,
   });
   client = new DaemonClient(socket);
 });

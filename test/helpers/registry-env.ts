@@ -437,7 +437,7 @@ export async function putTestManifest(server: Pick<RegistryServer, 'url' | 'seed
 
 // ---- misbehaving front ends for fault tests ----
 
-export type Fault = 'reset' | 'truncate' | 'corrupt' | 'status503' | 'status429' | 'hang';
+export type Fault = 'reset' | 'truncate' | 'corrupt' | 'status503' | 'status429' | 'hang' | 'drip';
 
 export interface FaultProxy {
   url: string;
@@ -446,15 +446,20 @@ export interface FaultProxy {
   seen(): { method: string; path: string; range?: string; authorization: boolean }[];
   /** Misbehave on the next `count` requests whose path matches (default: blob GETs). */
   fail(fault: Fault, count: number, match?: RegExp): void;
+  /** Answers hanging or dripping now (the client has not closed them yet). */
+  open(): number;
   stop(): Promise<void>;
 }
 
 /**
  * An HTTP proxy in front of `targetUrl` that passes requests through (headers and body as they
  * are), except for the next N matching ones: it resets the connection, sends half the body and
- * closes, flips a byte, answers 503/429 (Retry-After: 0), or never answers.
+ * closes, flips a byte, answers 503/429 (Retry-After: 0), never answers, or sends the headers
+ * and then the body one byte every `dripMs` (default 2 s: a registry that drips).
  */
-export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
+export async function startFaultProxy(targetUrl: string, opts: { dripMs?: number } = {}): Promise<FaultProxy> {
+  const dripMs = opts.dripMs ?? 2_000;
+  const dripping = new Set<import('node:http').ServerResponse>();
   const target = new URL(targetUrl);
   const seen: { method: string; path: string; range?: string; authorization: boolean }[] = [];
   let fault: Fault | undefined;
@@ -480,12 +485,29 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
     }
     if (active === 'hang') {
       hanging.add(res);
+      res.on('close', () => hanging.delete(res));
       return;
     }
     const headers = { ...req.headers, host: target.host };
     const up = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers, agent: false }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      if (active === 'truncate' || active === 'corrupt') {
+      if (active === 'drip') {
+        const chunks: Buffer[] = [];
+        upRes.on('data', (c: Buffer) => chunks.push(c));
+        upRes.on('end', () => {
+          const body = Buffer.concat(chunks);
+          let at = 0;
+          dripping.add(res);
+          const timer = setInterval(() => {
+            if (at < body.length) res.write(body.subarray(at, ++at));
+            if (at >= body.length) res.end();
+          }, dripMs);
+          res.on('close', () => {
+            clearInterval(timer);
+            dripping.delete(res);
+          });
+        });
+      } else if (active === 'truncate' || active === 'corrupt') {
         const chunks: Buffer[] = [];
         upRes.on('data', (c: Buffer) => chunks.push(c));
         upRes.on('end', () => {
@@ -513,9 +535,10 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
       left = count;
       if (m !== undefined) match = m;
     },
+    open: () => hanging.size + dripping.size,
     stop: () =>
       new Promise<void>((resolve) => {
-        for (const r of hanging) r.socket?.destroy();
+        for (const r of [...hanging, ...dripping]) r.socket?.destroy();
         server.closeAllConnections();
         server.close(() => resolve());
       }),

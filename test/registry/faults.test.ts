@@ -67,7 +67,8 @@ test('a corrupted whole-blob stream fails its digest check (retryable)', async (
 });
 
 test('a response that never comes times out and is retried', async (t) => {
-  const c = client(t, { readTimeoutMs: 300 });
+  // Idle timeout R/3 = 2 s per attempt (undici's timers tick coarsely), all within the budget 2R/3 = 4 s.
+  const c = client(t, { readTimeoutMs: 6000 });
   proxy.fail('hang', 1);
   assert.deepEqual(await c.readRange(proxy.host, REPO, digest, 0, 10), data.subarray(0, 10));
 });

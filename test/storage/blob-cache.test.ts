@@ -288,3 +288,50 @@ test('filler (decode pool): chunks verified in reverse order are still written w
     await reversing.close();
   }
 });
+
+test('a chunk whose fill was cancelled at its deadline is refused at once for failedChunkMs, then fetched again', async () => {
+  const entry = img.bootstrap.blobs[0]!;
+  const local = new LocalDirSource(img.blobDir);
+  const map = await loadBlobChunkMap(local, entry, img.bootstrap.chunks);
+  let hang = true;
+  const reads: number[] = [];
+  // A registry that never answers, but honours cancellation (as the registry client does).
+  const source = {
+    description: 'hanging',
+    async read(id: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+      reads.push(offset);
+      if (!hang) return local.read(id, offset, length);
+      return new Promise<Buffer>((_, reject) => signal?.addEventListener('abort', () => reject(new DOMException('cancelled', 'AbortError'))));
+    },
+    size: (id: string) => local.size(id),
+  };
+  let now = 1_000;
+  const handle = new BlobHandle(blobId, source, async () => map);
+  const cache = new MemoryCache(entry.uncompressedSize);
+  const filler = bind(new ChunkedBlobCache(entry.uncompressedSize, handle, { amplifyBytes: 0, failedChunkMs: 5_000, now: () => now }), cache);
+  const c = mid(12);
+  const ac = new AbortController();
+  const first = filler.fill(c.uncompressedOffset, c.uncompressedSize, ac);
+  // A second event for the same chunk waits on the same fetch, and ends with it.
+  await new Promise((r) => setTimeout(r, 10));
+  const second = filler.fill(c.uncompressedOffset + BLOCK, BLOCK);
+  ac.abort();
+  await assert.rejects(first);
+  await assert.rejects(second);
+  assert.equal(reads.length, 1, 'one fetch for both');
+  // Events overlapping it meanwhile: refused at once, no fetch.
+  now += 4_000;
+  await assert.rejects(filler.fill(c.uncompressedOffset + 100, 10), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'ONDINE_ERR_FETCH');
+    assert.match(err.message, new RegExp(`chunk ${c.index} of blob ${blobId} failed 4 s ago .*refused for 1 s more`));
+    return true;
+  });
+  assert.equal(reads.length, 1);
+  // Another chunk is not affected; after the mark, the first event fetches again.
+  hang = false;
+  await filler.fill(mid(20).uncompressedOffset, 1);
+  now += 1_001;
+  await filler.fill(c.uncompressedOffset, c.uncompressedSize);
+  cache.assertMatches(blob, c.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize);
+  assert.equal(reads.length, 3);
+});

@@ -1,6 +1,5 @@
-// The wrappers every remote source gets (source-spec.ts): retries only what is worth retrying
-// (Retry-After honoured, a digest mismatch once), failures remembered so a stream of READs is
-// one request, counting outside the source; the registry source asks for `sha256:<id>` and
+// The wrappers every remote source gets (source-spec.ts; retries are the client's, tested in
+// test/registry/retry-policy.test.ts): failures remembered so a stream of READs is one request, counting outside the source; the registry source asks for `sha256:<id>` and
 // describes itself without credentials; and a chunk that fails to verify from a source that
 // may corrupt in transit is fetched once more, then reported to the source as failed.
 import { test, before, after } from 'node:test';
@@ -10,7 +9,6 @@ import type { BlobSource } from '../../src/storage/blob-source.js';
 import { CountingSource } from '../../src/storage/counting-source.js';
 import { FailureMemoSource } from '../../src/storage/failure-memo-source.js';
 import { RegistryBlobSource, type RangeClient } from '../../src/storage/registry-blob-source.js';
-import { RetryingSource, withRetries } from '../../src/storage/retrying-source.js';
 import { ChunkReader } from '../../src/storage/chunk-reader.js';
 import { loadBlobChunkMap } from '../../src/storage/blob-chunk-map.js';
 import { LocalDirSource } from '../../src/storage/local-dir-source.js';
@@ -40,48 +38,6 @@ class Script implements BlobSource {
     return 1;
   }
 }
-
-const fast = { baseDelayMs: 1, maxDelayMs: 2, isRetryable, random: () => 0.5 };
-
-test('retry: retryable errors are retried until a read succeeds; others fail at once', async () => {
-  const s = new Script([new Flaky(true), new Flaky(true)]);
-  assert.equal((await new RetryingSource(s, fast).read(ID, 0, 10)).length, 10);
-  assert.equal(s.calls, 3);
-  const p = new Script([new Flaky(false)]);
-  await assert.rejects(new RetryingSource(p, fast).read(ID, 0, 10), /refused/);
-  assert.equal(p.calls, 1, 'a permanent error is not retried');
-  const n = new Script([new NotFoundError('blob')]);
-  await assert.rejects(new RetryingSource(n, fast).read(ID, 0, 10), { code: 'ONDINE_ERR_NOT_FOUND' });
-  assert.equal(n.calls, 1);
-});
-
-test('retry: gives up after `retries` retries with the last error', async () => {
-  const s = new Script(Array.from({ length: 10 }, () => new Flaky(true)));
-  await assert.rejects(new RetryingSource(s, { ...fast, retries: 3 }).read(ID, 0, 1), /reset/);
-  assert.equal(s.calls, 4);
-});
-
-test('retry: Retry-After sets the least delay; a digest mismatch is retried once only', async () => {
-  const delays: number[] = [];
-  const s = new Script([new Flaky(true, 40)]);
-  await new RetryingSource(s, { ...fast, onRetry: (_e, _n, d) => delays.push(d) }).read(ID, 0, 1);
-  assert.deepEqual(delays, [40]);
-  const m = new Script([new DigestMismatchError(ID, 0, '00', '11'), new DigestMismatchError(ID, 0, '00', '11')]);
-  await assert.rejects(new RetryingSource(m, fast).read(ID, 0, 1), { code: 'ONDINE_ERR_DIGEST_MISMATCH' });
-  assert.equal(m.calls, 2, 'one retry, then the mismatch stands');
-  const once = new Script([new DigestMismatchError(ID, 0, '00', '11')]);
-  await new RetryingSource(once, fast).read(ID, 0, 1);
-  assert.equal(once.calls, 2);
-});
-
-test('retry: an abort stops the backoff', async () => {
-  const ac = new AbortController();
-  const s = new Script(Array.from({ length: 10 }, () => new Flaky(true)));
-  const p = withRetries({ ...fast, baseDelayMs: 10_000, maxDelayMs: 10_000, random: () => 1 }, () => s.read(ID, 0, 1), ac.signal);
-  setTimeout(() => ac.abort(new Error('aborted')), 20);
-  await assert.rejects(p, /aborted/);
-  assert.equal(s.calls, 1);
-});
 
 test('memo: a missing blob is one request for every range until the memo expires', async () => {
   let now = 1000;

@@ -15,6 +15,7 @@ import { Daemon } from '../../daemon/daemon.js';
 import { chooseModes, probe, type Mode } from '../../daemon/probe.js';
 import { INHERITED_LOCK_FD, LOCK_FD_ENV, SocketLock } from '../../daemon/socket-lock.js';
 import { OndineError } from '../../errors.js';
+import { timeLadder } from '../../registry/time-ladder.js';
 import { SupervisorLink } from '../../kernel/fanotify/supervisor-link.js';
 import { makeLogger } from '../logger.js';
 
@@ -22,8 +23,6 @@ import { makeLogger } from '../logger.js';
 export const SUPERVISOR = fileURLToPath(new URL('../../../../build/Release/ondine-supervisor', import.meta.url));
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
-/** The supervisor's deadline for an event is this much longer than the worker's fill timeout. */
-const DEADLINE_MARGIN_MS = 5_000;
 /** How long a launcher waits for the daemon it started to answer on the socket. */
 const LAUNCH_TIMEOUT_MS = 60_000;
 
@@ -40,6 +39,7 @@ export function register(program: Command): void {
     .option('--read-timeout <ms>', 'answer a request unfilled (reader gets EIO) after this long')
     .option('--mirror <host=url...>', 'registry mirror tried before that registry (repeat for several, in order), e.g. docker.io=http://127.0.0.1:8080')
     .option('--hosts-dir <dir>', "containerd's certs.d directory of hosts.toml files (default /etc/containerd/certs.d)")
+    .option('--failed-chunk <ms>', 'how long a chunk whose fill timed out is refused at once, before it is fetched again (default 5000)')
     .option('--failure-memo <ms>', 'how long a registry range that failed for good is failed again without a request (default 30000)')
     .option('--decode-threads <n>', 'worker threads decompressing and verifying large chunks (default min(4, cores); 0: main thread)')
     .option('--foreground', 'stay in the foreground until the daemon stops (for scripts that signal it; with fanotify this process waits beside the supervisor)')
@@ -54,7 +54,7 @@ export function register(program: Command): void {
         ...(o.mode ? { mode: str(o.mode) } : {}),
         ...(Array.isArray(o.mirror) ? { mirrors: parseMirrorFlags(o.mirror) } : {}),
         ...(o.hostsDir ? { hostsDir: str(o.hostsDir) } : {}),
-        amplifyBytes: num(o.amplify), concurrency: num(o.concurrency), readTimeoutMs: num(o.readTimeout), decodeThreads: num(o.decodeThreads), failureMemoMs: num(o.failureMemo),
+        amplifyBytes: num(o.amplify), concurrency: num(o.concurrency), readTimeoutMs: num(o.readTimeout), decodeThreads: num(o.decodeThreads), failureMemoMs: num(o.failureMemo), failedChunkMs: num(o.failedChunk),
       } as Record<string, unknown>);
       if (!statSync(config.cacheDir, { throwIfNoEntry: false })?.isDirectory()) {
         throw new OndineError('ONDINE_ERR_CACHE_DIR', undefined, `cache directory ${config.cacheDir} does not exist`);
@@ -73,7 +73,7 @@ export function register(program: Command): void {
       const lock = inherited ?? SocketLock.take(config.socketPath);
       const modes = chooseModes(config.mode, probe(config.cacheDir, config.devicePath));
       const supervised = modes.includes('fanotify') && o.supervisor !== false;
-      const deadlineMs = config.readTimeoutMs + DEADLINE_MARGIN_MS;
+      const deadlineMs = timeLadder(config.readTimeoutMs).supervisorDeadlineMs;
       if (!o.foreground && !inherited) {
         process.exitCode = await launch(config, lock, supervised ? supervisorArgv(deadlineMs) : [process.execPath, MAIN, ...process.argv.slice(2), '--foreground']);
         return;

@@ -18,7 +18,8 @@ import { isModeChoice } from '../../daemon/probe.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../../errors.js';
 import { dockerCredentials, type Credentials } from '../../registry/credentials.js';
 import { parseReference } from '../../registry/reference.js';
-import type { PullRequest } from '../../daemon/image-pull.js';
+import { timeLadder } from '../../registry/time-ladder.js';
+import { MAX_PULL_DEADLINE_MS, type PullRequest } from '../../daemon/image-pull.js';
 import { addRegistryFlags } from '../registry-flags.js';
 
 const DEFAULT_CACHE_DIR = '/var/cache/ondine';
@@ -132,8 +133,18 @@ export function register(program: Command): void {
     .option('--socket <path>', 'daemon socket', DEFAULT_SOCKET)
     .option('--cache-dir <dir>', 'cache directory, if a daemon must be started', DEFAULT_CACHE_DIR)
     .option('--platform <os/arch[/variant]>', "the image of an index to mount (default: this machine's)")
-    .action(async (image: string, mountpoint: string, o: { mode: string; fsid?: string; domain?: string; blobs?: string; device?: string[]; socket: string; cacheDir: string } & RefOptions, cmd: Command) => {
+    .option('--timeout <seconds>', 'give up (and cancel the daemon\'s pull) after this long', String(timeLadder().mountDeadlineMs / 1000))
+    .action(async (image: string, mountpoint: string, o: { mode: string; fsid?: string; domain?: string; blobs?: string; device?: string[]; socket: string; cacheDir: string; timeout: string } & RefOptions, cmd: Command) => {
       if (!isModeChoice(o.mode)) throw new InvalidArgumentError(`--mode must be auto, fanotify or cachefiles, not "${o.mode}"`);
+      const timeoutMs = Math.round(Number(o.timeout) * 1000);
+      if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_PULL_DEADLINE_MS) throw new InvalidArgumentError(`--timeout must be a number of seconds from 0.001 to ${MAX_PULL_DEADLINE_MS / 1000}, not "${o.timeout}"`);
+      // The whole command's deadline: the daemon is told it too (its pull ends by then even
+      // if it missed our going away), and our going away cancels its pull at once.
+      const deadline = new AbortController();
+      const started = Date.now();
+      const timer = setTimeout(() => deadline.abort(new OndineError('ONDINE_ERR_TIMEOUT', undefined, `mounting ${image} did not finish within ${timeoutMs / 1000} s (--timeout)`)), timeoutMs);
+      timer.unref();
+      const left = () => Math.max(1, timeoutMs - (Date.now() - started));
       const byRef = !(await isPath(image));
       if (!byRef && (o.username || o.passwordStdin || o.platform || o.insecure || o.caFile)) {
         throw new InvalidArgumentError('--username, --password-stdin, --platform, --insecure and --ca-file are for images in a registry, not a local image');
@@ -164,7 +175,7 @@ export function register(program: Command): void {
       if (mode === 'fanotify') {
         if (o.fsid || o.domain) throw new InvalidArgumentError('--fsid and --domain are cachefiles options; add --mode cachefiles');
         if (pull) {
-          const info = await client.mountRef({ ...pull, mountpoint: target });
+          const info = await client.mountRef({ ...pull, deadlineMs: left(), mountpoint: target }, deadline.signal);
           process.stdout.write(`mounted ${info.ref ?? pull.ref} on ${target} (fanotify)\n`);
           return;
         }
@@ -173,7 +184,7 @@ export function register(program: Command): void {
         return;
       }
       if (pull) {
-        const info = await client.registerRef({ ...pull, ...(o.fsid ? { fsid: o.fsid } : {}), ...(o.domain ? { domain: o.domain } : {}) });
+        const info = await client.registerRef({ ...pull, deadlineMs: left(), ...(o.fsid ? { fsid: o.fsid } : {}), ...(o.domain ? { domain: o.domain } : {}) }, deadline.signal);
         try {
           await mountFscache(target, info.fsid, o.domain, []);
         } catch (err) {

@@ -26,6 +26,7 @@ import {
 } from './messages.js';
 import { OpenReply, ReadReply } from './replies.js';
 import type { KernelIo } from './kernel-io.js';
+import { DEFAULT_READ_TIMEOUT_MS } from '../../registry/time-ladder.js';
 
 export interface CacheTarget {
   /** Bytes to answer copen with: the uncompressed blob size, or the bootstrap's length. */
@@ -88,7 +89,7 @@ export class CachefilesFrontend {
 
   constructor(private readonly io: KernelIo, private readonly resolver: TargetResolver, private readonly opts: FrontendOptions = {}) {
     this.queue = new PQueue({ concurrency: opts.concurrency ?? 16 });
-    this.timeoutMs = opts.readTimeoutMs ?? 30_000;
+    this.timeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
   }
 
   handle(msg: Message | MalformedMessage): void {

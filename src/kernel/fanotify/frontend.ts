@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { BlobCache } from '../../storage/blob-cache.js';
 import type { CacheFileIo, FdWriter } from '../../storage/cache-file.js';
 import type { AccessReply } from './replies.js';
+import { DEFAULT_READ_TIMEOUT_MS } from '../../registry/time-ladder.js';
 
 export interface FanotifyTarget {
   /** For logs. */
@@ -82,7 +83,7 @@ export class FanotifyFrontend {
     private readonly opts: FanotifyFrontendOptions = {},
   ) {
     this.concurrency = opts.concurrency ?? 16;
-    this.timeoutMs = opts.fillTimeoutMs ?? 30_000;
+    this.timeoutMs = opts.fillTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
   }
 
   /** Answers `reply` exactly once; closes `ev.fd` once nothing writes through it any more. */

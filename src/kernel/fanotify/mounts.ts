@@ -37,7 +37,7 @@ const UMOUNT_SETTLE_MS = 2_000;
 
 /** What the mounts need of the image catalog (the daemon's ImageCatalog is one): shared sources and blob handles. */
 export interface BlobProvider {
-  readonly opts: { amplifyBytes?: number };
+  readonly opts: { amplifyBytes?: number; failedChunkMs?: number };
   flatSource(path: string, size: number): FlatFileSource;
   source(spec: SourceSpec): BlobSource;
   blob(source: BlobSource, entry: BlobTableEntry, bootstrap: Bootstrap): BlobHandle;
@@ -440,6 +440,7 @@ export class FanotifyMounts implements TargetLookup {
         // after the last event was answered (no later event would ever ask).
         cache = new ChunkedBlobCache(entry!.uncompressedSize, handle, {
           amplifyBytes: this.catalog.opts.amplifyBytes ?? 1 << 20,
+          ...(this.catalog.opts.failedChunkMs !== undefined ? { failedChunkMs: this.catalog.opts.failedChunkMs } : {}),
           onComplete: () => this.maybeComplete(file),
         });
       }
