@@ -12,6 +12,7 @@ import { createGzip, gzipSync } from 'node:zlib';
 
 import { BLOB_TABLE_ENTRY_SIZE } from '../../src/format/blob-table.js';
 import { parseBootstrap } from '../../src/format/bootstrap.js';
+import { sealSuperblock } from '../../src/format/superblock.js';
 import { tarball, header, type CraftEntry } from './tar-craft.js';
 import type { RunResult } from './e2e-env.js';
 
@@ -81,7 +82,7 @@ export function oneLineError(r: RunResult, what: string): string {
   return lines[0]!;
 }
 
-/** The bootstrap with every blob id equal to `from` (blob table and device slots) rewritten as the raw bytes of `to` (up to 64). */
+/** The bootstrap with every blob id equal to `from` (blob table and device slots) rewritten as the raw bytes of `to` (up to 64), superblock checksum resealed. */
 export function withBlobId(boot: Buffer, from: string, to: Buffer): Buffer {
   const out = Buffer.from(boot);
   const b = parseBootstrap(boot);
@@ -102,6 +103,8 @@ export function withBlobId(boot: Buffer, from: string, to: Buffer): Buffer {
     if (out.subarray(at, at + 64).toString('latin1').replace(/\0+$/, '') === from) field.copy(out, at);
   }
   if (n === 0) throw new Error(`blob id ${from} is not in the blob table`);
+  // A consistent bootstrap: block 0's checksum made again, so only the id is wrong.
+  sealSuperblock(out.subarray(0, 4096));
   return out;
 }
 

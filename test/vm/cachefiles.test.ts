@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeFixtures } from './fixtures.js';
+import { gzipBomb } from '../helpers/hostile-checks.js';
+import { writeFile } from 'node:fs/promises';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const SHARED = process.env.ONDINE_SHARED ?? join(REPO, '..', 'shared');
@@ -45,6 +47,8 @@ test('cachefiles on-demand in the VM', { timeout: 60 * 60_000, skip: process.get
   const fixtures = await mkdtemp(join(tmpdir(), 'ondine-vmfix-'));
   t.after(() => rm(fixtures, { recursive: true, force: true }));
   await makeFixtures(fixtures, SHARED);
+  // The hostile tier's decompression bomb, made here: the guest (TCG) would take minutes.
+  await writeFile(join(fixtures, 'hostile-bomb.gz'), await gzipBomb(1.5 * 1024 * 1024 * 1024));
   const { code, out } = await runVm(fixtures);
   const points = parseTap(out);
   const shown = points.filter((p) => p.depth >= 1 || !p.name.endsWith('.guest.js'));
