@@ -48,11 +48,20 @@ export function snapshot(root: string, exclude: string[]): string {
         lines.push(`d ${rel} ${st.mode.toString(8)}`);
         walk(p);
       } else if (st.isSymbolicLink()) lines.push(`l ${rel} -> ${readlinkSync(p)}`);
-      else lines.push(`f ${rel} ${st.mode.toString(8)} ${st.size} ${st.mtimeMs} ${st.isFile() && st.size < 1 << 24 ? createHash('sha256').update(readFileSync(p)).digest('hex') : '-'}`);
+      else lines.push(`f ${rel} ${st.mode.toString(8)} ${st.size} ${st.mtimeMs} ${st.isFile() && st.size < 1 << 24 ? contentDigest(p) : '-'}`);
     }
   };
   walk(root);
   return lines.join('\n');
+}
+
+/** sha256 of a file, or why it cannot be read (a file the daemon took over may answer EIO). */
+function contentDigest(p: string): string {
+  try {
+    return createHash('sha256').update(readFileSync(p)).digest('hex');
+  } catch (err) {
+    return `unreadable (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+  }
 }
 
 /** Bytes used on disk by everything under `dir` (sparse files count their allocated blocks). */
