@@ -10,7 +10,7 @@
 // `waits for` in a scenario's name says which fix of issue 12/13 it needs where it fails today.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -86,7 +86,7 @@ interface Scenario {
   mirror?: boolean;
   /** The foreign server is a token realm: it may see the credentials on its token endpoint only. */
   realm?: boolean;
-  arrange(s: { origin: HostileServer; foreign: HostileServer; mirror?: HostileServer; image: Image; ca?: TestCa }): void | Promise<void>;
+  arrange(s: { origin: HostileServer; foreign: HostileServer; mirror?: HostileServer; image: Image; ca?: TestCa; cacheDir: string; jail: string }): void | Promise<void>;
   act(c: Ctx): Promise<void>;
 }
 
@@ -334,6 +334,25 @@ const scenarios: Scenario[] = [
     waitsFor: 'names',
     arrange: ({ origin, image }) => withBootstrap(origin, image, withBlobId(image.boot, image.blobId, Buffer.from('f'.repeat(64)))),
     act: async (c) => void (await mountRefused(c, REFUSE_BOUND_MS)),
+  },
+  // the cache directory itself
+  {
+    name: "cache: a symlink planted where the blob's cache file goes (to the victim file)",
+    waitsFor: '',
+    arrange: ({ cacheDir, jail, image }) => {
+      mkdirSync(join(cacheDir, 'ondine', 'blobs'), { recursive: true });
+      symlinkSync(join(jail, 'victim'), join(cacheDir, 'ondine', 'blobs', image.blobId));
+    },
+    act: refusedOrSafe,
+  },
+  {
+    name: "cache: the cache's blobs directory is a symlink to a directory outside it",
+    waitsFor: 'names',
+    arrange: ({ cacheDir, jail }) => {
+      mkdirSync(join(cacheDir, 'ondine'), { recursive: true });
+      symlinkSync(join(jail, 'canary-dir'), join(cacheDir, 'ondine', 'blobs'));
+    },
+    act: refusedOrSafe,
   },
   // data blobs
   {
@@ -607,7 +626,7 @@ describe('hostile registry: mount by reference (fanotify)', { skip: skipUnlessRo
       t.after(() => foreign.close());
       const mirror = sc.mirror ? await HostileServer.start({ name: 'mirror' }) : undefined;
       if (mirror) t.after(() => mirror.close());
-      await sc.arrange({ origin, foreign, image, ca, ...(mirror ? { mirror } : {}) });
+      await sc.arrange({ origin, foreign, image, ca, cacheDir, jail, ...(mirror ? { mirror } : {}) });
 
       const d = await startFanotifyDaemon(t, dir, {
         cacheDir, readTimeoutMs: READ_TIMEOUT_MS,
