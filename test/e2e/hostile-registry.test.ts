@@ -93,7 +93,7 @@ interface Scenario {
 // ---- outcomes ----
 
 async function mountRefused(c: Ctx, boundMs: number, code?: RegExp, extra: string[] = []): Promise<string> {
-  const { r, ms } = await c.mount(extra, boundMs + 20_000);
+  const { r, ms } = await c.mount(extra, boundMs + 10_000);
   c.t.diagnostic(`mount ended after ${ms} ms, exit ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
   const line = oneLineError(r, 'ondine mount');
   if (code) assert.match(line, code);
