@@ -56,7 +56,7 @@ test('hostile registry over cachefiles: traversal, bomb, size lie, hang, drip, c
     file,
     fileSha: m.small.files[file]!,
   };
-  const d: DaemonProc = await startDaemon('hostile', ['--mode', 'cachefiles', '--read-timeout', String(READ_TIMEOUT_MS), '--amplify', '0'], cacheDir);
+  const d: DaemonProc = await startDaemon('hostile', ['--mode', 'cachefiles', '--read-timeout', String(READ_TIMEOUT_MS), '--amplify', '0'], cacheDir, 120_000);
   t.after(() => d.stop());
   const worker = ((await d.client.stats()) as { workerPid: number }).workerPid;
 
