@@ -86,6 +86,8 @@ test('hostile registry over cachefiles: traversal, bomb, size lie, hang, drip, c
       await c.arrange(front);
       const mnt = `/run/mnt-hostile-${i}`;
       mkdirSync(mnt, { recursive: true });
+      // A mount that should have been refused, or a failed assertion, must not outlive the case.
+      st.after(() => run('umount', ['-l', mnt]));
       const started = Date.now();
       const r = await cli(['mount', `${front.host}/${REPO}:1`, mnt, '--socket', d.socket, '--mode', 'cachefiles', '--fsid', `hostile-${i++}`], REFUSE_BOUND_MS + 30_000);
       const ms = Date.now() - started;
