@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeFixtures } from './fixtures.js';
+import { gzipBomb } from '../helpers/hostile-checks.js';
+import { writeFile } from 'node:fs/promises';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const SHARED = process.env.ONDINE_SHARED ?? join(REPO, '..', 'shared');
@@ -70,6 +72,8 @@ test('cachefiles on-demand in the VM', { timeout: 60 * 60_000, skip: process.get
   // The VM first: its guest reads the fixtures.
   t.after(async () => { await vm?.kill(); await rm(fixtures, { recursive: true, force: true }); });
   await makeFixtures(fixtures, SHARED);
+  // The hostile tier's decompression bomb, made here: the guest (TCG) would take minutes.
+  await writeFile(join(fixtures, 'hostile-bomb.gz'), await gzipBomb(1.5 * 1024 * 1024 * 1024));
   vm = runVm(fixtures);
   const { code, out } = await vm.done;
   const points = parseTap(out);

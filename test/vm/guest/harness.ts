@@ -32,7 +32,7 @@ export interface DaemonProc {
 
 let seq = 0;
 
-export async function startDaemon(name: string, extra: string[] = [], cacheDir = CACHE_DIR): Promise<DaemonProc> {
+export async function startDaemon(name: string, extra: string[] = [], cacheDir = CACHE_DIR, upTimeoutMs = 30_000): Promise<DaemonProc> {
   await mkdir(LOG_DIR, { recursive: true });
   const socket = `/run/ondine-test/${name}-${process.pid}-${seq++}.sock`;
   const log = await open(join(LOG_DIR, `${name}-${process.pid}-${seq}.log`), 'a');
@@ -40,7 +40,11 @@ export async function startDaemon(name: string, extra: string[] = [], cacheDir =
   await log.close();
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const client = new DaemonClient(socket);
-  await client.waitUntilUp(() => proc.exitCode, 30_000, `daemon ${name}, log in ${LOG_DIR}`);
+  // A daemon that never answered must not outlive the test (it would keep the guest's test run alive).
+  await client.waitUntilUp(() => proc.exitCode, upTimeoutMs, `daemon ${name}, log in ${LOG_DIR}`).catch((err: unknown) => {
+    proc.kill('SIGKILL');
+    throw err;
+  });
   return {
     proc, client, socket, exited,
     stop: async () => { if (proc.exitCode === null) proc.kill('SIGTERM'); return exited; },
