@@ -46,6 +46,9 @@ export const ERROR_CODES = {
   ONDINE_ERR_DENIED: { errno: E.EACCES, status: 403 },
   ONDINE_ERR_REGISTRY: { errno: E.EIO, status: 502 },
   ONDINE_ERR_NOT_LAZY: { errno: E.EINVAL, status: 422 },
+  ONDINE_ERR_PRECONDITION: { errno: E.EINVAL, status: 409 },
+  ONDINE_ERR_TIMEOUT: { errno: E.ETIMEDOUT, status: 504 },
+  ONDINE_ERR_MOUNT_NS: { errno: E.EXDEV, status: 409 },
 } as const satisfies Record<string, { errno: number; status: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
