@@ -63,7 +63,7 @@ export class SnapshotsServer {
           for (let i = 0; i < infos.length; i += 100) call.write({ info: infos.slice(i, i + 100).map(infoMessage) });
           call.end();
         } catch (err) {
-          call.destroy(Object.assign(new Error((err as Error).message), { code: grpcStatus(err), details: (err as Error).message }));
+          call.emit('error', { code: grpcStatus(err), details: (err as Error).message });
         }
       },
     };
