@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { Cleanup, mountsUnder, requireKernelFs, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
+import { Cleanup, cliPath, mountsUnder, requireKernelFs, run, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 import { startFanotifyDaemon, type FanotifyDaemon } from '../helpers/fanotify-daemon.js';
 import { mountAll, startSnapshotter, umountAll, type GrpcInfo, type SnapshotterProcess } from '../helpers/snapshotter-env.js';
 
@@ -183,5 +183,15 @@ describe('ondine snapshotter: plain layers', { skip: skipUnlessRoot }, () => {
     const e = await p.stop('SIGTERM');
     assert.deepEqual(e, { code: 0, signal: null });
     assert.equal(out.join('') + stdout.join(''), '');
+  });
+
+  test('refuses a daemon in another mount namespace, with one line saying why', async () => {
+    const r = await run('unshare', ['--mount', '--propagation', 'private', process.execPath, cliPath, 'snapshotter',
+      '--socket', join(work, 'ns', 'sock'), '--root', join(work, 'ns', 'root'), '--daemon-socket', d.socket]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, /mount namespace.*ONDINE_ERR_MOUNT_NS/);
   });
 });
