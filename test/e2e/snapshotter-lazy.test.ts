@@ -119,7 +119,13 @@ describe('ondine snapshotter: lazy Nydus images (remote snapshots)', { skip: ski
 
   test('a container over the image runs on the EROFS mount: right contents, only what it read fetched', async (t) => {
     const c = s.client;
-    const mounts = await c.prepare('container-1', bootChain, { 'containerd.io/snapshot/cri.image-ref': ref });
+    // Two containers at once over an image not mounted yet: one EROFS mount serves both.
+    const [mounts, twin] = await Promise.all([
+      c.prepare('container-1', bootChain, { 'containerd.io/snapshot/cri.image-ref': ref }),
+      c.prepare('container-twin', bootChain),
+    ]);
+    assert.equal(twin[0]!.options.find((o) => o.startsWith('lowerdir=')), mounts[0]!.options.find((o) => o.startsWith('lowerdir=')));
+    await c.remove('container-twin');
     assert.equal(mounts[0]!.type, 'overlay');
     const lower = mounts[0]!.options.find((o) => o.startsWith('lowerdir='))!.slice('lowerdir='.length);
     assert.deepEqual(lower.split(':'), [join(s.root, 'lazy', lower.split('/').pop()!)], 'the only lower is the EROFS mount');
