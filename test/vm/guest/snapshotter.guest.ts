@@ -10,7 +10,8 @@ import { spawn } from 'node:child_process';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { CLI, LOG_DIR, hashTree, manifest, run, startDaemon } from './harness.js';
+import { CACHE_DIR, CLI, LOG_DIR, hashTree, manifest, run } from './harness.js';
+import { DaemonClient } from '../../../src/daemon/client.js';
 import { pushLazy } from '../../helpers/lazy-push.js';
 import { httpCall, startRegistry } from '../../helpers/registry-env.js';
 import { SnapshotsClient } from '../../helpers/snapshotter-env.js';
@@ -26,7 +27,15 @@ test('the snapshotter over cachefiles: a lazy image pulled through gRPC, its ERO
   t.after(() => run('umount', ['-l', '/var/tmp']));
   const m = await manifest();
   const registry = await startRegistry();
-  const d = await startDaemon('snapshotter', ['--mode', 'cachefiles']);
+  // Started here with a longer wait than the harness's: under TCG on a loaded host, node
+  // starting the daemon took longer than 30 s.
+  await mkdir(LOG_DIR, { recursive: true });
+  const dlog = await open(join(LOG_DIR, `snap-daemon-${process.pid}.log`), 'a');
+  const dproc = spawn(process.execPath, [CLI, 'daemon', '--cache-dir', CACHE_DIR, '--socket', `/run/ondine-test/snap-daemon-${process.pid}.sock`, '--mode', 'cachefiles'], { stdio: ['ignore', dlog.fd, dlog.fd] });
+  await dlog.close();
+  const dExit = new Promise((r) => dproc.once('exit', r));
+  const d = { socket: `/run/ondine-test/snap-daemon-${process.pid}.sock`, client: new DaemonClient(`/run/ondine-test/snap-daemon-${process.pid}.sock`), stop: async () => { if (dproc.exitCode === null) dproc.kill('SIGTERM'); await dExit; } };
+  await d.client.waitUntilUp(() => dproc.exitCode, 180_000, `log in ${LOG_DIR}`);
   const root = '/var/tmp/snap';
   const certs = join(root, 'certs.d');
   await mkdir(join(certs, registry.host), { recursive: true });
@@ -42,7 +51,7 @@ test('the snapshotter over cachefiles: a lazy image pulled through gRPC, its ERO
     const pushed = await pushLazy(registry, 'vm/snap', '1', join(m.small.dir, 'bootstrap'), join(m.small.dir, 'blobs'));
     const ref = `${registry.host}/vm/snap:1`;
     for (let i = 0; ; i++) {
-      try { await c.list([], 2000); break; } catch (err) { if (i > 100 || sn.exitCode !== null) throw err; await new Promise((r) => setTimeout(r, 200)); }
+      try { await c.list([], 2000); break; } catch (err) { if (i > 300 || sn.exitCode !== null) throw err; await new Promise((r) => setTimeout(r, 200)); }
     }
     const man = await httpCall(`${registry.url}/v2/vm/snap/manifests/1`, 'GET', { accept: 'application/vnd.oci.image.manifest.v1+json' });
     const layers = (JSON.parse(man.body.toString()) as { layers: Layer[] }).layers;
