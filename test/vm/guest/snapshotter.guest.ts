@@ -27,6 +27,8 @@ test('the snapshotter over cachefiles: a lazy image pulled through gRPC, its ERO
   t.after(() => run('umount', ['-l', '/var/tmp']));
   const m = await manifest();
   const registry = await startRegistry();
+  // Whatever fails below, nothing may stay running: the guest's test process would never exit.
+  t.after(() => registry.stop());
   // Started here with a longer wait than the harness's: under TCG on a loaded host, node
   // starting the daemon took longer than 30 s.
   await mkdir(LOG_DIR, { recursive: true });
@@ -34,6 +36,7 @@ test('the snapshotter over cachefiles: a lazy image pulled through gRPC, its ERO
   const dproc = spawn(process.execPath, [CLI, 'daemon', '--cache-dir', CACHE_DIR, '--socket', `/run/ondine-test/snap-daemon-${process.pid}.sock`, '--mode', 'cachefiles'], { stdio: ['ignore', dlog.fd, dlog.fd] });
   await dlog.close();
   const dExit = new Promise((r) => dproc.once('exit', r));
+  t.after(() => { if (dproc.exitCode === null) dproc.kill('SIGKILL'); });
   const d = { socket: `/run/ondine-test/snap-daemon-${process.pid}.sock`, client: new DaemonClient(`/run/ondine-test/snap-daemon-${process.pid}.sock`), stop: async () => { if (dproc.exitCode === null) dproc.kill('SIGTERM'); await dExit; } };
   await d.client.waitUntilUp(() => dproc.exitCode, 180_000, `log in ${LOG_DIR}`);
   const root = '/var/tmp/snap';
@@ -46,6 +49,7 @@ test('the snapshotter over cachefiles: a lazy image pulled through gRPC, its ERO
   const sn = spawn(process.execPath, [CLI, 'snapshotter', '--socket', socket, '--root', join(root, 'root'), '--daemon-socket', d.socket, '--hosts-dir', certs], { stdio: ['ignore', log.fd, log.fd] });
   await log.close();
   const snExit = new Promise((r) => sn.once('exit', r));
+  t.after(() => { if (sn.exitCode === null) sn.kill('SIGKILL'); });
   const c = new SnapshotsClient(socket);
   try {
     const pushed = await pushLazy(registry, 'vm/snap', '1', join(m.small.dir, 'bootstrap'), join(m.small.dir, 'blobs'));
@@ -109,6 +113,5 @@ test('the snapshotter over cachefiles: a lazy image pulled through gRPC, its ERO
     sn.kill('SIGTERM');
     await snExit;
     await d.stop();
-    await registry.stop();
   }
 });
