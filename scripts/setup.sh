@@ -16,6 +16,7 @@ PACKAGES=(
   debootstrap iproute2                                          # registry benchmarks (tc)
   qemu-system-x86 busybox-static                              # the test VM
   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio kmod
+  golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev  # the snapshotter loads containerd's .proto files from these
 )
 
 missing=()

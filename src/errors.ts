@@ -53,6 +53,8 @@ export const ERROR_CODES = {
   ONDINE_ERR_FOREIGN_BLOB: { errno: E.EINVAL, status: 422 },
   /** More bytes than a descriptor, a limit or a cap allows: refused, never read on. */
   ONDINE_ERR_TOO_LARGE: { errno: E.EFBIG, status: 422 },
+  ONDINE_ERR_PRECONDITION: { errno: E.EINVAL, status: 409 },
+  ONDINE_ERR_MOUNT_NS: { errno: E.EXDEV, status: 409 },
 } as const satisfies Record<string, { errno: number; status: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

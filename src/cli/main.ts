@@ -14,11 +14,12 @@ import { register as registerStop } from './commands/stop.js';
 import { register as registerProbe } from './commands/probe.js';
 import { register as registerConvert } from './commands/convert.js';
 import { register as registerPush } from './commands/push.js';
+import { register as registerSnapshotter } from './commands/snapshotter.js';
 import { NativeError } from '../native/index.js';
 
 const program = new Command();
 program.name('ondine').description('on-demand container images for in-kernel EROFS').version('0.1.0');
-for (const register of [registerBuild, registerInspect, registerUnpack, registerDaemon, registerMount, registerUmount, registerStatus, registerStop, registerProbe, registerConvert, registerPush]) register(program);
+for (const register of [registerBuild, registerInspect, registerUnpack, registerDaemon, registerMount, registerUmount, registerStatus, registerStop, registerProbe, registerConvert, registerPush, registerSnapshotter]) register(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof OndineError) {

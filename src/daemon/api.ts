@@ -11,6 +11,7 @@ import type { ImageCatalog, ImageSpec } from './catalog.js';
 import type { FanotifyMounts, FanotifyMountSpec } from '../kernel/fanotify/mounts.js';
 import { listFscacheMounts } from '../kernel/mounts.js';
 import { checkPullRequest, type PulledImage, type PullRequest } from './image-pull.js';
+import { checkSnapshotMountRequest, snapshotMount, snapshotUmount } from './snapshot-mounts.js';
 
 export interface ApiContext {
   catalog: ImageCatalog;
@@ -160,6 +161,12 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
           const domain = url.searchParams.get('domain') ?? undefined;
           if (!ctx.catalog.remove(fsid, domain)) throw new OndineError('ONDINE_ERR_NOT_FOUND', undefined, `no image with fsid "${fsid}"`);
           ctx.log?.info({ fsid, domain }, 'image unregistered');
+          return send(res, 204);
+        }
+        if (path === '/v1/snapshot-mounts' && (req.method === 'POST' || req.method === 'DELETE')) {
+          const deps = { catalog: ctx.catalog, fanotify: ctx.fanotify, cachefiles: (ctx.health().modes as string[] | undefined)?.includes('cachefiles') ?? false };
+          if (req.method === 'POST') return send(res, 201, await snapshotMount(deps, checkSnapshotMountRequest(await body(req))));
+          await snapshotUmount(deps, url.searchParams.get('mountpoint') ?? '', url.searchParams.get('detach') === '1');
           return send(res, 204);
         }
         if (req.method === 'GET' && path === '/v1/stats') return send(res, 200, await ctx.stats());

@@ -21,6 +21,8 @@ export type SourceSpec =
   | { kind: 'local'; dir: string }
   | {
     kind: 'registry'; registry: string; repository: string; insecure?: boolean; caFile?: string;
+    /** containerd's certs.d for this source, when not the daemon's (the snapshotter's --hosts-dir). */
+    hostsDir?: string;
     /** Kept in memory and in the daemon's 0600 state file only; never echoed. */
     credentials?: Credentials;
   };
@@ -58,7 +60,7 @@ export function describeSource(spec: SourceSpec): string {
 export function sourceKey(spec: SourceSpec): string {
   if (spec.kind === 'local') return `local\0${resolve(spec.dir)}`;
   const creds = spec.credentials ? createHash('sha256').update(JSON.stringify(spec.credentials)).digest('hex').slice(0, 16) : '';
-  return `registry\0${spec.registry}\0${spec.repository}\0${spec.insecure ? 1 : 0}\0${spec.caFile ?? ''}\0${creds}`;
+  return `registry\0${spec.registry}\0${spec.repository}\0${spec.insecure ? 1 : 0}\0${spec.caFile ?? ''}\0${creds}${spec.hostsDir ? `\0${resolve(spec.hostsDir)}` : ''}`;
 }
 
 /**
@@ -74,7 +76,7 @@ export function registryOptions(spec: Extract<SourceSpec, { kind: 'registry' }>,
     ...(spec.insecure ? { insecure: true } : {}),
     ...(spec.caFile ? { caFile: spec.caFile } : {}),
     ...(mirrors?.length ? { mirrors } : {}),
-    ...(deps.hostsDir ? { hostsDir: deps.hostsDir } : {}),
+    ...(spec.hostsDir ?? deps.hostsDir ? { hostsDir: spec.hostsDir ?? deps.hostsDir } : {}),
     ...(deps.log ? { log: deps.log } : {}),
     ...(deps.readTimeoutMs !== undefined ? { readTimeoutMs: deps.readTimeoutMs } : {}),
     ...(deps.retry ? { retry: deps.retry } : {}),

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
-import { MEDIA_TYPE } from '../../src/oci/media-types.js';
+import { MEDIA_TYPE } from '../../src/registry/media-types.js';
 import { Cleanup, cliOk, cliPath, scratchDir, skipUnlessRoot, type RunResult } from '../helpers/e2e-env.js';
 import { pseudoRandomBytes } from '../helpers/fanotify-daemon.js';
 import { oneLineError } from '../helpers/hostile-checks.js';

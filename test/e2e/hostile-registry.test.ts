@@ -17,7 +17,7 @@ import { gzipSync } from 'node:zlib';
 
 import { parseBootstrap } from '../../src/format/bootstrap.js';
 import { makeBootstrapLayer, bootstrapTar } from '../../src/oci/bootstrap-layer.js';
-import { MEDIA_TYPE } from '../../src/oci/media-types.js';
+import { MEDIA_TYPE } from '../../src/registry/media-types.js';
 import { Cleanup, cliOk, cliPath, requireKernelFs, scratchDir, skipUnlessRoot, type RunResult } from '../helpers/e2e-env.js';
 import { dropCaches, pseudoRandomBytes, readInChild, sha256, startFanotifyDaemon, type FanotifyDaemon } from '../helpers/fanotify-daemon.js';
 import { diskUsage, gzipBomb, oneLineError, plantCanaries, vmHwmKiB, withBlobId, bootstrapLayerOf } from '../helpers/hostile-checks.js';

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, manifest, readInChild, run, startDaemon, umountImage, CACHE_DIR, type DaemonProc } from './harness.js';
 import { makeBootstrapLayer } from '../../../src/oci/bootstrap-layer.js';
-import { MEDIA_TYPE } from '../../../src/oci/media-types.js';
+import { MEDIA_TYPE } from '../../../src/registry/media-types.js';
 import { oneLineError, plantCanaries, vmHwmKiB, withBlobId } from '../../helpers/hostile-checks.js';
 import { HostileServer, corrupt, sha256Digest, zeros } from '../../helpers/hostile-registry.js';
 import { pushLazy } from '../../helpers/lazy-push.js';
