@@ -29,7 +29,7 @@ describe('CRI through a private containerd (overlayfs snapshotter)', { skip: ski
     busyboxTree(join(work, 'base'));
     files = dataFiles(join(work, 'app'), 7, [300_000, 70_000, 1]);
     app = await pushTreeImage(registry, 'app', '1', [join(work, 'base'), join(work, 'app')], { Entrypoint: ['/bin/sh', '-c'], Cmd: ['echo ready; sha256sum /data/*.bin'] }, work);
-    env = await startContainerd({ snapshotter: 'overlayfs', registryHosts: [registry.host], sandboxImage: pause.ref, label: 'ovl' });
+    env = await startContainerd({ snapshotter: 'overlayfs', registryHosts: [{ host: registry.host }], sandboxImage: pause.ref, label: 'ovl' });
   });
 
   after(async () => {

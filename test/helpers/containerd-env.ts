@@ -22,8 +22,12 @@ export const SNAPSHOTTER_PLUGIN = 'nydus';
 export interface ContainerdEnvOptions {
   /** `overlayfs` (containerd's own; the baseline) or `ondine` (the proxy snapshotter plus the Ondine daemon). */
   snapshotter: 'overlayfs' | 'ondine';
-  /** host:port of the test registry (plain http), written to certs.d/<host>/hosts.toml. */
-  registryHosts: string[];
+  /**
+   * Registries (plain http) by the host:port image references name, each written to
+   * certs.d/<host>/hosts.toml with `server` = the given URL (default http://<host>): a proxy
+   * in front of the registry sees every request of containerd and of Ondine.
+   */
+  registryHosts: Array<{ host: string; server?: string }>;
   /** The pod sandbox image (the tests' pause image in the test registry). */
   sandboxImage: string;
   /** Extra `ondine daemon` flags. */
@@ -155,6 +159,8 @@ function toml(s: string): string {
   return JSON.stringify(s);
 }
 
+export interface NsMount { point: string; fstype: string; source: string; options: string }
+
 export interface ContainerdEnv {
   dir: string;
   /** containerd's root (content store, snapshots, metadata). */
@@ -179,7 +185,7 @@ export interface ContainerdEnv {
   /** `mnt:[inode]` of the private namespace. */
   ns: string;
   /** Mount lines (mountinfo) of the private namespace whose mount point is at or below `prefix`. */
-  mountsInNs(prefix?: string): Array<{ point: string; fstype: string; source: string }>;
+  mountsInNs(prefix?: string): NsMount[];
   /** Runs a command inside the private mount namespace (nsenter -m). */
   nsenter(args: string[]): { code: number | null; stdout: string; stderr: string };
   /** Stops the snapshotter with SIGTERM and starts it again (same root and socket). */
@@ -221,9 +227,9 @@ export async function startContainerd(opts: ContainerdEnvOptions): Promise<Conta
   const daemonSocket = join(runDir, 'ondine.sock');
   const cgroupParent = `/ondine-cri-${process.pid}-${Date.now().toString(36)}`;
 
-  for (const host of opts.registryHosts) {
+  for (const { host, server } of opts.registryHosts) {
     mkdirSync(join(hostsDir, host), { recursive: true });
-    writeFileSync(join(hostsDir, host, 'hosts.toml'), `server = ${toml(`http://${host}`)}\n\n[host.${toml(`http://${host}`)}]\n  capabilities = ["pull", "resolve"]\n`);
+    writeFileSync(join(hostsDir, host, 'hosts.toml'), `server = ${toml(server ?? `http://${host}`)}\n`);
   }
 
   const snapshotter = opts.snapshotter === 'ondine' ? SNAPSHOTTER_PLUGIN : 'overlayfs';
@@ -321,7 +327,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     const left: string[] = [];
     criClient?.close();
     if (containerd) await terminate(containerd, 'SIGTERM', 15_000);
-    if (snap) await terminate(snap, 'SIGTERM', 10_000);
+    if (snap) {
+      const alive = snap.alive();
+      const r = await terminate(snap, 'SIGTERM', 10_000);
+      if (alive && r.code !== 0) left.push(`ondine snapshotter exited ${JSON.stringify(r)} on SIGTERM (the contract: 0)`);
+    }
     if (daemon) {
       if (daemon.alive()) {
         spawnSync(process.execPath, [cliPath, 'stop', '--force', '--socket', daemonSocket], { timeout: 20_000 });
@@ -386,13 +396,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
   const mountsInNs = (prefix = '/') => {
     const text = readFileSync(`/proc/${holderPid}/mountinfo`, 'utf8');
-    const out: Array<{ point: string; fstype: string; source: string }> = [];
+    const out: NsMount[] = [];
     for (const line of text.split('\n')) {
       const f = line.split(' ');
       const sep = f.indexOf('-');
       if (sep < 0) continue;
       const point = f[4]!;
-      if (point === prefix || point.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)) out.push({ point, fstype: f[sep + 1]!, source: f[sep + 2]! });
+      if (point === prefix || point.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)) out.push({ point, fstype: f[sep + 1]!, source: f[sep + 2]!, options: f[sep + 3] ?? '' });
     }
     return out;
   };
