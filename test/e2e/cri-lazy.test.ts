@@ -168,7 +168,7 @@ describe('lazy images through CRI and the Ondine snapshotter', { skip: skipUnles
     const since = w.proxy.seen().length;
     // The next GET of the data blob never answers: the container's read is in flight, waiting
     // on the worker's fetch, when the worker dies.
-    w.proxy.fail('hang', 1, new RegExp(`/blobs/${dataBlob.digest}$`));
+    w.proxy.fail('hang', 1, new RegExp(`/blobs/${dataBlob.digest}(\\?|$)`));
     const running = run('survivor', 'sha256sum /data/f5.bin');
     const deadline = Date.now() + 60_000;
     while (getsOf(w.proxy, [dataBlob.digest], since).length === 0) {

@@ -208,8 +208,8 @@ async function waitForSocket(path: string, p: ManagedProcess, timeoutMs: number,
 
 /** `ondine snapshotter` is a command of this build (the CLI's help lists it). */
 export function hasSnapshotterCommand(): boolean {
-  const r = spawnSync(process.execPath, [cliPath, 'snapshotter', '--help'], { encoding: 'utf8' });
-  return r.status === 0 && /snapshotter/.test(r.stdout);
+  const r = spawnSync(process.execPath, [cliPath, '--help'], { encoding: 'utf8' });
+  return r.status === 0 && /^ +snapshotter /m.test(r.stdout);
 }
 
 /** Starts the private namespace and containerd (and, for `ondine`, the daemon and snapshotter in it). */
@@ -229,7 +229,10 @@ export async function startContainerd(opts: ContainerdEnvOptions): Promise<Conta
 
   for (const { host, server } of opts.registryHosts) {
     mkdirSync(join(hostsDir, host), { recursive: true });
-    writeFileSync(join(hostsDir, host, 'hosts.toml'), `server = ${toml(server ?? `http://${host}`)}\n`);
+    // containerd 1.6 refuses a hosts.toml without a [host] table ("invalid `host` tree") and
+    // then silently goes to the registry itself: name the server as its one host too.
+    const url = server ?? `http://${host}`;
+    writeFileSync(join(hostsDir, host, 'hosts.toml'), `server = ${toml(url)}\n\n[host.${toml(url)}]\n  capabilities = ["pull", "resolve"]\n`);
   }
 
   const snapshotter = opts.snapshotter === 'ondine' ? SNAPSHOTTER_PLUGIN : 'overlayfs';

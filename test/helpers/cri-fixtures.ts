@@ -45,6 +45,12 @@ export async function startCriWorld(cleanup: { after(fn: () => unknown): void },
   return { registry, proxy, pause, plain, lazy, files, env };
 }
 
+/** A request's path without its query (containerd adds `?ns=<registry host>` to mirror requests). */
+export function pathOnly(path: string): string {
+  const q = path.indexOf('?');
+  return q < 0 ? path : path.slice(0, q);
+}
+
 /** Parses `bytes=a-b` (inclusive); undefined for a whole-object GET. */
 export function parseRange(range: string | undefined): [number, number] | undefined {
   if (range === undefined) return undefined;
@@ -65,7 +71,7 @@ export interface BlobFetches {
 export function blobFetches(proxy: FaultProxy, digest: string, blobSize: number, since = 0): BlobFetches {
   const ranges: Array<[number, number]> = [];
   for (const s of proxy.seen().slice(since)) {
-    if (s.method !== 'GET' || !s.path.endsWith(`/blobs/${digest}`)) continue;
+    if (s.method !== 'GET' || !pathOnly(s.path).endsWith(`/blobs/${digest}`)) continue;
     ranges.push(parseRange(s.range) ?? [0, blobSize - 1]);
   }
   const sorted = ranges.map((r): [number, number] => [r[0], Math.min(r[1], blobSize - 1)]).sort((a, b) => a[0] - b[0]);
@@ -82,5 +88,5 @@ export function blobFetches(proxy: FaultProxy, digest: string, blobSize: number,
 
 /** GETs (from index `since` on) whose path ends with one of `digests`. */
 export function getsOf(proxy: FaultProxy, digests: readonly string[], since = 0): Array<{ path: string; range?: string }> {
-  return proxy.seen().slice(since).filter((s) => s.method === 'GET' && digests.some((d) => s.path.endsWith(`/blobs/${d}`)));
+  return proxy.seen().slice(since).filter((s) => s.method === 'GET' && digests.some((d) => pathOnly(s.path).endsWith(`/blobs/${d}`)));
 }
