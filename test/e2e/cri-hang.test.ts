@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { hasSnapshotterCommand } from '../helpers/containerd-env.js';
 import { ContainerState, runOnce } from '../helpers/cri-client.js';
-import { convertLazy } from '../helpers/cri-images.js';
+import { convertLazy, dataFiles, pushTreeImage } from '../helpers/cri-images.js';
 import { startCriWorld, type CriWorld } from '../helpers/cri-fixtures.js';
 import { Cleanup, requireKernelFs, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 import { startFaultProxy, startRegistry, type FaultProxy, type RegistryServer } from '../helpers/registry-env.js';
@@ -35,7 +35,11 @@ describe('a hung registry does not hang containerd', { skip: skipUnlessRoot, tim
     slowProxy = await startFaultProxy(slow.url);
     cleanup.after(() => slowProxy.stop());
     w = await startCriWorld(cleanup, work, { label: 'hang', dataSizes: [256 * 1024, 256 * 1024], seed: 23, extraHosts: [{ host: slow.host, server: slowProxy.url }] });
-    hungRef = (await convertLazy(slow, w.plain, 'hung', 'lazy', ['--chunk-size', '64K'])).ref;
+    // Content of its own: containerd's content store is by digest across registries, so an
+    // image sharing every blob with one already pulled would need no blob from this registry.
+    dataFiles(join(work, 'hung'), 99, [64 * 1024]);
+    const plain = await pushTreeImage(slow, 'hung', 'plain', [join(work, 'base'), join(work, 'hung')], { Entrypoint: ['/bin/sh', '-c'] }, work);
+    hungRef = (await convertLazy(slow, plain, 'hung', 'lazy', ['--chunk-size', '64K'])).ref;
   });
 
   after(async () => {
