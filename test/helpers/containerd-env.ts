@@ -184,7 +184,10 @@ export interface ContainerdEnv {
   nsPid: number;
   /** `mnt:[inode]` of the private namespace. */
   ns: string;
-  /** Mount lines (mountinfo) of the private namespace whose mount point is at or below `prefix`. */
+  /**
+   * Mounts made in the private namespace since it was created (the copies of the host's mounts
+   * it started with, other tests' among them, are left out), at or below `prefix`.
+   */
   mountsInNs(prefix?: string): NsMount[];
   /** Runs a command inside the private mount namespace (nsenter -m). */
   nsenter(args: string[]): { code: number | null; stdout: string; stderr: string };
@@ -304,6 +307,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   });
   if (!ready) throw new Error('unshare --mount --propagation private failed to make the private namespace');
   const ns = mntNs(holderPid)!;
+  // Mount ids the namespace started with (copies of the host's, and our /run tmpfs).
+  const inheritedMounts = new Set(readFileSync(`/proc/${holderPid}/mountinfo`, 'utf8').split('\n').map((l) => l.split(' ')[0]!).filter(Boolean));
 
   const enter = (name: string, args: string[]): ManagedProcess => {
     const logPath = join(dir, `${name}.log`);
@@ -403,7 +408,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     for (const line of text.split('\n')) {
       const f = line.split(' ');
       const sep = f.indexOf('-');
-      if (sep < 0) continue;
+      if (sep < 0 || inheritedMounts.has(f[0]!)) continue;
       const point = f[4]!;
       if (point === prefix || point.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)) out.push({ point, fstype: f[sep + 1]!, source: f[sep + 2]!, options: f[sep + 3] ?? '' });
     }
