@@ -189,6 +189,12 @@ export interface ContainerdEnv {
    * it started with, other tests' among them, are left out), at or below `prefix`.
    */
   mountsInNs(prefix?: string): NsMount[];
+  /**
+   * Containers' rootfs mounts whose options name this environment's dir. The runc shim runs in
+   * a mount namespace of its own (a child of the private one), so they are looked for in every
+   * mount namespace on the host, each read once.
+   */
+  rootfsMounts(): NsMount[];
   /** Runs a command inside the private mount namespace (nsenter -m). */
   nsenter(args: string[]): { code: number | null; stdout: string; stderr: string };
   /** Stops the snapshotter with SIGTERM and starts it again (same root and socket). */
@@ -415,7 +421,33 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     return out;
   };
 
+  const rootfsMounts = () => {
+    const seen = new Set<string>();
+    const out: NsMount[] = [];
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      const n = mntNs(Number(name));
+      if (n === undefined || seen.has(n)) continue;
+      seen.add(n);
+      let text = '';
+      try {
+        text = readFileSync(`/proc/${name}/mountinfo`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n')) {
+        const f = line.split(' ');
+        const sep = f.indexOf('-');
+        if (sep < 0 || !/\/io\.containerd\.runtime\.v2\.task\/k8s\.io\/[0-9a-f]{64}\/rootfs$/.test(f[4]!)) continue;
+        const options = f[sep + 3] ?? '';
+        if (options.includes(dir)) out.push({ point: f[4]!, fstype: f[sep + 1]!, source: f[sep + 2]!, options });
+      }
+    }
+    return out;
+  };
+
   Object.assign(env, {
+    rootfsMounts,
     dir, root, containerdSocket, snapshotterSocket, daemonSocket, snapshotterRoot, cacheDir, hostsDir, logDir, cgroupParent,
     cri: criClient, containerd, nsPid: holderPid, ns, mountsInNs,
     nsenter: (args: string[]) => {
