@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { hasSnapshotterCommand } from '../helpers/containerd-env.js';
 import { runOnce, type RunOnceResult } from '../helpers/cri-client.js';
-import { blobFetches, getsOf, startCriWorld, type CriWorld } from '../helpers/cri-fixtures.js';
+import { blobFetches, getsOf, pathOnly, startCriWorld, type CriWorld } from '../helpers/cri-fixtures.js';
 import { Cleanup, requireKernelFs, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 
 const FILE = 512 * 1024;
@@ -64,9 +64,10 @@ describe('lazy images through CRI and the Ondine snapshotter', { skip: skipUnles
   let dataBlob: { digest: string; size: number };
   let left: string[] = [];
 
-  const run = async (name: string, script: string, beforeTeardown?: (id: string) => Promise<void>): Promise<RunOnceResult> => {
+  const run = async (name: string, script: string, beforeTeardown?: (id: string) => Promise<void>, afterPull?: () => void): Promise<RunOnceResult> => {
     const opts: Parameters<typeof runOnce>[1] = { name, image: w.lazy.ref, logDir: w.env.logDir, cgroupParent: w.env.cgroupParent, args: [script] };
     if (beforeTeardown) opts.beforeTeardown = beforeTeardown;
+    if (afterPull) opts.afterPull = afterPull;
     return runOnce(w.env.cri, opts).catch((err: Error) => {
       throw new Error(`${err.message}\n${w.env.logs()}`);
     });
@@ -93,8 +94,11 @@ describe('lazy images through CRI and the Ondine snapshotter', { skip: skipUnles
   it('PullImage fetches manifest, config and bootstrap only; a container reads two files right and only their chunks come down', async (t) => {
     const since = w.proxy.seen().length;
     let erofsWhileRunning = 0;
+    let pulled = -1;
     const r = await run('reader', 'sha256sum /data/f0.bin /data/f1.bin', async () => {
       erofsWhileRunning = w.env.mountsInNs().filter((m) => m.fstype === 'erofs').length;
+    }, () => {
+      pulled = w.proxy.seen().length;
     });
     t.diagnostic(`pull ${r.timings.pullMs.toFixed(0)} ms, first output ${r.timings.firstOutputMs?.toFixed(0)} ms`);
     assert.equal(r.status.exit_code, 0, `exit code; stderr: ${r.stderr}\n${w.env.logs()}`);
@@ -108,7 +112,9 @@ describe('lazy images through CRI and the Ondine snapshotter', { skip: skipUnles
     assert.ok(seen.some((s) => s.method === 'GET' && s.path.startsWith('/v2/app/manifests/')), 'the manifest was fetched');
     assert.equal(getsOf(w.proxy, [w.lazy.bootstrap], since).length, 1, 'the bootstrap layer: one GET');
     assert.equal(getsOf(w.proxy, [w.lazy.configDigest], since).length, 1, 'the config: one GET');
-    assert.ok(!getsOf(w.proxy, w.lazy.dataBlobs, since).some((g) => g.range === undefined), 'no data blob was fetched whole');
+    const duringPull = w.proxy.seen().slice(since, pulled);
+    assert.deepEqual(duringPull.filter((g) => g.method === 'GET' && w.lazy.dataBlobs.some((d) => pathOnly(g.path).endsWith(`/blobs/${d}`))), [], 'PullImage fetched no data-blob byte');
+    assert.ok(!getsOf(w.proxy, w.lazy.dataBlobs, since).some((g) => g.range === undefined), 'no data blob was ever fetched whole');
 
     const f = blobFetches(w.proxy, dataBlob.digest, dataBlob.size, since);
     t.diagnostic(`data blob: ${f.bytes} of ${dataBlob.size} bytes in ${f.gets} GETs: ${JSON.stringify(f.ranges)}`);

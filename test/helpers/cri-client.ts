@@ -228,7 +228,7 @@ export class CriClient {
  * config), CreateContainer, StartContainer, ContainerStatus until exited, the log file, then
  * RemoveContainer, StopPodSandbox, RemovePodSandbox (always, also when a step failed).
  */
-export async function runOnce(cri: CriClient, opts: { name: string; image: string; logDir: string; cgroupParent: string; command?: string[]; args?: string[]; env?: Record<string, string>; timeoutMs?: number; beforeTeardown?: (containerId: string) => Promise<void> }): Promise<RunOnceResult> {
+export async function runOnce(cri: CriClient, opts: { name: string; image: string; logDir: string; cgroupParent: string; command?: string[]; args?: string[]; env?: Record<string, string>; timeoutMs?: number; afterPull?: () => void; beforeTeardown?: (containerId: string) => Promise<void> }): Promise<RunOnceResult> {
   const pod = cri.podConfig(opts.name, join(opts.logDir, opts.name), opts.cgroupParent);
   const podId = await cri.runPodSandbox(pod);
   let containerId: string | undefined;
@@ -237,6 +237,7 @@ export async function runOnce(cri: CriClient, opts: { name: string; image: strin
     const t0Wall = Date.now();
     const imageRef = await cri.pullImage(opts.image, pod);
     const pullMs = performance.now() - t0;
+    opts.afterPull?.();
     const spec: ContainerSpec = { name: opts.name, image: opts.image };
     if (opts.command) spec.command = opts.command;
     if (opts.args) spec.args = opts.args;
