@@ -22,7 +22,7 @@ import { logTimeMs } from '../../../test/helpers/cri-client.js';
 import { formatTable } from '../lib/table.js';
 
 interface Image { name: string; plain: string; lazy: string; script: string }
-interface Row { image: string; link: string; mode: 'overlayfs' | 'lazy'; run: number; pullS: number; firstS: number; exitS: number; bytesPull: number; bytesFirst: number; bytesExit: number; exitCode: number; output: string }
+interface Row { image: string; link: string; mode: 'overlayfs' | 'lazy'; run: number; pullS: number; createdS: number; startedS: number; firstS: number; exitS: number; bytesPull: number; bytesFirst: number; bytesExit: number; exitCode: number; output: string }
 
 function args(argv: string[]): { registry: string; control: number; links: Array<[string, number]>; images: Image[]; pause: string; runs: number; out: string; markdown: boolean; modes: Array<'overlayfs' | 'lazy'> } {
   const o = { registry: '', control: 0, links: [] as Array<[string, number]>, images: [] as Image[], pause: '', runs: 1, out: '', markdown: false, modes: ['overlayfs', 'lazy'] as Array<'overlayfs' | 'lazy'> };
@@ -87,7 +87,9 @@ async function measure(o: ReturnType<typeof args>, image: Image, link: string, p
     const pullS = (performance.now() - t0) / 1000;
     const bytesPull = (await linkBytes(o.control, port)) - b0;
     const cid = await cri.createContainer(podId, pod, { name, image: ref, command: ['/bin/sh', '-c', image.script] });
+    const createdS = (performance.now() - t0) / 1000;
     await cri.startContainer(cid);
+    const startedS = (performance.now() - t0) / 1000;
     const logPath = join(pod.log_directory, `${name}/0.log`);
     let bytesFirst = -1;
     for (;;) {
@@ -106,7 +108,7 @@ async function measure(o: ReturnType<typeof args>, image: Image, link: string, p
     await cri.removeContainer(cid);
     await cri.stopPodSandbox(podId);
     await cri.removePodSandbox(podId);
-    return { image: image.name, link, mode, run, pullS, firstS, exitS, bytesPull, bytesFirst, bytesExit, exitCode: st.exit_code, output: log.stdout.trim().split('\n')[0] ?? '' };
+    return { image: image.name, link, mode, run, pullS, createdS, startedS, firstS, exitS, bytesPull, bytesFirst, bytesExit, exitCode: st.exit_code, output: log.stdout.trim().split('\n')[0] ?? '' };
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${env.logs()}`);
   } finally {
@@ -125,7 +127,7 @@ async function main(): Promise<void> {
       for (let run = 1; run <= o.runs; run++) {
         for (const mode of o.modes) {
           const r = await measure(o, image, link, port, mode, run);
-          process.stderr.write(`cri-bench: ${image.name} ${link} ${mode} run ${run}: pull ${r.pullS.toFixed(2)} s, first output ${r.firstS.toFixed(2)} s (${JSON.stringify(r.output)}), ${MB(r.bytesFirst)} MB\n`);
+          process.stderr.write(`cri-bench: ${image.name} ${link} ${mode} run ${run}: pull ${r.pullS.toFixed(2)} s, created ${r.createdS.toFixed(2)} s, started ${r.startedS.toFixed(2)} s, first output ${r.firstS.toFixed(2)} s (${JSON.stringify(r.output)}), ${MB(r.bytesFirst)} MB\n`);
           if (r.exitCode !== 0) throw new Error(`${image.name} ${mode}: the container exited ${r.exitCode}`);
           appendFileSync(o.out, JSON.stringify(r) + '\n');
           rows.push(r);
