@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     env = await startContainerd({ snapshotter: 'ondine', registryHosts: [{ host: registry.host }], sandboxImage: pause.ref, label: 'demo' });
     say('== 12. kubelet\'s calls over CRI: RunPodSandbox, PullImage, CreateContainer, StartContainer, ContainerStatus, the log');
     const r = await runOnce(env.cri, { name: 'demo', image: lazy.ref, logDir: env.logDir, cgroupParent: env.cgroupParent });
-    say(`   PullImage ${r.timings.pullMs.toFixed(0)} ms; first output ${r.timings.firstOutputMs?.toFixed(0)} ms after it; exit code ${r.status.exit_code}`);
+    say(`   PullImage ${r.timings.pullMs.toFixed(0)} ms; first output ${r.timings.firstOutputMs?.toFixed(0)} ms after PullImage began; exit code ${r.status.exit_code}`);
     say('   the container printed:');
     for (const line of r.stdout.trimEnd().split('\n')) say(`   | ${line}`);
     const stats = (await env.daemonClient!.stats()) as { sources: Record<string, Record<string, { bytes: number }>> };
