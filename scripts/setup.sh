@@ -14,7 +14,8 @@ PACKAGES=(
   tar gzip zstd xz-utils
   docker-registry nginx-light skopeo umoci apache2-utils curl openssl  # registry tests (htpasswd from apache2-utils; openssl makes the test token issuer's and TLS certificates)
   debootstrap iproute2                                          # registry benchmarks (tc)
-  qemu-system-x86 busybox-static                              # the test VM
+  qemu-system-x86 busybox-static                              # the test VM (busybox-static also builds the CRI tests' images)
+  containerd runc                                               # CRI end-to-end tests (a private containerd per run; the system unit is left alone)
   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio kmod
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev  # the snapshotter loads containerd's .proto files from these
 )
