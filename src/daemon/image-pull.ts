@@ -116,8 +116,7 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
       digest: layer.digest,
       size: layer.size,
       open: () => client.blobStream(ref.registry, ref.repository, layer.digest, signal, layer.size),
-    });
-    checkBootstrapBytesInManifest(stored.bytes, manifest.json, ref.toString());
+    }, (bytes) => { checkBootstrapBytesInManifest(bytes, manifest.json, ref.toString()); });
     return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: stored.path, bootstrap: stored.bytes, source };
   } finally {
     await client.close();

@@ -65,9 +65,10 @@ export class BootstrapStore {
 
   /**
    * Streams the bootstrap layer (`layer` carries its digest and size, checked over every byte)
-   * into the store; returns the stored bootstrap. Throws, leaving nothing behind, on any fault.
+   * into the store; returns the stored bootstrap. `check` may refuse it before it is put in
+   * place. Throws, leaving nothing behind, on any fault.
    */
-  async pull(layerDigest: string, layer: LayerSource): Promise<StoredBootstrap> {
+  async pull(layerDigest: string, layer: LayerSource, check?: (bytes: Buffer) => void): Promise<StoredBootstrap> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.removeStaleTemps();
     const tmp = join(this.dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -81,6 +82,7 @@ export class BootstrapStore {
         throw new Error(`${tmp}: the file written is not the bootstrap read`);
       }
       parseBootstrap(bytes); // superblock, device table, blob and chunk tables, root inode
+      check?.(bytes); // the caller's own checks (its blobs are the manifest's), before it is trusted
       await fh.sync();
       await fh.close();
       fh = undefined;

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from '../../src/builder/builder.js';
@@ -22,7 +22,6 @@ import type { Descriptor } from '../../src/oci/types.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { CacheDir } from '../../src/storage/cache-dir.js';
-import { FIXTURE_BOOT } from '../storage/support.js';
 import { tarball } from '../helpers/tar-craft.js';
 import { pushTestBlob, putTestManifest, startRegistry, type RegistryServer } from '../helpers/registry-env.js';
 
@@ -127,7 +126,18 @@ test('registry: bytes after the compressed data are refused 100 times of 100', a
 });
 
 test('daemon bootstrap pull: refused 100 times of 100, nothing stored, no by-layer link', async () => {
-  const layer = await makeBootstrapLayer(readFileSync(FIXTURE_BOOT));
+  // A bootstrap of our own builder, whose blob ids are the sha256 of its blobs: the manifest can
+  // list them as data layers (a pull by reference refuses a bootstrap naming anything else).
+  const tree = join(work, 'boot-tree');
+  mkdirSync(tree, { recursive: true });
+  writeFileSync(join(tree, 'f'), randomBytes(6000));
+  const built = await build({ sources: [tree], outDir: join(work, 'boot-img'), workers: 1 });
+  const bootBytes = readFileSync(built.bootstrapPath);
+  const dataLayers = await Promise.all(built.blobs.map(async (b) => {
+    const bytes = readFileSync(b.path);
+    return { mediaType: MEDIA_TYPE.nydusBlob, digest: await pushTestBlob(reg, 'every/boot', bytes), size: bytes.length, annotations: { [ANNOTATION.nydusBlob]: 'true' } };
+  }));
+  const layer = await makeBootstrapLayer(bootBytes);
   const cacheRoot = join(work, 'cache');
   const cache = new CacheDir(cacheRoot);
   const manifestFor = async (tag: string, bytes: Buffer): Promise<void> => {
@@ -137,7 +147,7 @@ test('daemon bootstrap pull: refused 100 times of 100, nothing stored, no by-lay
     await putTestManifest(reg, 'every/boot', tag, MEDIA_TYPE.ociManifest, Buffer.from(JSON.stringify({
       schemaVersion: 2, mediaType: MEDIA_TYPE.ociManifest,
       config: { mediaType: MEDIA_TYPE.ociConfig, digest: configDigest, size: config.length },
-      layers: [{ mediaType: MEDIA_TYPE.ociLayerGzip, digest, size: bytes.length, annotations: { [ANNOTATION.nydusBootstrap]: 'true' } }],
+      layers: [...dataLayers, { mediaType: MEDIA_TYPE.ociLayerGzip, digest, size: bytes.length, annotations: { [ANNOTATION.nydusBootstrap]: 'true' } }],
     })));
   };
   const bootstraps = (): string[] => (existsSync(join(cache.root, 'bootstraps')) ? readdirSync(join(cache.root, 'bootstraps')).filter((n) => n !== 'by-layer') : []);
@@ -162,7 +172,7 @@ test('daemon bootstrap pull: refused 100 times of 100, nothing stored, no by-lay
   // The honest layer is stored, linked, and served again from the store.
   await manifestFor('good', layer.bytes);
   const p = await pullBootstrap({ ref: `${reg.host}/every/boot:good` }, cache, {});
-  assert.ok(p.bootstrap.equals(readFileSync(FIXTURE_BOOT)));
+  assert.ok(p.bootstrap.equals(bootBytes));
   assert.deepEqual(bootstraps(), [sha(p.bootstrap).slice(7)]);
   assert.equal(readFileSync(join(cache.root, 'bootstraps', 'by-layer', layer.digest.slice(7)), 'utf8'), sha(p.bootstrap).slice(7));
 });
