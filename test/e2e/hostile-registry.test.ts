@@ -283,13 +283,13 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'bootstrap layer: image/image.boot is a symlink to /etc/shadow',
-    waitsFor: 'sizes',
+    waitsFor: '',
     arrange: ({ origin, image }) => withBootstrapLayer(origin, image, bootstrapLayerOf([{ name: 'image/image.boot', type: '2', linkname: '/etc/shadow' }])),
     act: async (c) => void (await mountRefused(c, REFUSE_BOUND_MS)),
   },
   {
     name: 'bootstrap layer: image/image.boot is a hard link to another entry',
-    waitsFor: 'sizes',
+    waitsFor: '',
     arrange: ({ origin, image }) => withBootstrapLayer(origin, image, bootstrapLayerOf([entry('image/real.boot', image.boot), { name: 'image/image.boot', type: '1', linkname: 'image/real.boot' }])),
     act: async (c) => void (await mountRefused(c, REFUSE_BOUND_MS)),
   },
@@ -301,13 +301,13 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'bootstrap layer: one byte of garbage after the gzip member (digest as the manifest states)',
-    waitsFor: 'sizes',
+    waitsFor: '',
     arrange: ({ origin, image }) => void origin.on(blobPath(image.bootLayerDigest), { kind: 'mutate', name: 'append', fn: appended(Buffer.from('X')) }),
     act: async (c) => void (await mountRefused(c, REFUSE_BOUND_MS)),
   },
   {
     name: 'bootstrap layer: a second gzip member of garbage (digest as the manifest states)',
-    waitsFor: 'sizes',
+    waitsFor: '',
     arrange: ({ origin, image }) => void origin.on(blobPath(image.bootLayerDigest), { kind: 'mutate', name: 'append', fn: appended(gzipSync(pseudoRandomBytes(78, 4096))) }),
     act: async (c) => void (await mountRefused(c, REFUSE_BOUND_MS)),
   },

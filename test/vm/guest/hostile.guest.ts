@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, manifest, readInChild, run, startDaemon, umountImage, CACHE_DIR, type DaemonProc } from './harness.js';
+import { cli, manifest, readInChild, run, startDaemon, CACHE_DIR, type DaemonProc } from './harness.js';
 import { makeBootstrapLayer } from '../../../src/oci/bootstrap-layer.js';
 import { MEDIA_TYPE } from '../../../src/registry/media-types.js';
 import { oneLineError, plantCanaries, vmHwmKiB, withBlobId } from '../../helpers/hostile-checks.js';
@@ -88,29 +88,46 @@ test('hostile registry over cachefiles: traversal, bomb, size lie, hang, drip, c
       mkdirSync(mnt, { recursive: true });
       // A mount that should have been refused, or a failed assertion, must not outlive the case.
       st.after(() => run('umount', ['-l', mnt]));
-      const started = Date.now();
-      const r = await cli(['mount', `${front.host}/${REPO}:1`, mnt, '--socket', d.socket, '--mode', 'cachefiles', '--fsid', `hostile-${i++}`], REFUSE_BOUND_MS + 30_000);
-      const ms = Date.now() - started;
-      st.diagnostic(`mount: exit ${r.code} after ${ms} ms ${r.stderr.trim().split('\n').pop() ?? ''}`);
-      if (c.expect === 'refused') {
-        oneLineError({ code: r.code, signal: null, stdout: r.stdout, stderr: r.stderr }, 'ondine mount');
-        assert.ok(ms <= REFUSE_BOUND_MS, `refused within ${REFUSE_BOUND_MS} ms`);
-      } else {
-        assert.equal(r.code, 0, r.stderr);
-        const o = await readInChild(join(mnt, img.file), EIO_BOUND_MS + 60_000);
-        st.diagnostic(`read: ${o.result} after ${o.ms} ms`);
-        assert.equal(o.result, 'EIO');
-        assert.ok(o.ms <= EIO_BOUND_MS, `EIO within ${EIO_BOUND_MS} ms (took ${o.ms})`);
-        await umountImage(d, mnt);
-      }
-      const s = await cli(['status', '--json', '--socket', d.socket], 15_000);
-      assert.equal(s.code, 0, `ondine status answers: ${s.stderr}`);
-      const pid = (JSON.parse(s.stdout) as { workerPid: number }).workerPid;
-      assert.equal(pid, worker, 'the same daemon served throughout');
-      const hwm = vmHwmKiB(pid);
-      st.diagnostic(`daemon VmHWM ${Math.round(hwm / 1024)} MiB`);
-      assert.ok(hwm <= HWM_LIMIT_KIB, `VmHWM ${hwm} KiB ≤ ${HWM_LIMIT_KIB} KiB`);
-      assert.equal(snap(), canaries, 'nothing beside the cache directory changed');
+      const failures: string[] = [];
+      const check = async (what: string, fn: () => unknown) => {
+        try {
+          await fn();
+        } catch (err) {
+          failures.push(`${what}: ${(err as Error).message}`);
+        }
+      };
+      await check('outcome', async () => {
+        const started = Date.now();
+        const r = await cli(['mount', `${front.host}/${REPO}:1`, mnt, '--socket', d.socket, '--mode', 'cachefiles', '--fsid', `hostile-${i++}`], REFUSE_BOUND_MS + 30_000);
+        const ms = Date.now() - started;
+        st.diagnostic(`mount: exit ${r.code} after ${ms} ms ${r.stderr.trim().split('\n').pop() ?? ''}`);
+        if (c.expect === 'refused') {
+          oneLineError({ code: r.code, signal: null, stdout: r.stdout, stderr: r.stderr }, 'ondine mount');
+          assert.ok(ms <= REFUSE_BOUND_MS, `refused within ${REFUSE_BOUND_MS} ms`);
+        } else {
+          assert.equal(r.code, 0, r.stderr);
+          const o = await readInChild(join(mnt, img.file), EIO_BOUND_MS + 60_000);
+          st.diagnostic(`read: ${o.result} after ${o.ms} ms`);
+          assert.equal(o.result, 'EIO');
+          assert.ok(o.ms <= EIO_BOUND_MS, `EIO within ${EIO_BOUND_MS} ms (took ${o.ms})`);
+        }
+      });
+      // The invariants, checked and reported also when the outcome failed. The status call is
+      // the CLI's (a node start under TCG takes seconds), bounded generously.
+      let pid = worker;
+      await check('daemon answers', async () => {
+        const s = await cli(['status', '--json', '--socket', d.socket], 90_000);
+        assert.equal(s.code, 0, `ondine status answers (exit ${s.code}): ${s.stderr}`);
+        pid = (JSON.parse(s.stdout) as { workerPid: number }).workerPid;
+        assert.equal(pid, worker, 'the same daemon served throughout');
+      });
+      await check('memory', () => {
+        const hwm = vmHwmKiB(pid);
+        st.diagnostic(`daemon VmHWM ${Math.round(hwm / 1024)} MiB`);
+        assert.ok(hwm <= HWM_LIMIT_KIB, `VmHWM ${hwm} KiB ≤ ${HWM_LIMIT_KIB} KiB`);
+      });
+      await check('canaries', () => assert.equal(snap(), canaries, 'nothing beside the cache directory changed'));
+      if (failures.length > 0) throw new Error(failures.join('\n'));
     });
   }
 });
