@@ -87,6 +87,8 @@ interface MountRecord {
   state: MountState;
   /** The unmount watch on its root; absent when the watch could not be set. */
   wd: number | undefined;
+  /** The device of its root (its superblock's), which tells it from a later mount at the same path. */
+  dev: number | undefined;
   detached: boolean;
   /** Resolves once the record is released. */
   released: Promise<void>;
@@ -162,9 +164,13 @@ export class FanotifyMounts implements TargetLookup {
    */
   async refresh(): Promise<void> {
     const table = await listMounts();
-    const present = new Set(table.filter((m) => m.fstype === 'erofs').map((m) => `${m.mountpoint}\0${m.source}`));
+    // Known by the device of its root, not by the source the table shows: the kernel was given
+    // /proc/self/fd/<n>, a number another mount may show later.
+    const erofsAt = new Set(table.filter((m) => m.fstype === 'erofs').map((m) => m.mountpoint));
     for (const r of this.records.values()) {
-      if (!r.detached && !present.has(`${r.info.mountpoint}\0${r.info.bootstrapCache}`)) this.detach(r);
+      if (r.detached) continue;
+      const attached = erofsAt.has(r.info.mountpoint) && (r.dev === undefined || statSync(r.info.mountpoint, { throwIfNoEntry: false })?.dev === r.dev);
+      if (!attached) this.detach(r);
     }
   }
 
@@ -362,7 +368,8 @@ export class FanotifyMounts implements TargetLookup {
     };
     let release!: () => void;
     const released = new Promise<void>((r) => { release = r; });
-    const r: MountRecord = { id, info, state: { ...m, bootstrapCache }, wd: undefined, detached: false, released, release };
+    const dev = statSync(m.mountpoint, { throwIfNoEntry: false })?.dev;
+    const r: MountRecord = { id, info, state: { ...m, bootstrapCache }, wd: undefined, dev, detached: false, released, release };
     this.records.set(id, r);
     try {
       r.wd = this.watcher?.watch(m.mountpoint, () => this.onGone(id));
