@@ -82,7 +82,7 @@ export function checkPullRequest(v: unknown): PullRequest {
  */
 export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: SourceDeps, signal?: AbortSignal, opts: PullOptions = {}): Promise<PulledImage> {
   const cap = opts.maxBootstrapBytes ?? DEFAULT_MAX_BOOTSTRAP_BYTES;
-  const store = new BootstrapStore(cacheDir.root, { maxBytes: cap });
+  const store = new BootstrapStore(cacheDir, { maxBytes: cap });
   const ref = parseReference(req.ref);
   const source: PulledImage['source'] = {
     kind: 'registry', registry: ref.registry, repository: ref.repository,

@@ -9,8 +9,10 @@
 // under a name checked against its grammar first: no name from an image, and no link planted
 // in the cache directory, can make Ondine open, create or truncate a file anywhere else.
 // Callers get the fd that was checked; the kernel is handed /proc/self/fd/<fd>, never a path.
-import { closeSync, constants as fsConstants, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { closeSync, constants as fsConstants, fstatSync, fsync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, read, readdirSync, readSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { rename as renameAsync } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { OndineError } from '../errors.js';
 import { alignUp } from '../format/bytes.js';
@@ -19,7 +21,7 @@ import { checkName } from '../format/identifiers.js';
 import { NativeError, openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from '../native/index.js';
 import { isAllocated } from './cache-file.js';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NONBLOCK, O_NOFOLLOW } = fsConstants;
+const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_DIRECTORY, O_NONBLOCK, O_NOFOLLOW } = fsConstants;
 const BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
 /** The directories Ondine keeps below <cacheDir>/ondine. */
@@ -139,8 +141,26 @@ export class CacheDir {
     this.inDir(sub, (dfd) => this.replace(dfd, name, join(this.root, sub, name), (tfd) => writeAll(tfd, bytes)));
   }
 
+  /**
+   * <cacheDir>/ondine/<sub> held open (each level made if absent, none a link), for work done
+   * in several steps, some of them async; the caller closes it.
+   */
+  openDir(sub: CacheSubdir): CacheSubdirHandle {
+    return new CacheSubdirHandle(this, this.openSub(sub), join(this.root, sub));
+  }
+
   /** Runs `fn` with an fd of <cacheDir>/ondine/<sub>, each level made if absent and none a link. */
   private inDir<T>(sub: CacheSubdir, fn: (dfd: number) => T): T {
+    const fd = this.openSub(sub);
+    try {
+      return fn(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** An fd of <cacheDir>/ondine/<sub>, each level made if absent and none a link. */
+  private openSub(sub: CacheSubdir): number {
     let fd: number;
     try {
       fd = openSync(this.cacheDir, O_RDONLY | O_DIRECTORY);
@@ -156,9 +176,10 @@ export class CacheDir {
         closeSync(fd);
         fd = next;
       }
-      return fn(fd);
-    } finally {
+      return fd;
+    } catch (err) {
       closeSync(fd);
+      throw err;
     }
   }
 
@@ -179,7 +200,8 @@ export class CacheDir {
   }
 
   /** openat2 beneath `dfd`; a refused resolution is an ONDINE_ERR_UNSAFE_PATH naming `path`. */
-  private openat(dfd: number, name: string, flags: number, path: string, mode?: number): number {
+  /** @internal (for CacheSubdirHandle) */
+  openat(dfd: number, name: string, flags: number, path: string, mode?: number): number {
     for (let i = 1; ; i++) {
       try {
         return openat2(dfd, name, { flags: flags | O_NOFOLLOW, resolve: BENEATH, ...(mode !== undefined ? { mode } : {}) });
@@ -194,7 +216,8 @@ export class CacheDir {
   }
 
   /** The fd of `name` if it exists (read-only), refusing anything but a regular file. */
-  private openExisting(dfd: number, name: string, path: string): number | undefined {
+  /** @internal (for CacheSubdirHandle) */
+  openExisting(dfd: number, name: string, path: string): number | undefined {
     let fd: number;
     try {
       // O_NONBLOCK: a FIFO planted under this name must not hang the open.
@@ -236,9 +259,93 @@ export class CacheDir {
     renameSync(tmpPath, join(fdPath(dfd), name));
   }
 
-  private unsafe(path: string, what: string, cause?: unknown): OndineError {
+  /** @internal (for CacheSubdirHandle) */
+  unsafe(path: string, what: string, cause?: unknown): OndineError {
     return new OndineError('ONDINE_ERR_UNSAFE_PATH', undefined, `cache file ${path} ${what}: refusing to use it (remove it, and check what put it there)`, cause ? { cause } : undefined);
   }
+}
+
+const readAsync = promisify(read);
+const fsyncAsync = promisify(fsync);
+
+/** A single component of a directory: a checked name, and never "." or "..". */
+function component(name: string): string {
+  checkName(name, 'cache file name');
+  if (name === '.' || name === '..') throw new OndineError('ONDINE_ERR_UNSAFE_PATH', undefined, `cache file name ${JSON.stringify(name)} is not a file name`);
+  return name;
+}
+
+/**
+ * One directory below <cacheDir>/ondine, open as an fd that openat2 checked. Every name given
+ * here is one checked component, opened (openat2, beneath this fd) or renamed and unlinked
+ * through /proc/self/fd/<fd>/<name>: renameat and unlinkat semantics, so a link planted in
+ * the cache directory is at most replaced or removed itself, never followed.
+ */
+export class CacheSubdirHandle {
+  private closed = false;
+
+  constructor(private readonly owner: CacheDir, readonly fd: number, readonly path: string) {}
+
+  /** Where `name` is (for errors and logs; never opened by this path). */
+  pathOf(name: string): string {
+    return join(this.path, name);
+  }
+
+  /** A new file `<prefix><pid>-<random>`, made exclusively (O_EXCL), open read-write. */
+  createTemp(prefix: string): { fd: number; name: string } {
+    const name = component(`${prefix}${process.pid}-${randomBytes(6).toString('hex')}`);
+    const fd = this.owner.openat(this.fd, name, O_RDWR | O_CREAT | O_EXCL, this.pathOf(name), 0o600);
+    return { fd, name };
+  }
+
+  /** Renames `from` to `to` within this directory (replacing the name `to` itself, whatever it is). */
+  async rename(from: string, to: string): Promise<void> {
+    await renameAsync(join(fdPath(this.fd), component(from)), join(fdPath(this.fd), component(to)));
+  }
+
+  /** Removes the name `name` (a link there is removed, never its target); false if absent. */
+  remove(name: string): boolean {
+    try {
+      unlinkSync(join(fdPath(this.fd), component(name)));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  /** What `name` itself is (lstat: a link is not followed), or undefined if absent. */
+  lstat(name: string): Stats | undefined {
+    return lstatSync(join(fdPath(this.fd), component(name)), { throwIfNoEntry: false });
+  }
+
+  /** The names in this directory (hostile: check each before use). */
+  list(): string[] {
+    return readdirSync(fdPath(this.fd));
+  }
+
+  /** fsync of the directory itself: a rename done in it is durable. */
+  async sync(): Promise<void> {
+    await fsyncAsync(this.fd);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+}
+
+/** `size` bytes of the file open as `fd` from offset 0 (fewer if it ends first). */
+export async function readWhole(fd: number, size: number): Promise<Buffer> {
+  const buf = Buffer.alloc(size);
+  let done = 0;
+  while (done < size) {
+    const { bytesRead } = await readAsync(fd, buf, done, size - done, done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return buf.subarray(0, done);
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {

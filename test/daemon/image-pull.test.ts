@@ -4,7 +4,7 @@
 // a typed error; request bodies are checked without echoing credentials.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkPullRequest, pullBootstrap } from '../../src/daemon/image-pull.js';
 import { parsePlatform } from '../../src/registry/platform.js';
@@ -106,6 +106,39 @@ test('mount by reference: a bootstrap naming a blob its manifest does not list i
   await pushLazy(registry, 'hostile/app', 'honest', join(img.out, 'bootstrap'), img.blobDir);
   const ok = await pullBootstrap({ ref: `${registry.host}/hostile/app:honest` }, new CacheDir(cacheRoot), {});
   assert.ok(ok.bootstrap.equals(honest));
+});
+
+test('a link planted in the cache directory (as ondine/bootstraps, or as a by-layer record) fails the pull with ONDINE_ERR_UNSAFE_PATH; nothing outside is written', async (t) => {
+  await pushLazy(registry, 'links/app', 'v1', join(img.out, 'bootstrap'), img.blobDir);
+  const ref = `${registry.host}/links/app:v1`;
+  const root = mkdtempSync('/var/tmp/ondine-pull-links-');
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  // A clean pull first: it names the record the layer gets.
+  const clean = join(root, 'clean');
+  mkdirSync(clean);
+  await pullBootstrap({ ref }, new CacheDir(clean), {});
+  const records = readdirSync(join(clean, 'ondine', 'bootstraps', 'by-layer'));
+  assert.equal(records.length, 1);
+  const outside = join(root, 'outside');
+  mkdirSync(outside);
+  const victim = join(outside, 'victim');
+  writeFileSync(victim, 'not the cache\n');
+  const plant = {
+    // The bootstraps directory itself a link to a directory outside.
+    dir: (cache: string) => { mkdirSync(join(cache, 'ondine'), { recursive: true }); symlinkSync(outside, join(cache, 'ondine', 'bootstraps')); },
+    // The layer's by-layer record a link to a file outside.
+    record: (cache: string) => { mkdirSync(join(cache, 'ondine', 'bootstraps', 'by-layer'), { recursive: true }); symlinkSync(victim, join(cache, 'ondine', 'bootstraps', 'by-layer', records[0]!)); },
+  };
+  for (const [name, how] of Object.entries(plant)) {
+    const cache = join(root, name);
+    how(cache);
+    await assert.rejects(pullBootstrap({ ref }, new CacheDir(cache), {}), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'ONDINE_ERR_UNSAFE_PATH', `${name}: ${err.message}`);
+      return true;
+    });
+    assert.deepEqual(readdirSync(outside), ['victim'], `${name}: nothing made outside the cache directory`);
+    assert.equal(readFileSync(victim, 'utf8'), 'not the cache\n', `${name}: the file outside is untouched`);
+  }
 });
 
 test('request bodies: shapes checked, credentials never echoed', () => {

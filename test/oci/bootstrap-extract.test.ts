@@ -6,13 +6,14 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGzip, gzipSync } from 'node:zlib';
 import type { LayerSource } from '../../src/builder/import/tar/source.js';
 import { extractBootstrapBuffer } from '../../src/oci/bootstrap-extract.js';
 import { BootstrapStore } from '../../src/oci/bootstrap-store.js';
+import { CacheDir } from '../../src/storage/cache-dir.js';
 import { header, tarball } from '../helpers/tar-craft.js';
 import { FIXTURE_BOOT } from '../storage/support.js';
 
@@ -123,14 +124,17 @@ test('a bootstrap whose tables lie outside it is refused before the rest is read
 });
 
 test('BootstrapStore: a failed pull leaves no file and no link; a good one is placed and found', async () => {
-  const store = new BootstrapStore(join(work, 'cache'));
+  mkdirSync(join(work, 'cache')); // the daemon's cache directory exists; CacheDir makes what is below it
+  const store = new BootstrapStore(new CacheDir(join(work, 'cache')));
   const good = gzipSync(tarball([{ name: 'image/image.boot', data: boot }]));
   const digest = `sha256:${sha(good)}`;
   const lying = Buffer.concat([good, Buffer.from([0])]);
   await assert.rejects(store.pull(digest, { ...memory(lying), digest, size: good.length }), codeOf('ONDINE_ERR_TOO_LARGE'));
   const badDigest = `sha256:${sha(lying)}`;
   await assert.rejects(store.pull(badDigest, { ...memory(lying), digest: badDigest, size: lying.length }), codeOf('ONDINE_ERR_DECOMPRESS'));
-  assert.deepEqual(readdirSync(store.dir), []);
+  // The by-layer directory is opened (made) before the layer is read; it stays empty.
+  assert.deepEqual(readdirSync(store.dir), ['by-layer']);
+  assert.deepEqual(readdirSync(join(store.dir, 'by-layer')), []);
   assert.equal(store.find(digest), undefined);
   const placed = await store.pull(digest, { ...memory(good), digest, size: good.length });
   assert.equal(placed.path, join(store.dir, sha(boot)));
@@ -138,4 +142,61 @@ test('BootstrapStore: a failed pull leaves no file and no link; a good one is pl
   assert.deepEqual(readdirSync(store.dir).sort(), [sha(boot), 'by-layer'].sort());
   assert.equal(store.find(digest)?.path, placed.path);
   assert.equal(existsSync(join(store.dir, 'by-layer', sha(good))), true);
+});
+
+test('BootstrapStore: a link planted as the bootstraps or by-layer directory fails the pull with ONDINE_ERR_UNSAFE_PATH before a byte is read; a linked record is refused by find and replaced, never followed', async () => {
+  const root = join(work, 'links');
+  const outside = join(root, 'outside');
+  mkdirSync(outside, { recursive: true });
+  const victim = join(outside, 'victim');
+  writeFileSync(victim, 'not the cache\n');
+  const good = gzipSync(tarball([{ name: 'image/image.boot', data: boot }]));
+  const digest = `sha256:${sha(good)}`;
+  const counted = (): { source: LayerSource; opened: () => number } => {
+    let n = 0;
+    return { opened: () => n, source: { name: 'layer', digest, size: good.length, open: async () => { n++; return Readable.from([good]); } } };
+  };
+  const unsafe = codeOf('ONDINE_ERR_UNSAFE_PATH');
+  const untouched = (what: string) => {
+    assert.deepEqual(readdirSync(outside), ['victim'], `${what}: nothing made outside the cache directory`);
+    assert.equal(readFileSync(victim, 'utf8'), 'not the cache\n', `${what}: the file outside is untouched`);
+  };
+
+  const a = new CacheDir(join(root, 'a'));
+  mkdirSync(a.root, { recursive: true });
+  symlinkSync(outside, join(a.root, 'bootstraps'));
+  let src = counted();
+  await assert.rejects(new BootstrapStore(a).pull(digest, src.source), unsafe);
+  assert.equal(src.opened(), 0, 'the layer is not fetched');
+  assert.throws(() => new BootstrapStore(a).find(digest), unsafe);
+  untouched('bootstraps a link');
+
+  const b = new CacheDir(join(root, 'b'));
+  mkdirSync(join(b.root, 'bootstraps'), { recursive: true });
+  symlinkSync(outside, join(b.root, 'bootstraps', 'by-layer'));
+  src = counted();
+  await assert.rejects(new BootstrapStore(b).pull(digest, src.source), unsafe);
+  assert.equal(src.opened(), 0, 'the layer is not fetched');
+  assert.deepEqual(readdirSync(join(b.root, 'bootstraps')), ['by-layer'], 'no bootstrap and no temporary file left');
+  untouched('by-layer a link');
+
+  const c = new CacheDir(join(root, 'c'));
+  mkdirSync(join(c.root, 'bootstraps', 'by-layer'), { recursive: true });
+  const record = join(c.root, 'bootstraps', 'by-layer', sha(good));
+  symlinkSync(victim, record);
+  const store = new BootstrapStore(c);
+  assert.throws(() => store.find(digest), unsafe);
+  // A pull writes the record by rename: the planted link itself is replaced, its target untouched.
+  const placed = await store.pull(digest, counted().source);
+  assert.ok(placed.bytes.equals(boot));
+  assert.equal(lstatSync(record).isFile(), true);
+  assert.equal(readFileSync(record, 'utf8'), sha(boot));
+  assert.equal(store.find(digest)?.path, placed.path);
+  untouched('a record a link');
+
+  // The stored bootstrap itself replaced by a link: refused, not followed.
+  rmSync(placed.path);
+  symlinkSync(victim, placed.path);
+  assert.throws(() => store.find(digest), unsafe);
+  untouched('the bootstrap a link');
 });

@@ -139,6 +139,7 @@ test('daemon bootstrap pull: refused 100 times of 100, nothing stored, no by-lay
   }));
   const layer = await makeBootstrapLayer(bootBytes);
   const cacheRoot = join(work, 'cache');
+  mkdirSync(cacheRoot); // the daemon's cache directory exists (the daemon refuses to start without it)
   const cache = new CacheDir(cacheRoot);
   const manifestFor = async (tag: string, bytes: Buffer): Promise<void> => {
     const config = Buffer.from('{}');
