@@ -150,7 +150,9 @@ export class RegistryClient {
     const entries: IndexEntry[] = Array.isArray(top.json?.manifests) ? top.json.manifests : [];
     const picked = pickPlatform(entries, opts?.platform ?? defaultPlatform(), formatReference(ref), opts?.osFeatures ?? []);
     checkDigest(picked.digest);
-    const child = await this.getManifest(makeReference(ref.registry, ref.repository, undefined, picked.digest), opts?.signal);
+    // The index entry's size is the descriptor's: a longer body is cut off there and refused.
+    const child = await this.getManifest(makeReference(ref.registry, ref.repository, undefined, picked.digest), opts?.signal,
+      typeof picked.size === 'number' ? picked.size : undefined);
     if (isIndexMediaType(child.mediaType)) {
       throw new RegistryError('ONDINE_ERR_REGISTRY', `${formatReference(ref)}: the index entry for the platform is itself an index`, { retryable: false });
     }
@@ -158,10 +160,14 @@ export class RegistryClient {
   }
 
   /** Raw manifest or index by tag/digest (no platform resolution); digest-verified when asked by digest. */
-  async getManifest(ref: ImageReference, signal?: AbortSignal): Promise<Manifest> {
+  /** With `size` (a descriptor's), a body of any other length is refused for good. */
+  async getManifest(ref: ImageReference, signal?: AbortSignal, size?: number): Promise<Manifest> {
     const reference = ref.digest ?? ref.tag;
     if (reference === undefined) throw new InvalidArgumentError(`image reference ${formatReference(ref)} has neither tag nor digest`);
     if (ref.digest !== undefined) checkDigest(ref.digest);
+    if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) {
+      throw new RegistryError('ONDINE_ERR_REGISTRY', `manifest ${formatReference(ref)}: its descriptor states no usable size (${size})`, { retryable: false });
+    }
     const what = `manifest ${formatReference(ref)}`;
     const op: Op = {
       what,
@@ -177,7 +183,10 @@ export class RegistryClient {
     return this.retrying(op, signal, this.ladder.manifestDeadlineMs, async (op) => {
       const { res, endpoint } = await this.exchange(op);
       if (res.statusCode !== 200) throw await this.statusFailure(op, res);
-      const bytes = await this.failingMirror(endpoint, this.readAll(op, res, MAX_MANIFEST_BYTES));
+      const bytes = await this.failingMirror(endpoint, this.readAll(op, res, Math.min(size ?? MAX_MANIFEST_BYTES, MAX_MANIFEST_BYTES)));
+      if (size !== undefined && bytes.length !== size) {
+        throw new RegistryError('ONDINE_ERR_REGISTRY', `${what}: ${bytes.length} bytes where its descriptor states ${size}`, { retryable: false, status: 200 });
+      }
       const algorithm = ref.digest !== undefined ? hashOf(ref.digest) : 'sha256';
       const digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
       if (ref.digest !== undefined && digest !== ref.digest) throw new RegistryDigestError(what, ref.digest, digest);
