@@ -50,6 +50,12 @@ export interface RegistryServer {
   restart(): Promise<void>;
   /** Parsed access log lines, oldest first. */
   requests(): Promise<AccessEntry[]>;
+  /**
+   * The entries after the first `before`, once at least `atLeast` of them are there or 5 s have
+   * passed: the registry writes an entry only after it has answered, so a log read at once can
+   * lag the client by one request.
+   */
+  requestsSince(before: number, atLeast: number): Promise<AccessEntry[]>;
   /** Authorization header that seeding helpers should send (basic/token registries), or undefined. */
   seedAuth(repository: string): string | undefined;
 }
@@ -349,6 +355,14 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RegistrySe
     },
     async requests() {
       return parseAccessLog(readFileSync(logFile, 'utf8'));
+    },
+    async requestsSince(before: number, atLeast: number) {
+      const until = Date.now() + 5_000;
+      for (;;) {
+        const log = parseAccessLog(readFileSync(logFile, 'utf8')).slice(before);
+        if (log.length >= atLeast || Date.now() > until) return log;
+        await new Promise((r) => setTimeout(r, 20));
+      }
     },
     seedAuth(repository: string) {
       const [user, password] = Object.entries(users)[0] ?? ['', ''];
