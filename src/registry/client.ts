@@ -229,25 +229,6 @@ export class RegistryClient {
     });
   }
 
-  /**
-   * A whole blob of at most `limit` bytes in memory, verified against its digest, every
-   * attempt included within the manifest deadline plus what the body takes at the minimum
-   * rate: a mismatch or a broken body is retried here, in the one loop.
-   */
-  async blobBytes(registry: string, repository: string, digest: string, limit: number, signal?: AbortSignal): Promise<Buffer> {
-    checkDigest(digest);
-    const op = this.blobOp(registry, repository, digest, 'GET', signal);
-    op.mirrorOk = (s) => s === 200;
-    return this.retrying(op, signal, undefined, async (op) => {
-      const { res, endpoint } = await this.exchange(op);
-      if (res.statusCode !== 200) throw await this.statusFailure(op, res);
-      const bytes = await this.failingMirror(endpoint, this.readAll(op, res, limit));
-      const actual = `${hashOf(digest)}:${createHash(hashOf(digest)).update(bytes).digest('hex')}`;
-      if (actual !== digest) throw new RegistryDigestError(op.what, digest, actual);
-      return bytes;
-    });
-  }
-
   /** Exactly [offset, offset+length) of a blob via Range, following redirects with the Range kept; retried. */
   async readRange(registry: string, repository: string, digest: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     checkDigest(digest);

@@ -17,7 +17,7 @@ import { exists, invalid, notFound, precondition } from './errors.js';
 import { matches, parseFilter } from './filters.js';
 import { checkKey, checkLabels, imageRefOf, isNydusBlob, isNydusBootstrap, LABEL_REF, LABEL_REMOTE } from './labels.js';
 import { LazyMounts } from './lazy-mounts.js';
-import { MetadataStore, type Kind, type SnapshotRecord } from './metadata.js';
+import { MetadataStore, type SnapshotRecord } from './metadata.js';
 import { diskUsage } from './usage.js';
 
 export interface Mount {
@@ -27,14 +27,8 @@ export interface Mount {
   options: string[];
 }
 
-export interface Info {
-  name: string;
-  parent: string;
-  kind: Kind;
-  createdMs: number;
-  updatedMs: number;
-  labels: Record<string, string>;
-}
+/** What containerd is told of a snapshot: its record's public fields. */
+export type Info = Pick<SnapshotRecord, 'name' | 'parent' | 'kind' | 'createdMs' | 'updatedMs' | 'labels'>;
 
 export interface SnapshotterOptions {
   root: string;

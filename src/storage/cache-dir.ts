@@ -105,13 +105,6 @@ export class CacheDir {
     });
   }
 
-  /** Writes the bootstrap whole (see openBootstrap); returns its path. */
-  storeBootstrap(bytes: Uint8Array): string {
-    const f = this.openBootstrap(bytes);
-    closeSync(f.fd);
-    return f.path;
-  }
-
   /** A small file of `sub` (undefined if absent or larger than `max`). */
   readFile(sub: CacheSubdir, name: string, max = 1 << 20): Buffer | undefined {
     checkName(name, 'cache file name');
