@@ -58,8 +58,10 @@ export interface BuildProgress {
 export class ChunkStore {
   private readonly dedup = new Map<string, ChunkLocation>();
   private readonly writers = new Map<number, BlobWriter>();
-  /** Layers whose blob finishLayer() has finished (or found empty): no chunk may go there again. */
+  /** finishLayer()'s answer per layer, from the call on. */
   private readonly finished = new Map<number, Promise<FinishedBlob | undefined>>();
+  /** Layers whose finish has run (in commit order): no chunk may go there again. */
+  private readonly closed = new Set<number>();
   private commitTail: Promise<void> = Promise.resolve();
   private inFlightBytes = 0;
   private readonly waiters: Array<() => void> = [];
@@ -98,7 +100,7 @@ export class ChunkStore {
   private writer(layer: number): BlobWriter {
     let w = this.writers.get(layer);
     if (!w) {
-      if (this.finished.has(layer)) throw new Error(`internal: chunk for layer ${layer} after its blob was finished`);
+      if (this.closed.has(layer)) throw new Error(`internal: chunk for layer ${layer} after its blob was finished`);
       w = new BlobWriter(this.opts.outDir, this.opts.compressor, this.opts.digester, this.opts.chunkSize, {
         ...(this.opts.durable !== undefined ? { durable: this.opts.durable } : {}),
         ...(this.opts.stages ? { stages: this.opts.stages } : {}),
@@ -231,6 +233,7 @@ export class ChunkStore {
     let done = this.finished.get(layer);
     if (done) return done;
     const tail = this.commitTail.then(async () => {
+      this.closed.add(layer);
       if (this.failure) throw this.failure;
       const w = this.writers.get(layer);
       if (!w) return undefined;
