@@ -32,6 +32,7 @@
 #      uploads rather than mounts blobs seen in earlier runs), and against the CPU floor: every
 #      layer `curl | gzip -d | zstd -T<cores> -3 > /dev/null`. Aims: >= 0.8 of the floor's
 #      speed, >= 0.3 of skopeo's. Convert's own bytes and time per stage (its --json) beside it.
+#      BENCH_CONVERT_BEFORE=<dir of another built checkout> adds its convert to the same rounds.
 # Lazy steps run only when the CLI lists `convert` and `ondine mount --help` takes a reference;
 # otherwise the baselines run alone and the report says what was skipped. Results:
 # <work>/out/results.jsonl (one line per step; kept with --work), the registry's access log and
@@ -272,6 +273,13 @@ if [ "$lazy" = 1 ] && want d; then
     "${CLI[@]}" convert --json "$src_ref" "127.0.0.1:$p_count/bench/lazy-$run:app1" >"$out/convert-d$run.json" 2>"$out/convert-d$run.log" \
       || { tail -n 20 "$out/convert-d$run.log" >&2; die "ondine convert failed (log $out/convert-d$run.log)"; }
     record bench=d variant=convert run="$run" sec="$(since "$t0")" srcBytes="$comp1" json="$out/convert-d$run.json"
+    if [ -n "${BENCH_CONVERT_BEFORE:-}" ]; then
+      # Another checkout's convert (built, e.g. the commit before a change), in the same rounds.
+      drop; snap; t0=$(now)
+      node "$BENCH_CONVERT_BEFORE/dist/src/cli/main.js" convert "$src_ref" "127.0.0.1:$p_count/bench/before-$run:app1" >"$out/convert-before-d$run.log" 2>&1 \
+        || { tail -n 20 "$out/convert-before-d$run.log" >&2; die "the other checkout's convert failed (log $out/convert-before-d$run.log)"; }
+      record bench=d variant=convert-before run="$run" sec="$(since "$t0")" srcBytes="$comp1"
+    fi
   done
   lazy_ref=bench/lazy-1:app1
 fi

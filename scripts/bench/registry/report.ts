@@ -136,13 +136,15 @@ function cliNote(): string[] {
 // d: convert throughput.
 {
   const body: string[][] = [];
-  const sk = best('d', 'skopeo'), fl = best('d', 'floor'), cv = best('d', 'convert');
-  for (const [name, b] of [['skopeo copy between repos', sk], ['CPU floor: curl | gzip -d | zstd -T<cores> -3 > /dev/null', fl], ['ondine convert', cv]] as const) {
+  const sk = best('d', 'skopeo'), fl = best('d', 'floor'), cv = best('d', 'convert'), bf = best('d', 'convert-before');
+  for (const [name, b] of [['skopeo copy between repos', sk], ['CPU floor: curl | gzip -d | zstd -T<cores> -3 > /dev/null', fl], ['ondine convert', cv],
+    ['ondine convert, BENCH_CONVERT_BEFORE checkout', bf]] as const) {
     if (!b) continue;
     const p = proxy(b.row, countPort);
     body.push([name, s3(b.row.sec!), b.all, (Number(b.row.srcBytes) / b.row.sec! / 1e6).toFixed(1), mb(p?.up ?? 0), String(b.row.mounts), String(b.row.requests)]);
   }
   if (fl && cv) aims.push(['d: ondine convert / CPU floor, source MB/s', ratio(fl.row.sec! / cv.row.sec!), '>= 0.8', fl.row.sec! / cv.row.sec! >= 0.8 ? 'met' : 'MISSED']);
+  if (bf && cv) aims.push(['d: ondine convert / the BENCH_CONVERT_BEFORE checkout\'s, source MB/s', ratio(bf.row.sec! / cv.row.sec!), '-', '-']);
   if (sk && cv) aims.push(['d: ondine convert / skopeo copy, source MB/s', ratio(sk.row.sec! / cv.row.sec!), '>= 0.3', sk.row.sec! / cv.row.sec! >= 0.3 ? 'met' : 'MISSED']);
   table('d: convert throughput, loopback (source: the plain image in the same registry)', ['tool', 'best s', 'runs s', 'source MB/s', 'MB uploaded', 'blob mounts', 'requests (source + target)'], body,
     ['source MB/s: the plain image\'s compressed layer bytes / wall time; each run writes a new repo, page cache dropped first; skopeo runs with an empty blob-info cache (else it mounts blobs it pushed in an earlier run instead of uploading them); the floor fetches, ungzips and compresses every layer (one after another) and writes nothing']);
