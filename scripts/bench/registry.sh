@@ -29,7 +29,10 @@
 #      no-delay port of the proxy.
 #   d  `ondine convert` of app1 (registry -> registry, new repo each run) against `skopeo copy`
 #      of the same image between repos, loopback (skopeo with an empty blob-info cache, so it
-#      uploads rather than mounts blobs seen in earlier runs).
+#      uploads rather than mounts blobs seen in earlier runs), and against the CPU floor: every
+#      layer `curl | gzip -d | zstd -T<cores> -3 > /dev/null`. Aims: >= 0.8 of the floor's
+#      speed, >= 0.3 of skopeo's. Convert's own bytes and time per stage (its --json) beside it.
+#      BENCH_CONVERT_BEFORE=<dir of another built checkout> adds its convert to the same rounds.
 # Lazy steps run only when the CLI lists `convert` and `ondine mount --help` takes a reference;
 # otherwise the baselines run alone and the report says what was skipped. Results:
 # <work>/out/results.jsonl (one line per step; kept with --work), the registry's access log and
@@ -246,17 +249,37 @@ if want link; then
   done
 fi
 
-# --- d: convert vs skopeo copy (loopback; target through the counting proxy port) ---------------
+# --- d: convert vs skopeo copy and the CPU floor (loopback; target through the counting proxy port)
+# The floor: what convert cannot avoid doing on this machine, without chunking, hashing or
+# uploading: every layer fetched, ungzipped and zstd-3 compressed on every core, one layer after
+# another (curl | gzip -d | zstd -T2 -3 > /dev/null).
 lazy_ref=
 if [ "$lazy" = 1 ] && want d; then
+  command -v zstd >/dev/null || die "zstd is missing (the CPU floor of d): run bash scripts/setup.sh"
+  cpu_floor() {
+    local l
+    for l in "${LAYERS1[@]}"; do
+      curl -fsS "http://127.0.0.1:$reg_port/v2/bench/plain/blobs/$l" | gzip -d | zstd -q -T"$(nproc)" -3 >/dev/null
+    done
+  }
   for run in $(seq "$runs"); do
     drop; snap; t0=$(now)
     skopeo_fresh copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$src_ref" "docker://127.0.0.1:$p_count/bench/copy-$run:app1" >&2
     record bench=d variant=skopeo run="$run" sec="$(since "$t0")" srcBytes="$comp1"
     drop; snap; t0=$(now)
-    "${CLI[@]}" convert "$src_ref" "127.0.0.1:$p_count/bench/lazy-$run:app1" >"$out/convert-d$run.log" 2>&1 \
+    cpu_floor
+    record bench=d variant=floor run="$run" sec="$(since "$t0")" srcBytes="$comp1"
+    drop; snap; t0=$(now)
+    "${CLI[@]}" convert --json "$src_ref" "127.0.0.1:$p_count/bench/lazy-$run:app1" >"$out/convert-d$run.json" 2>"$out/convert-d$run.log" \
       || { tail -n 20 "$out/convert-d$run.log" >&2; die "ondine convert failed (log $out/convert-d$run.log)"; }
-    record bench=d variant=convert run="$run" sec="$(since "$t0")" srcBytes="$comp1"
+    record bench=d variant=convert run="$run" sec="$(since "$t0")" srcBytes="$comp1" json="$out/convert-d$run.json"
+    if [ -n "${BENCH_CONVERT_BEFORE:-}" ]; then
+      # Another checkout's convert (built, e.g. the commit before a change), in the same rounds.
+      drop; snap; t0=$(now)
+      node "$BENCH_CONVERT_BEFORE/dist/src/cli/main.js" convert "$src_ref" "127.0.0.1:$p_count/bench/before-$run:app1" >"$out/convert-before-d$run.log" 2>&1 \
+        || { tail -n 20 "$out/convert-before-d$run.log" >&2; die "the other checkout's convert failed (log $out/convert-before-d$run.log)"; }
+      record bench=d variant=convert-before run="$run" sec="$(since "$t0")" srcBytes="$comp1"
+    fi
   done
   lazy_ref=bench/lazy-1:app1
 fi

@@ -11,6 +11,7 @@ import {
 import { encodeBlobMetaHeader } from '../format/blob-meta-header.js';
 import { CHUNK_INFO_V1_SIZE, encodeChunkInfoV1, type ChunkInfo } from '../format/chunk-info.js';
 import type { BlobTableEntry } from '../format/blob-table.js';
+import type { StageClock } from './stages.js';
 
 export interface WrittenChunk extends ChunkInfo {
   index: number;
@@ -38,7 +39,12 @@ export class BlobWriter {
   private uncompressedEnd = 0;
   readonly chunks: WrittenChunk[] = [];
 
-  constructor(readonly dir: string, readonly compressor: Compressor, readonly digester: number, readonly chunkSize: number) {
+  /**
+   * `durable` false skips the fsync at the end: for scratch blobs that are uploaded and deleted
+   * (convert), where a crash loses nothing worth keeping.
+   */
+  constructor(readonly dir: string, readonly compressor: Compressor, readonly digester: number, readonly chunkSize: number,
+    private readonly extra: { durable?: boolean; stages?: StageClock } = {}) {
     this.tmpPath = join(dir, `.tmp-blob-${randomBytes(6).toString('hex')}`);
   }
 
@@ -52,7 +58,9 @@ export class BlobWriter {
    * files), and the commit of the next chunk would wait for it.
    */
   private async write(buf: Uint8Array): Promise<void> {
+    const t = performance.now();
     this.hash.update(buf);
+    this.extra.stages?.add('hash', buf.length, performance.now() - t);
     this.pending.push(buf);
     this.pendingBytes += buf.length;
     if (this.pendingBytes >= WRITE_BATCH) await this.flush();
@@ -64,8 +72,10 @@ export class BlobWriter {
     const total = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
+    const t = performance.now();
     this.fh ??= await open(this.tmpPath, 'w');
     let { bytesWritten: done } = await this.fh.writev(bufs);
+    this.extra.stages?.add('write', total, performance.now() - t);
     if (done === total) return;
     const rest = Buffer.concat(bufs, total); // a short write (rare): finish it plainly
     while (done < total) {
@@ -108,7 +118,11 @@ export class BlobWriter {
       ciCompressedSize: table.length, ciUncompressedSize: table.length,
     }));
     await this.flush();
-    await this.fh!.sync();
+    if (this.extra.durable !== false) {
+      const t = performance.now();
+      await this.fh!.sync();
+      this.extra.stages?.add('write', 0, performance.now() - t);
+    }
     await this.fh!.close();
     this.fh = undefined;
     const blobId = this.hash.digest('hex');

@@ -12,11 +12,12 @@ import { digesterByName } from '../storage/digests.js';
 import { ChunkPool } from './chunk-pool.js';
 import { ChunkStore, type BuildProgress, type ChunkedContent, type ChunkLocation } from './chunk-store.js';
 import { writeBootstrap } from './bootstrap-writer.js';
-import type { BlobWriter } from './blob-writer.js';
+import type { BlobWriter, FinishedBlob } from './blob-writer.js';
 import type { TreeNode } from './tree.js';
 import { importDirectory } from './import/directory.js';
 import { applyLayers, type LayerProgress } from './import/tar/layers.js';
 import type { LayerInput } from './import/tar/source.js';
+import type { StageClock } from './stages.js';
 
 export interface BuildOptions {
   /** One directory, or layers lowest first: tarball paths or stream sources. */
@@ -32,6 +33,15 @@ export interface BuildOptions {
   /** Per layer: stored bytes read (the compressed size of what was fetched). */
   onLayerProgress?: (p: LayerProgress) => void;
   onWarning?: (message: string) => void;
+  /**
+   * A layer's blob is complete (named, on disk) and the next layers are still building: convert
+   * uploads it from here. Not called for layers that stored no new chunk.
+   */
+  onBlob?: (layerIndex: number, blob: BuiltBlob) => void;
+  /** False: blobs are not fsynced (default true; convert's scratch blobs are uploaded, then deleted). */
+  durable?: boolean;
+  /** Per-stage bytes and time (fetch, gunzip, digest, compress, hash, write). */
+  stages?: StageClock;
 }
 
 export interface BuiltBlob {
@@ -56,6 +66,10 @@ export interface BuildResult {
   /** Chunks read / chunks stored (holes excluded): what dedup saved. */
   dedupRatio: number;
   elapsedMs: number;
+}
+
+function builtBlob(f: FinishedBlob): BuiltBlob {
+  return { blobId: f.blobId, path: f.path, compressedSize: f.entry.compressedSize, uncompressedSize: f.entry.uncompressedSize, chunkCount: f.entry.chunkCount, fromDict: false };
 }
 
 async function sourceKind(path: LayerInput): Promise<'dir' | 'file'> {
@@ -90,6 +104,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     store = new ChunkStore(pool, {
       outDir: blobDir, chunkSize, compressor: codec.id, level: opts.level, digester: digester.id,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.durable !== undefined ? { durable: opts.durable } : {}),
+      ...(opts.stages ? { stages: opts.stages } : {}),
     });
   } catch (err) {
     await pool.close(); // live worker threads would keep the process from exiting after the error
@@ -105,9 +121,18 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (kinds[0] === 'dir') {
       root = await importDirectory(opts.sources[0] as string, store.sinkForLayer(0));
     } else {
+      const onBlob = opts.onBlob;
       root = await applyLayers(opts.sources, (i) => store.sinkForLayer(i), {
         onWarning: (w) => opts.onWarning?.(`${w.source}: ${w.message}`),
         ...(opts.onLayerProgress ? { onProgress: opts.onLayerProgress } : {}),
+        ...(opts.stages ? { stages: opts.stages } : {}),
+        // Each layer's blob is finished as soon as the layer is read (its commits come first,
+        // the next layer's after), so it can leave while the next layers build.
+        ...(onBlob ? {
+          onLayerRead: (i: number) => {
+            store.finishLayer(i).then((f) => { if (f) onBlob(i, builtBlob(f)); }, () => undefined);
+          },
+        } : {}),
       });
     }
     const finished = await store.finish();
@@ -119,7 +144,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     for (const [writer, f] of finished) {
       writerIndex.set(writer, blobs.length);
       blobs.push({ ...f.entry, blobIndex: blobs.length });
-      built.push({ blobId: f.blobId, path: f.path, compressedSize: f.entry.compressedSize, uncompressedSize: f.entry.uncompressedSize, chunkCount: f.entry.chunkCount, fromDict: false });
+      built.push(builtBlob(f));
     }
     const dictIndex = new Map<BlobTableEntry, number>();
     for (const entry of store.dictBlobsUsed) {

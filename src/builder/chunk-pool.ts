@@ -21,6 +21,9 @@ export interface ChunkJobResult {
   stored: ArrayBuffer | null;
   storedLength: number;
   compressed: boolean;
+  /** Worker time: zero test and digest, then compression (with the copy of its output). */
+  digestMs: number;
+  compressMs: number;
 }
 
 export class ChunkPool {

@@ -9,6 +9,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { ChunkSink, Segment } from './tree.js';
 import { BlobWriter, type FinishedBlob } from './blob-writer.js';
 import type { ChunkPool, ChunkJobResult } from './chunk-pool.js';
+import type { StageClock } from './stages.js';
 
 /** A blob that chunks can live in: one this build writes, or one from the chunk dict. */
 export type BlobRef =
@@ -41,6 +42,9 @@ export interface ChunkStoreOptions {
   /** Bytes of chunk data allowed in flight between reading and committing. */
   maxInFlightBytes?: number;
   onProgress?: (p: BuildProgress) => void;
+  /** False: blobs are not fsynced (scratch blobs that are uploaded, then deleted). */
+  durable?: boolean;
+  stages?: StageClock;
 }
 
 export interface BuildProgress {
@@ -54,6 +58,10 @@ export interface BuildProgress {
 export class ChunkStore {
   private readonly dedup = new Map<string, ChunkLocation>();
   private readonly writers = new Map<number, BlobWriter>();
+  /** finishLayer()'s answer per layer, from the call on. */
+  private readonly finished = new Map<number, Promise<FinishedBlob | undefined>>();
+  /** Layers whose finish has run (in commit order): no chunk may go there again. */
+  private readonly closed = new Set<number>();
   private commitTail: Promise<void> = Promise.resolve();
   private inFlightBytes = 0;
   private readonly waiters: Array<() => void> = [];
@@ -92,7 +100,11 @@ export class ChunkStore {
   private writer(layer: number): BlobWriter {
     let w = this.writers.get(layer);
     if (!w) {
-      w = new BlobWriter(this.opts.outDir, this.opts.compressor, this.opts.digester, this.opts.chunkSize);
+      if (this.closed.has(layer)) throw new Error(`internal: chunk for layer ${layer} after its blob was finished`);
+      w = new BlobWriter(this.opts.outDir, this.opts.compressor, this.opts.digester, this.opts.chunkSize, {
+        ...(this.opts.durable !== undefined ? { durable: this.opts.durable } : {}),
+        ...(this.opts.stages ? { stages: this.opts.stages } : {}),
+      });
       this.writers.set(layer, w);
     }
     return w;
@@ -116,12 +128,15 @@ export class ChunkStore {
   private async storeFile(layer: number, size: number, segments: AsyncIterable<Segment>): Promise<ChunkedContent> {
     const cs = this.opts.chunkSize;
     const content: ChunkedContent = { kind: 'chunks', chunks: new Array(Math.ceil(size / cs)).fill(null) };
-    let cur: { index: number; buf: Buffer } | undefined;
+    // `filled`: bytes of the chunk written so far; segments come in offset order, and what they
+    // skip (holes inside a chunk) is zeroed here, as the buffer is not zero-filled.
+    let cur: { index: number; buf: Buffer; filled: number } | undefined;
     let submitted = 0;
     const emit = async () => {
       if (!cur) return;
       const c = cur;
       cur = undefined;
+      if (c.filled < c.buf.length) c.buf.fill(0, c.filled);
       submitted++;
       await this.submit(layer, content, c.index, c.buf);
     };
@@ -135,11 +150,13 @@ export class ChunkStore {
           await emit();
           const len = Math.min(cs, size - index * cs);
           // Own ArrayBuffer per chunk: it is transferred to a worker, never copied.
-          cur = { index, buf: Buffer.alloc(len) };
+          cur = { index, buf: Buffer.allocUnsafeSlow(len), filled: 0 };
         }
         const within = off - index * cs;
+        if (within > cur.filled) cur.buf.fill(0, cur.filled, within);
         const n = Math.min(cur.buf.length - within, seg.data.length - pos);
         seg.data.copy(cur.buf, within, pos, pos + n);
+        cur.filled = Math.max(cur.filled, within + n);
         pos += n;
         off += n;
       }
@@ -173,6 +190,8 @@ export class ChunkStore {
   }
 
   private async commit(layer: number, r: ChunkJobResult, length: number): Promise<ChunkLocation | null> {
+    this.opts.stages?.add('digest', length, r.digestMs);
+    if (!r.zero) this.opts.stages?.add('compress', length, r.compressMs, r.storedLength);
     if (r.zero) {
       this.progress.holeChunks++;
       return null;
@@ -204,14 +223,40 @@ export class ChunkStore {
     if (this.failure) throw this.failure;
   }
 
-  /** Finishes every layer blob that received chunks, in layer order. */
+  /**
+   * Finishes layer `layer`'s blob once every chunk submitted so far is committed: call it when
+   * the layer has been read, before any chunk of a later layer is submitted, and its blob can be
+   * uploaded while the next layers build. Resolves undefined for a layer that stored nothing
+   * (all its chunks deduplicated, or no file data); rejects with the build's first failure.
+   */
+  finishLayer(layer: number): Promise<FinishedBlob | undefined> {
+    let done = this.finished.get(layer);
+    if (done) return done;
+    const tail = this.commitTail.then(async () => {
+      this.closed.add(layer);
+      if (this.failure) throw this.failure;
+      const w = this.writers.get(layer);
+      if (!w) return undefined;
+      if (w.chunkCount > 0) return w.finish();
+      await w.abort();
+      return undefined;
+    });
+    done = tail;
+    done.catch(() => undefined); // awaited by finish() or the caller; the failure also lands in this.failure
+    this.finished.set(layer, done);
+    // Later commits wait for the finish (a blob is finished before the next layer's chunks land);
+    // its failure is the build's failure.
+    this.commitTail = tail.then(() => undefined, (err: unknown) => { this.failure ??= err; });
+    return done;
+  }
+
+  /** Finishes every layer blob that received chunks (those finishLayer has not), in layer order. */
   async finish(): Promise<Map<BlobWriter, FinishedBlob>> {
     await this.flush();
     const out = new Map<BlobWriter, FinishedBlob>();
-    for (const layer of [...this.writers.keys()].sort((a, b) => a - b)) {
-      const w = this.writers.get(layer)!;
-      if (w.chunkCount > 0) out.set(w, await w.finish());
-      else await w.abort();
+    for (const layer of [...new Set([...this.writers.keys(), ...this.finished.keys()])].sort((a, b) => a - b)) {
+      const f = await this.finishLayer(layer);
+      if (f) out.set(this.writers.get(layer)!, f);
     }
     return out;
   }

@@ -17,11 +17,13 @@ function allZero(b: Buffer): boolean {
 
 serveJobs((job: ChunkJob) => {
   const data = Buffer.from(job.data, 0, job.length);
+  const t0 = performance.now();
   if (allZero(data)) {
-    const result: ChunkJobResult = { zero: true, digest: '', stored: null, storedLength: 0, compressed: false };
+    const result: ChunkJobResult = { zero: true, digest: '', stored: null, storedLength: 0, compressed: false, digestMs: performance.now() - t0, compressMs: 0 };
     return { result };
   }
   const digest = digesterById(job.digester).digest(data);
+  const t1 = performance.now();
   let stored: ArrayBuffer = job.data;
   let storedLength = job.length;
   let compressed = false;
@@ -36,6 +38,6 @@ serveJobs((job: ChunkJob) => {
       compressed = true;
     }
   }
-  const result: ChunkJobResult = { zero: false, digest, stored, storedLength, compressed };
+  const result: ChunkJobResult = { zero: false, digest, stored, storedLength, compressed, digestMs: t1 - t0, compressMs: performance.now() - t1 };
   return { result, transfer: [stored] };
 });

@@ -1,8 +1,10 @@
 // `ondine convert`: an OCI image (registry reference or OCI layout) → a Nydus image pushed to a
 // registry or an OCI layout. Each platform's layers stream from the source through the builder
 // (one blob per layer, chunks deduplicated across layers and against an optional chunk dict);
-// blobs land in a scratch directory (a blob's digest is known only when it is complete), then
-// are pushed. Several platforms end as an index whose entries carry the Nydus os feature.
+// blobs land in a scratch directory (a blob's digest is known only when it is complete) and each
+// is pushed as soon as it is, while the next layers build; the bootstrap, config and manifest
+// follow once all are in. Several platforms end as an index whose entries carry the Nydus os
+// feature. Bytes and time per stage are kept in a StageClock.
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
@@ -17,7 +19,8 @@ import { extractBootstrapBuffer } from './bootstrap-extract.js';
 import { nydusIndex } from './nydus-manifest.js';
 import { pickManifests } from './platform.js';
 import { formatPlatform } from '../registry/platform.js';
-import { addSummary, emptySummary, pushImage, type PushSummary } from './push.js';
+import { addSummary, emptySummary, pushBuiltBlob, pushImage, type BlobPush, type PushSummary } from './push.js';
+import { StageClock, type StageStat, type StageName } from '../builder/stages.js';
 import { LayoutTarget, RegistryTarget, type ImageTarget, type RefLike, type RegistryApi } from './targets.js';
 import type { Descriptor, ImageConfig, ImageManifest, Platform } from './types.js';
 import { parseLayoutRef } from './oci-layout.js';
@@ -54,6 +57,8 @@ export interface ConvertOptions extends Pick<BuildOptions, 'chunkSize' | 'compre
   keepWorkDir?: boolean;
   onProgress?: (p: ConvertProgress) => void;
   onWarning?: (message: string) => void;
+  /** Where the stages report (default: a clock of its own); its summary is in the result. */
+  stages?: StageClock;
 }
 
 export interface ConvertedPlatform {
@@ -78,6 +83,8 @@ export interface ConvertResult {
   bytesWritten: number;
   push: PushSummary;
   elapsedMs: number;
+  /** Bytes and time per stage (fetch, gunzip, digest, compress, hash, write, upload), in pipeline order. */
+  stages: Array<{ stage: StageName } & StageStat>;
 }
 
 export async function openImageSource(s: string, deps: ConvertDeps): Promise<ImageSource> {
@@ -121,11 +128,25 @@ async function downloadBlob(client: RegistryApi, repo: { registry: string; repos
   return path;
 }
 
+/** The target, its blob uploads counted as the upload stage (bytes sent, time per blob). */
+function timedUploads(target: ImageTarget, stages: StageClock): ImageTarget {
+  const timed = Object.create(target) as ImageTarget;
+  timed.putBlob = async (...args) => {
+    const t = performance.now();
+    const o = await target.putBlob(...args);
+    stages.add('upload', o.bytes, performance.now() - t);
+    return o;
+  };
+  return timed;
+}
+
 export async function convert(sourceSpec: string, targetSpec: string, deps: ConvertDeps, opts: ConvertOptions = {}): Promise<ConvertResult> {
   const started = performance.now();
   const source = await openImageSource(sourceSpec, deps);
   const root = await source.root();
   const target = await openImageTarget(targetSpec, deps);
+  const stages = opts.stages ?? new StageClock();
+  const uploads = timedUploads(target, stages);
 
   let picked: Array<Descriptor | undefined>;
   const fromIndex = isIndexMediaType(root.mediaType);
@@ -143,8 +164,10 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
   const workDir = opts.workDir ?? (await mkdtemp(join(process.env.TMPDIR ?? tmpdir(), 'ondine-convert-')));
   const result: ConvertResult = {
     source: source.name, target: target.reference, digest: '', mediaType: '', platforms: [],
-    bytesRead: 0, bytesWritten: 0, push: emptySummary(), elapsedMs: 0,
+    bytesRead: 0, bytesWritten: 0, push: emptySummary(), elapsedMs: 0, stages: [],
   };
+  // Layer blobs' uploads started during the build: settled before the work dir goes.
+  const early: BlobPush[] = [];
   try {
     const entries: Descriptor[] = [];
     for (let pi = 0; pi < picked.length; pi++) {
@@ -166,6 +189,18 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
       let stored = 0;
       let layerIndex = 0;
       const pushing = { done: 0, total: 0, bytes: result.push.bytesUploaded };
+      // One upload at a time beside the build (the build has the cores), in layer order.
+      const pushes = new Map<string, BlobPush>();
+      let uploadTail: Promise<unknown> = Promise.resolve();
+      const startPush = (blobId: string, path: string): void => {
+        const p: BlobPush = uploadTail.then(async () => {
+          return pushBuiltBlob(uploads, blobId, path);
+        });
+        p.catch(() => undefined); // awaited by pushImage, or settled in the finally below
+        uploadTail = p.catch(() => undefined);
+        pushes.set(blobId, p);
+        early.push(p);
+      };
       const report = (phase: ConvertProgress['phase']): void => opts.onProgress?.({
         phase, platform: pname, platformIndex: pi, platformCount: picked.length, layerIndex, layerCount: manifest.layers.length,
         bytesRead: readBefore + layerRead.reduce((a, b) => a + b, 0), storedBytes: stored,
@@ -180,6 +215,9 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
         ...(opts.digest ? { digest: opts.digest } : {}),
         ...(opts.workers ? { workers: opts.workers } : {}),
         ...(dict ? { chunkDict: dict.path } : {}),
+        durable: false,
+        stages,
+        onBlob: (_i, b) => startPush(b.blobId, b.path),
         onProgress: (p) => { stored = p.storedBytes; report('build'); },
         onLayerProgress: (p) => { layerIndex = p.layerIndex; layerRead[p.layerIndex] = p.compressedBytesRead; report('build'); },
         ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
@@ -193,9 +231,12 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
       const mountFrom = dict?.repo && target instanceof RegistryTarget && dict.repo.registry === target.ref.registry ? dict.repo.repository : undefined;
       // A dict on another registry (or a target that refuses mounts): copy its blobs through here.
       const fetchMissing = dict?.repo ? (digest: string) => downloadBlob(deps.client, dict.repo!, digest, join(workDir, `dict-${digest.slice(7)}`)) : undefined;
-      const pushed = await pushImage(target, {
+      const pushed = await pushImage(uploads, {
         bootstrap,
-        blobs: built.blobs.map((b) => ({ blobId: b.blobId, ...(b.fromDict ? {} : { path: b.path }) })),
+        blobs: built.blobs.map((b) => {
+          const pushed = b.fromDict ? undefined : pushes.get(b.blobId);
+          return { blobId: b.blobId, ...(b.fromDict ? {} : { path: b.path }), ...(pushed ? { pushed } : {}) };
+        }),
       }, { sourceConfig: config, platform, tagged: !asIndex, ...(mountFrom ? { mountFrom } : {}), ...(fetchMissing ? { fetchMissing } : {}),
         onBlob: (_d, o) => { pushing.done++; pushing.bytes += o.bytes; report('push'); } });
       addSummary(result.push, pushed.summary);
@@ -215,9 +256,11 @@ export async function convert(sourceSpec: string, targetSpec: string, deps: Conv
       result.mediaType = index.descriptor.mediaType;
     }
   } finally {
+    await Promise.allSettled(early);
     if (!opts.workDir && !opts.keepWorkDir) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
   result.elapsedMs = performance.now() - started;
+  result.stages = stages.summary();
   return result;
 }
 

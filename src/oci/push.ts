@@ -36,10 +36,22 @@ function count(s: PushSummary, o: BlobOutcome): void {
   s.bytesUploaded += o.bytes;
 }
 
-/** A built image on disk: the bootstrap and its blobs in blob-table order (path absent: a chunk-dict blob not written by this build). */
+/** A blob's push already under way (convert starts a layer blob's upload as soon as it is built). */
+export type BlobPush = Promise<{ outcome: BlobOutcome; size: number }>;
+
+/**
+ * A built image on disk: the bootstrap and its blobs in blob-table order (path absent: a
+ * chunk-dict blob not written by this build; `pushed`: its push was started earlier).
+ */
 export interface LocalImage {
   bootstrap: Buffer;
-  blobs: Array<{ blobId: string; path?: string }>;
+  blobs: Array<{ blobId: string; path?: string; pushed?: BlobPush }>;
+}
+
+/** Pushes one blob this build wrote: skipped when the target has it, uploaded otherwise. */
+export async function pushBuiltBlob(target: ImageTarget, blobId: string, path: string): BlobPush {
+  const size = (await stat(path)).size;
+  return { outcome: await target.putBlob(`sha256:${blobId}`, { path }, size), size };
 }
 
 /** Reads `<outDir>/bootstrap` and finds each blob of its blob table under `<outDir>/blobs/`. */
@@ -87,9 +99,8 @@ export async function pushImage(target: ImageTarget, img: LocalImage, opts: Push
       const digest = `sha256:${b.blobId}`;
       let outcome: BlobOutcome;
       let size: number;
-      if (b.path) {
-        size = (await stat(b.path)).size;
-        outcome = await target.putBlob(digest, { path: b.path }, size);
+      if (b.pushed || b.path) {
+        ({ outcome, size } = await (b.pushed ?? pushBuiltBlob(target, b.blobId, b.path!)));
       } else {
         // A chunk-dict blob: this build never had its bytes, so the target must hold it or get it by mount.
         let have = await target.blobSize(digest);

@@ -5,9 +5,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import * as cryptoModule from 'node:crypto';
 import { mkdir, open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { build, type BuildResult } from '../../src/builder/builder.js';
+import { StageClock } from '../../src/builder/stages.js';
 import { parseBootstrap, type Bootstrap } from '../../src/format/bootstrap.js';
 import { CHUNK_FLAG_COMPRESSED, NULL_ADDR } from '../../src/format/constants.js';
 import { KiB, MiB, randomBytes, readFiles, rejectsWith, tempDir, textBytes, unpackAll, writeTree } from '../storage/support.js';
@@ -256,4 +258,47 @@ test('the worker pool survives many small files', async () => {
   assert.equal(r.inodes, 1 + 25 + 2500);
   const { files: back } = await roundTrip(r, [join(out, 'blobs')]);
   assertFiles(back, files);
+});
+
+test('onBlob hands out each layer\'s finished blob while later layers still build; the image is the same as without it', async () => {
+  const l1 = await srcTree({ 'a/one.bin': textBytes(3 * CS + 11, 21), 'a/same.bin': textBytes(2 * CS, 22) });
+  const l2 = await srcTree({ 'b/same.bin': textBytes(2 * CS, 22) }); // no new chunk: no blob
+  const l3 = await srcTree({ 'c/three.bin': textBytes(5 * CS, 23), 'c/small.txt': 'three' });
+  const sources = [tarOf(l1), tarOf(l2), tarOf(l3)];
+  const plain = await build({ sources, outDir: fresh('out'), chunkSize: CS, workers: 2 });
+
+  const stages = new StageClock();
+  let building = true;
+  const seen: Array<{ layer: number; blobId: string; building: boolean; sha: string; size: number }> = [];
+  const checks: Array<Promise<void>> = [];
+  const out = fresh('out');
+  const r = await build({
+    sources, outDir: out, chunkSize: CS, workers: 2, durable: false, stages,
+    onBlob: (layer, b) => {
+      const at = building;
+      checks.push(readFile(b.path).then((bytes) => {
+        seen.push({ layer, blobId: b.blobId, building: at, sha: cryptoModule.createHash('sha256').update(bytes).digest('hex'), size: bytes.length });
+      }));
+    },
+  });
+  building = false;
+  await Promise.all(checks);
+  assert.deepEqual(r.blobs.map((b) => b.blobId), plain.blobs.map((b) => b.blobId), 'same blobs as a build without onBlob');
+  assert.ok((await readFile(r.bootstrapPath)).equals(await readFile(plain.bootstrapPath)), 'same bootstrap bytes');
+  assert.deepEqual(seen.map((s) => s.layer).sort(), [0, 2], 'one call per layer that stored chunks');
+  for (const s of seen) {
+    const b = r.blobs.find((x) => x.blobId === s.blobId);
+    assert.ok(b, `blob ${s.blobId} is in the result`);
+    assert.equal(s.sha, s.blobId, 'the file handed out is complete: its sha256 is its name');
+    assert.equal(s.size, b.compressedSize);
+  }
+  assert.ok(seen.find((s) => s.layer === 0)!.building, 'layer 0\'s blob came before the build ended');
+
+  // The stage clock saw every chunk byte and every blob byte.
+  const st = Object.fromEntries(stages.summary().map((s) => [s.stage, s]));
+  assert.equal(st.digest!.bytes, r.bytesIn, 'every chunk was digested');
+  const blobBytes = r.blobs.reduce((a, b) => a + b.compressedSize, 0);
+  assert.equal(st.hash!.bytes, blobBytes, 'every blob byte was hashed');
+  assert.equal(st.write!.bytes, blobBytes, 'and written');
+  assert.ok(st.compress!.bytesOut >= r.storedBytes, 'compressed bytes cover what was stored (deduplicated chunks are compressed too)');
 });

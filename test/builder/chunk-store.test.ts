@@ -326,3 +326,42 @@ test('a worker that dies fails the pool\'s jobs instead of leaving them pending 
     await p.close();
   }
 });
+
+test('gaps between segments inside a chunk read back as zeros (chunk buffers are not zero-filled)', async () => {
+  // Dirty the allocator first: fresh chunk buffers must not show earlier bytes in the gaps.
+  const s0 = store();
+  await put(s0, randomBytes(4 * CS, 31));
+  await s0.finish();
+  const s = store();
+  const a = textBytes(1000, 32);
+  const b = textBytes(3000, 33);
+  const size = 2 * CS + 100;
+  // Data at 0, a gap, data at 5000 crossing nothing; then a gap to the end of chunk 0, chunk 1
+  // untouched (a hole), and a short tail in chunk 2 after a gap.
+  const content = await s.sinkForLayer(0).storeFile(size, segs([
+    { offset: 0, data: a }, { offset: 5000, data: b }, { offset: 2 * CS + 50, data: a.subarray(0, 50) },
+  ]));
+  const blob = only(await s.finish());
+  const want = Buffer.alloc(size);
+  a.copy(want, 0);
+  b.copy(want, 5000);
+  a.copy(want, 2 * CS + 50, 0, 50);
+  assert.equal(content.chunks[1], null, 'the untouched chunk is a hole');
+  assert.ok((await readBack(blob, content, size)).equals(want));
+});
+
+test('finishLayer: a layer\'s blob is finished after its chunks and before the next layer\'s; finish() returns it too', async () => {
+  const s = store();
+  const one = await put(s, textBytes(3 * CS, 34), 7000, 0);
+  const early = s.finishLayer(0);
+  const two = await put(s, Buffer.concat([textBytes(CS, 34), textBytes(2 * CS, 35)]), 9000, 1);
+  const f0 = await early;
+  assert.ok(f0, 'layer 0 stored chunks');
+  assert.equal(f0.entry.chunkCount, 3);
+  assert.equal(createHash('sha256').update(await readFile(f0.path)).digest('hex'), f0.blobId);
+  const all = await s.finish();
+  assert.equal(all.size, 2);
+  assert.equal([...all.values()][0], f0, 'finish() hands back the same finished blob');
+  assert.equal(two.chunks[0]!.blob, one.chunks[0]!.blob, 'layer 1 reuses layer 0\'s chunk');
+  assert.equal(await s.finishLayer(5), undefined, 'a layer that stored nothing has no blob');
+});

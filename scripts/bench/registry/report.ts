@@ -136,15 +136,35 @@ function cliNote(): string[] {
 // d: convert throughput.
 {
   const body: string[][] = [];
-  const sk = best('d', 'skopeo'), cv = best('d', 'convert');
-  for (const [name, b] of [['skopeo copy between repos', sk], ['ondine convert', cv]] as const) {
+  const sk = best('d', 'skopeo'), fl = best('d', 'floor'), cv = best('d', 'convert'), bf = best('d', 'convert-before');
+  for (const [name, b] of [['skopeo copy between repos', sk], ['CPU floor: curl | gzip -d | zstd -T<cores> -3 > /dev/null', fl], ['ondine convert', cv],
+    ['ondine convert, BENCH_CONVERT_BEFORE checkout', bf]] as const) {
     if (!b) continue;
     const p = proxy(b.row, countPort);
     body.push([name, s3(b.row.sec!), b.all, (Number(b.row.srcBytes) / b.row.sec! / 1e6).toFixed(1), mb(p?.up ?? 0), String(b.row.mounts), String(b.row.requests)]);
   }
-  if (sk && cv) aims.push(['d: ondine convert / skopeo copy, source MB/s', ratio(sk.row.sec! / cv.row.sec!), '-', '-']);
+  if (fl && cv) aims.push(['d: ondine convert / CPU floor, source MB/s', ratio(fl.row.sec! / cv.row.sec!), '>= 0.8', fl.row.sec! / cv.row.sec! >= 0.8 ? 'met' : 'MISSED']);
+  if (bf && cv) aims.push(['d: ondine convert / the BENCH_CONVERT_BEFORE checkout\'s, source MB/s', ratio(bf.row.sec! / cv.row.sec!), '-', '-']);
+  if (sk && cv) aims.push(['d: ondine convert / skopeo copy, source MB/s', ratio(sk.row.sec! / cv.row.sec!), '>= 0.3', sk.row.sec! / cv.row.sec! >= 0.3 ? 'met' : 'MISSED']);
   table('d: convert throughput, loopback (source: the plain image in the same registry)', ['tool', 'best s', 'runs s', 'source MB/s', 'MB uploaded', 'blob mounts', 'requests (source + target)'], body,
-    ['source MB/s: the plain image\'s compressed layer bytes / wall time; each run writes a new repo, page cache dropped first; skopeo runs with an empty blob-info cache (else it mounts blobs it pushed in an earlier run instead of uploading them)']);
+    ['source MB/s: the plain image\'s compressed layer bytes / wall time; each run writes a new repo, page cache dropped first; skopeo runs with an empty blob-info cache (else it mounts blobs it pushed in an earlier run instead of uploading them); the floor fetches, ungzips and compresses every layer (one after another) and writes nothing']);
+  // Where the best convert run spent its time (its --json: busy = the sum of the stage's working
+  // intervals over all its threads; active = first start to last end, from convert's start).
+  const stages = cv && typeof cv.row.json === 'string' ? stagesOf(cv.row.json) : undefined;
+  if (stages) {
+    table('d: ondine convert per stage (best run)', ['stage', 'MB in', 'MB out', 'busy s', 'active s'],
+      stages.map((st) => [st.stage, mb(st.bytes), st.bytesOut ? mb(st.bytesOut) : '-', s3(st.busyMs / 1000), `${(st.startMs / 1000).toFixed(2)}-${(st.endMs / 1000).toFixed(2)}`]),
+      ['busy: the sum of the stage\'s working intervals over all its threads (gunzip: each input chunk from hand-over to zlib\'s callback, thread-pool waits included; digest and compress: worker time; upload: each blob\'s upload, HEAD included); active: first start to last end, seconds since convert began']);
+  }
+}
+
+function stagesOf(path: string): Array<{ stage: string; bytes: number; bytesOut: number; busyMs: number; startMs: number; endMs: number }> | undefined {
+  try {
+    const j = JSON.parse(readFileSync(path, 'utf8')) as { stages?: Array<{ stage: string; bytes: number; bytesOut: number; busyMs: number; startMs: number; endMs: number }> };
+    return Array.isArray(j.stages) ? j.stages : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 table('ratios', ['ratio', 'value', 'aim', 'met'], aims);

@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { formatBytes, ProgressLine } from '../progress.js';
 import { addRegistryFlags, registryClient } from '../registry-flags.js';
 import { parseSize } from './build.js';
+import { formatStages } from '../../builder/stages.js';
 
 export function register(program: Command): void {
   const cmd = program.command('convert')
@@ -41,6 +42,8 @@ export function register(program: Command): void {
         onWarning: (m) => { progress.done(); process.stderr.write(`warning: ${m}\n`); },
       });
       progress.done();
+      // Where the time went, one line per stage on stderr (stdout keeps the result).
+      for (const line of formatStages(r.stages, formatBytes)) process.stderr.write(`stage ${line}\n`);
       if (o.json) {
         const { platforms, ...rest } = r;
         process.stdout.write(JSON.stringify({ ...rest, platforms: platforms.map(({ build, ...p }) => ({ ...p, inodes: build.inodes, dedupRatio: build.dedupRatio })) }, null, 2) + '\n');

@@ -7,6 +7,7 @@ import { readTar, type TarWarning } from './reader.js';
 import { LayerApplier } from './overlay.js';
 import { layerName, openLayer, type Compression, type LayerInput } from './source.js';
 import { SourceIoError } from '../errors.js';
+import type { StageClock } from '../../stages.js';
 
 export interface LayerProgress {
   layerIndex: number;
@@ -28,11 +29,18 @@ export interface ApplyLayerOptions {
   onWarning?: (w: TarWarning) => void;
   /** Largest segment handed to the sink, default 1 MiB. */
   segmentSize?: number;
+  /** Where fetching and decoding report their bytes and time. */
+  stages?: StageClock;
 }
 
 export interface ApplyLayersOptions<C> extends ApplyLayerOptions {
   /** Tree to apply onto (default: an empty root, mode 0755, owned by 0:0, mtime 0). */
   root?: TreeNode<C>;
+  /**
+   * Called once a layer has been read to its verified end, before the next layer is opened:
+   * every file of it has been handed to its sink by then (the builder finishes its blob).
+   */
+  onLayerRead?: (layerIndex: number) => void;
 }
 
 export interface LayerStats {
@@ -52,6 +60,7 @@ export async function applyLayers<C>(
   const root = opts.root ?? newDir<C>({ ...IMPLICIT_DIR_META });
   for (let i = 0; i < layers.length; i++) {
     await applyLayer(root, layers[i]!, sinkForLayer(i), opts, i, layers.length);
+    opts.onLayerRead?.(i);
   }
   return root;
 }
@@ -66,7 +75,7 @@ export async function applyLayer<C>(
   layerCount = 1,
 ): Promise<LayerStats> {
   const path = layerName(input);
-  const layer = await openLayer(input);
+  const layer = await openLayer(input, opts.stages ? { stages: opts.stages } : {});
   const stats: LayerStats = { source: path, compression: layer.compression, entries: 0, files: 0, dataBytes: 0, whiteouts: 0 };
   const report = (done: boolean): void =>
     opts.onProgress?.({

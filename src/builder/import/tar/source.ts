@@ -15,6 +15,7 @@ import { OndineError } from '../../../errors.js';
 import { DecompressError, SourceIoError, UnsupportedCompressionError } from '../errors.js';
 import { RawCheck, type RawExpectation } from './raw-check.js';
 import { DecodedLimitError } from './decoded-limit.js';
+import type { StageClock } from '../../stages.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
 
@@ -75,9 +76,34 @@ function decoderFor(compression: Compression): Transform | undefined {
   return compression === 'gzip' ? createGunzip({ chunkSize: 256 << 10 }) : compression === 'zstd' ? new DecompressStream() : undefined;
 }
 
+/**
+ * Counts a decoder's work as the gunzip stage: the time from handing it each input chunk to its
+ * callback (zlib works on the thread pool, one chunk at a time), its bytes in and out.
+ */
+function timeDecoder(decoder: Transform, stages: StageClock): void {
+  const d = decoder as Transform & { _transform: Transform['_transform'] };
+  const transform = d._transform.bind(d);
+  const push = d.push.bind(d);
+  let out = 0;
+  d.push = (c: unknown, enc?: BufferEncoding) => {
+    if (c) out += (c as Buffer).length;
+    return push(c, enc);
+  };
+  d._transform = (chunk: Buffer, enc, cb) => {
+    const t = performance.now();
+    const before = out;
+    transform(chunk, enc, (err, data) => {
+      stages.add('gunzip', chunk.length, performance.now() - t, out - before);
+      cb(err, data);
+    });
+  };
+}
+
 export interface OpenLayerOptions {
   /** Uncompressed bytes past this are refused (ONDINE_ERR_TOO_LARGE): a decompression bomb stops here. */
   maxDecoded?: number;
+  /** Where the fetch (stream sources) and gunzip stages report their bytes and time. */
+  stages?: StageClock;
 }
 
 export async function openLayer(input: LayerInput, opts: OpenLayerOptions = {}): Promise<LayerStream> {
@@ -140,10 +166,12 @@ async function openLayerStream(src: LayerSource, opts: OpenLayerOptions): Promis
       for (const b of head) { read += b.length; yield b; }
       if (ended) return;
       for (;;) {
+        const t = performance.now();
         const r = await it.next();
         if (r.done) return;
         const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
         read += b.length;
+        opts.stages?.add('fetch', b.length, performance.now() - t);
         yield b;
       }
     } finally {
@@ -163,6 +191,7 @@ function decodeStream(name: string, raw: Readable, compression: Compression, fil
   expect: RawExpectation, opts: OpenLayerOptions): LayerStream {
   const check = new RawCheck(name, expect);
   const decoder = decoderFor(compression);
+  if (decoder && opts.stages) timeDecoder(decoder, opts.stages);
   // The first stage to fail says what went wrong; pipeline() then destroys the others with
   // the same error, so later events say nothing new.
   let first: { stage: 'raw' | 'check' | 'decoder'; err: unknown } | undefined;
