@@ -117,9 +117,13 @@ export const DEFAULT_READ_AHEAD_MAX = 8 << 20;
 export const DEFAULT_READ_AHEAD_START = 128 << 10;
 export const DEFAULT_READ_AHEAD_READ = 1 << 20;
 
-/** A reader's position (the chunk just past its last READ) and its read-ahead window. */
+/**
+ * A reader's position (the chunk just past its last READ), how far its read-ahead reached
+ * (the chunk just past the window last fetched for it), and its window.
+ */
 interface Stream {
   next: number;
+  ahead: number;
   window: number;
 }
 /** Chunks a sequential reader may skip (files with no data, a READ the kernel did not need). */
@@ -339,8 +343,11 @@ export class ChunkedBlobCache implements BlobCache {
     const next = first + covering.length;
     let stream: Stream | undefined;
     let grows = false;
+    // Read-ahead fills the chunks past the reader, and the kernel asks only for what is not
+    // filled: the next READ of a sequential reader that reaches us may start anywhere up to the
+    // end of its read-ahead (or just past it), not only where its last READ ended.
     for (const s of this.streams) {
-      if (first >= s.next && first <= s.next + SEQUENTIAL_SLACK) {
+      if (first >= s.next && first <= Math.max(s.next, s.ahead) + SEQUENTIAL_SLACK) {
         stream = s;
         grows = true;
         break;
@@ -348,7 +355,7 @@ export class ChunkedBlobCache implements BlobCache {
       if (first === s.next - 1) stream = s;
     }
     if (!stream) {
-      this.streams[this.recentAt] = { next, window: 0 };
+      this.streams[this.recentAt] = { next, ahead: next, window: 0 };
       this.recentAt = (this.recentAt + 1) % RECENT_READS;
       return [];
     }
@@ -360,12 +367,14 @@ export class ChunkedBlobCache implements BlobCache {
     const budget = stream.window;
     const extra: BlobChunk[] = [];
     let bytes = 0;
-    for (let i = first + covering.length; i < map.chunks.length && bytes < budget; i++) {
+    let i = first + covering.length;
+    for (; i < map.chunks.length && bytes < budget; i++) {
       const c = map.chunks[i]!;
       bytes += c.compressedSize;
       if (this.inFlight.has(c.index) || this.cached(c, writer)) continue;
       extra.push(c);
     }
+    stream.ahead = Math.max(stream.ahead, i);
     return extra;
   }
 

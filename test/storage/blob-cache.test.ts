@@ -459,3 +459,26 @@ test('with a scheduler: what a reader waits for goes as demand, read-ahead as it
   assert.equal(st.demand.inFlight + st.readahead.inFlight, 0);
   for (let i = 0; i < 24; i++) cache.assertMatches(blob, mid(i).uncompressedOffset, mid(i).uncompressedOffset + BLOCK);
 });
+
+test('regression: a sequential reader whose next READ starts where its read-ahead ended (the chunks between were filled, so the kernel asked nothing) keeps its window growing', async () => {
+  const start = 16 * KiB;
+  const cap = 96 * KiB;
+  const { filler, dataReads } = setup({ amplifyBytes: cap, more: { readAheadStartBytes: start } });
+  const windows: number[] = [];
+  let pos = 0;
+  for (let n = 0; n < 8 && pos < chunks.length; n++) {
+    // The kernel only asks for what the cache file lacks: the first chunk not yet fetched.
+    await filler.fill(mid(pos).uncompressedOffset, BLOCK);
+    const fetched = fetchedChunks(dataReads());
+    let ahead = 0;
+    let j = pos + 1;
+    for (; fetched.has(j); j++) ahead += chunks[j]!.compressedSize;
+    windows.push(ahead);
+    pos = j;
+  }
+  assert.equal(windows[0], 0, 'a first READ read ahead');
+  for (let i = 1; i < windows.length; i++) {
+    assert.ok(windows[i]! > 0, `READ ${i} (just past the read-ahead) was taken for a new stream: windows ${windows.join(' ')}`);
+  }
+  assert.ok(windows.slice(1).some((w) => w >= cap), `the window never reached the cap: ${windows.join(' ')}`);
+});
