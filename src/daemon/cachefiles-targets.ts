@@ -61,7 +61,7 @@ export class CachefilesTargets implements TargetResolver {
           target: {
             size: entry.uncompressedSize,
             label: `blob:${entry.blobId.slice(0, 12)}`,
-            cache: new ChunkedBlobCache(entry.uncompressedSize, handle, { amplifyBytes: this.catalog.opts.amplifyBytes ?? 1 << 20, ...(this.catalog.opts.failedChunkMs !== undefined ? { failedChunkMs: this.catalog.opts.failedChunkMs } : {}) }),
+            cache: new ChunkedBlobCache(entry.uncompressedSize, handle, { ...(this.catalog.opts.amplifyBytes !== undefined ? { amplifyBytes: this.catalog.opts.amplifyBytes } : {}), ...(this.catalog.opts.failedChunkMs !== undefined ? { failedChunkMs: this.catalog.opts.failedChunkMs } : {}) }),
           },
         };
       }

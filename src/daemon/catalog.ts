@@ -4,6 +4,7 @@
 // Blobs are shared: one handle (one chunk map) per blob id and source. Front ends keep small
 // adapters of their own (cachefiles-targets.ts, kernel/fanotify/mounts.ts); nothing kernel-specific
 // lives here.
+import type { FillScheduler } from '../storage/fill-scheduler.js';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseBootstrap, type Bootstrap } from '../format/bootstrap.js';
@@ -60,6 +61,8 @@ export interface CatalogOptions {
   failedChunkMs?: number;
   /** Worker threads every blob's chunks are decoded on (the daemon owns and closes it). */
   decodePool?: DecodePool;
+  /** The daemon's one fill scheduler: every blob's source reads wait there for their budget. */
+  scheduler?: FillScheduler;
   /** What registry sources are opened with (mirrors, hosts.toml, log). */
   sourceDeps?: SourceDeps;
 }
@@ -205,8 +208,8 @@ export class ImageCatalog {
     }
     let h = bySource.get(entry.blobId);
     if (!h) {
-      const pool = this.opts.decodePool;
-      h = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, bootstrap.chunks), pool ? { pool } : {});
+      const { decodePool: pool, scheduler } = this.opts;
+      h = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, bootstrap.chunks), { ...(pool ? { pool } : {}), ...(scheduler ? { scheduler } : {}) });
       bySource.set(entry.blobId, h);
     }
     return h;

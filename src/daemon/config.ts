@@ -1,4 +1,5 @@
 // Daemon configuration: defaults, an optional JSON file, then command-line flags on top.
+import { DEFAULT_READ_AHEAD_MAX } from '../storage/blob-cache.js';
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_READ_TIMEOUT_MS, FAILED_CHUNK_MS } from '../registry/time-ladder.js';
@@ -11,8 +12,13 @@ export interface DaemonConfig {
   socketPath: string;
   devicePath: string;
   tag?: string;
-  /** Read-ahead window in compressed bytes, used when a cache object is read sequentially. */
+  /**
+   * Largest read-ahead window in compressed bytes: a sequential reader's window opens small
+   * and doubles up to this (0: no read-ahead).
+   */
   amplifyBytes: number;
+  /** Source reads in flight per source at most (the fill scheduler's connection budget). */
+  fetchBudget: number;
   /** READs served at once. */
   concurrency: number;
   /**
@@ -59,7 +65,7 @@ export function parseMirrorFlags(flags: readonly string[]): Record<string, strin
 export const DEFAULT_SOCKET = '/run/ondine/ondine.sock';
 
 export function defaults(): Omit<DaemonConfig, 'cacheDir'> {
-  return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: 1 << 20, failureMemoMs: 30_000, concurrency: 16, readTimeoutMs: DEFAULT_READ_TIMEOUT_MS, failedChunkMs: FAILED_CHUNK_MS, decodeThreads: defaultDecodeThreads(), images: [], mode: 'auto' };
+  return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: DEFAULT_READ_AHEAD_MAX, fetchBudget: 8, failureMemoMs: 30_000, concurrency: 16, readTimeoutMs: DEFAULT_READ_TIMEOUT_MS, failedChunkMs: FAILED_CHUNK_MS, decodeThreads: defaultDecodeThreads(), images: [], mode: 'auto' };
 }
 
 export async function loadConfig(file: string | undefined, flags: Partial<DaemonConfig>): Promise<DaemonConfig> {
@@ -74,7 +80,7 @@ export async function loadConfig(file: string | undefined, flags: Partial<Daemon
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
   const cfg = { ...defaults(), ...fromFile, ...defined } as DaemonConfig;
   if (!cfg.cacheDir) throw new InvalidArgumentError('a cache directory is required (--cache-dir or "cacheDir" in the config)');
-  for (const k of ['amplifyBytes', 'concurrency', 'readTimeoutMs', 'decodeThreads', 'failureMemoMs', 'failedChunkMs'] as const) {
+  for (const k of ['amplifyBytes', 'fetchBudget', 'concurrency', 'readTimeoutMs', 'decodeThreads', 'failureMemoMs', 'failedChunkMs'] as const) {
     const min = k === 'amplifyBytes' || k === 'decodeThreads' || k === 'failureMemoMs' || k === 'failedChunkMs' ? 0 : 1;
     if (!Number.isInteger(cfg[k]) || cfg[k] < min) throw new InvalidArgumentError(`${k} must be ${min ? 'a positive' : 'a non-negative'} integer`);
   }

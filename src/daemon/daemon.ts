@@ -2,6 +2,7 @@
 // the cache directory takes pre-content marks), the image catalog and the management API,
 // and owns start/stop. Under the supervisor this process is the worker: the supervisor holds
 // the fanotify group and hands it the events it cannot answer itself.
+import { FillScheduler } from '../storage/fill-scheduler.js';
 import type { Server } from 'node:http';
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -49,6 +50,8 @@ export class Daemon {
   private readonly stoppedWaiters: Array<() => void> = [];
   /** What registry sources and pulls are made with: mirrors, hosts.toml, the log. */
   private readonly sourceDeps: SourceDeps;
+  /** Every source read of every blob and front end: one connection budget per source, demand first. */
+  private readonly scheduler: FillScheduler;
 
   constructor(readonly config: DaemonConfig, private readonly log: Logger, private readonly modes: readonly Mode[], private readonly link?: SupervisorLink) {
     // Workers start on first use: a daemon whose chunks are all small never starts one.
@@ -62,7 +65,8 @@ export class Daemon {
       ...(config.mirrors ? { mirrors: config.mirrors } : {}),
       ...(config.hostsDir ? { hostsDir: config.hostsDir } : {}),
     };
-    this.catalog = new ImageCatalog({ amplifyBytes: config.amplifyBytes, failedChunkMs: config.failedChunkMs, sourceDeps: this.sourceDeps, ...(this.decodePool ? { decodePool: this.decodePool } : {}) });
+    this.scheduler = new FillScheduler({ budget: config.fetchBudget ?? 8 });
+    this.catalog = new ImageCatalog({ amplifyBytes: config.amplifyBytes, failedChunkMs: config.failedChunkMs, sourceDeps: this.sourceDeps, scheduler: this.scheduler, ...(this.decodePool ? { decodePool: this.decodePool } : {}) });
   }
 
   async start(): Promise<void> {
@@ -139,6 +143,7 @@ export class Daemon {
       fanotify: this.fanotify ? await this.fanotify.stats() : undefined,
       sources: this.catalog.sourceCounters(),
       decode,
+      fills: this.scheduler.stats(),
       images: this.catalog.list(),
       mounts: this.fanotify?.mounts.list() ?? [],
     };

@@ -1,7 +1,8 @@
 // One cache file (the uncompressed blob layout) filled on demand, shared by every front end
 // and every reader of it: a front end (cachefiles READ, fanotify pre-access) asks for a range
 // and passes the writer (the fd) to write through for that call; the cache works out which
-// chunks cover it, adds read-ahead for sequential readers, fetches each chunk at most once
+// chunks cover it, adds read-ahead for sequential readers (a window per stream that opens at
+// nothing and doubles as reads prove the stream sequential), fetches each chunk at most once
 // however many readers want it, verifies, and writes it. It owns in-flight chunk sharing,
 // what is known present, and read-ahead history; never paths, inodes or kernel messages.
 // A range is either written whole and verified, or fill() rejects: nothing unverified is
@@ -45,6 +46,11 @@ export interface FillAbort {
 export interface BlobCache {
   readonly size: number;
   fill(offset: number, length: number, writer: RangeWriter, abort?: FillAbort): Promise<void>;
+  /**
+   * A reader read [offset, offset+length) without a fill (already present); the cache may
+   * continue read-ahead past it, writing through `writer`. Returns at once, never throws.
+   */
+  advise?(offset: number, length: number, writer: RangeWriter): void;
   /** Whether every byte of the cache file is known written (no fill can be needed again). */
   readonly complete: boolean;
 }
@@ -84,10 +90,20 @@ export class BlobHandle {
 
 export interface ChunkedCacheOptions {
   /**
-   * Read-ahead window in compressed bytes: when a READ continues from data already fetched
-   * (sequential access), the chunks in this window past its end are fetched too.
+   * Largest read-ahead window, in compressed bytes (default 8 MiB; 0: no read-ahead). A
+   * stream's window opens at 0 (its first READ fetches only the chunks it covers), opens to
+   * `readAheadStartBytes` on the first READ that continues it, and doubles with each further
+   * one up to this; the chunks in the window past a READ that are neither cached nor in flight
+   * are fetched (as read-ahead) with it.
    */
   amplifyBytes?: number;
+  /** A stream's first read-ahead window, compressed bytes (default 128 KiB; at most amplifyBytes). */
+  readAheadStartBytes?: number;
+  /**
+   * Compressed bytes one read-ahead source read spans at most (default 1 MiB): a wide window
+   * goes out as several range requests in flight, which keeps a long, slow link full.
+   */
+  readAheadReadBytes?: number;
   /** Called once when the last chunk has been written (read-ahead included). */
   onComplete?: () => void;
   /** How long a chunk whose fetch failed is refused without a fetch (default 5 s; 0: never). */
@@ -95,8 +111,21 @@ export interface ChunkedCacheOptions {
   now?: () => number;
 }
 
-/** READs remembered per cache object for telling sequential readers (several at once) from random ones. */
+/** Streams remembered per cache object for telling sequential readers (several at once) from random ones. */
 const RECENT_READS = 8;
+export const DEFAULT_READ_AHEAD_MAX = 8 << 20;
+export const DEFAULT_READ_AHEAD_START = 128 << 10;
+export const DEFAULT_READ_AHEAD_READ = 1 << 20;
+
+/**
+ * A reader's position (the chunk just past its last READ), how far its read-ahead reached
+ * (the chunk just past the window last fetched for it), and its window.
+ */
+interface Stream {
+  next: number;
+  ahead: number;
+  window: number;
+}
 /** Chunks a sequential reader may skip (files with no data, a READ the kernel did not need). */
 const SEQUENTIAL_SLACK = 2;
 
@@ -175,8 +204,8 @@ export class ChunkedBlobCache implements BlobCache {
    * the answer stays true until it writes them: asking the kernel once is enough.
    */
   private readonly absent = new Set<number>();
-  /** Chunk positions just past the last few READs: a READ starting there is sequential. */
-  private readonly recentEnds: number[] = [];
+  /** The last few streams: a READ starting where one ended continues it. */
+  private readonly streams: Stream[] = [];
   private recentAt = 0;
   readonly stats: FillStats = { chunksWritten: 0, bytesWritten: 0, amplifiedChunks: 0 };
 
@@ -235,6 +264,7 @@ export class ChunkedBlobCache implements BlobCache {
     }
     const extra = this.readAhead(map, covering, writer);
     if (fetch.length || extra.length) {
+      this.stats.amplifiedChunks += extra.length;
       // Making an AbortSignal costs more than the rest of a small READ's JS work: make one
       // only for a source that honours it.
       const signal = reader.source.cancellable === false ? undefined : abort?.signal;
@@ -245,6 +275,24 @@ export class ChunkedBlobCache implements BlobCache {
     // other chunks running (chunks decoded on worker threads finish after the failing one,
     // and the front end may close the cache file once the READ is answered).
     for (const r of await Promise.allSettled(waits)) if (r.status === 'rejected') throw r.reason;
+  }
+
+  advise(offset: number, length: number, writer: RangeWriter): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0 || offset >= this.size) return;
+    if ((this.opts.amplifyBytes ?? DEFAULT_READ_AHEAD_MAX) <= 0) return;
+    void this.adviseNow(offset, Math.min(length, this.size - offset), writer).catch(() => undefined);
+  }
+
+  /** advise(): the READ moves its stream on (and may widen it) like a fill; only read-ahead is fetched. */
+  private async adviseNow(offset: number, length: number, writer: RangeWriter): Promise<void> {
+    const reader = await this.blob.chunkReader();
+    const map = reader.map;
+    this.chunkCount = map.chunks.length;
+    const covering = map.covering(offset, length);
+    const extra = this.readAhead(map, covering, writer);
+    if (!extra.length) return;
+    this.stats.amplifiedChunks += extra.length;
+    this.start(reader, writer, [], extra);
   }
 
   private now(): number {
@@ -279,29 +327,54 @@ export class ChunkedBlobCache implements BlobCache {
   }
 
   /**
-   * Read-ahead for sequential access: when a READ starts where one of the last few READs
-   * ended, a reader is moving forward, so the chunks of the window past the READ that are
-   * neither cached nor in flight are fetched now (keeping the window full, so fetching runs
-   * ahead of the reader). A READ elsewhere (random access) fetches only what it needs:
-   * read-ahead there would cost decompressing and verifying bytes nobody asked for.
+   * Read-ahead for sequential access: a READ that starts where one of the last few streams
+   * ended (or within the chunk it ended in) continues that stream; one that starts just past
+   * it widens the stream's window (0, then readAheadStartBytes, then doubling up to
+   * amplifyBytes). The chunks of the window past the READ that are neither cached nor in
+   * flight are fetched now (keeping the window full, so fetching runs ahead of the reader).
+   * A READ elsewhere (random access, or a file's first read) starts a stream with no window
+   * and fetches only what it needs: read-ahead there would fetch, decompress and verify bytes
+   * nobody may ask for.
    */
   private readAhead(map: BlobChunkMap, covering: BlobChunk[], writer: RangeWriter): BlobChunk[] {
-    const budget = this.opts.amplifyBytes ?? 1 << 20;
-    if (budget <= 0 || covering.length === 0) return [];
+    const cap = this.opts.amplifyBytes ?? DEFAULT_READ_AHEAD_MAX;
+    if (cap <= 0 || covering.length === 0) return [];
     const first = map.position(covering[0]!);
     const next = first + covering.length;
-    const sequential = this.recentEnds.some((p) => first >= p && first <= p + SEQUENTIAL_SLACK);
-    this.recentEnds[this.recentAt] = next;
-    this.recentAt = (this.recentAt + 1) % RECENT_READS;
-    if (!sequential) return [];
+    let stream: Stream | undefined;
+    let grows = false;
+    // Read-ahead fills the chunks past the reader, and the kernel asks only for what is not
+    // filled: the next READ of a sequential reader that reaches us may start anywhere up to the
+    // end of its read-ahead (or just past it), not only where its last READ ended.
+    for (const s of this.streams) {
+      if (first >= s.next && first <= Math.max(s.next, s.ahead) + SEQUENTIAL_SLACK) {
+        stream = s;
+        grows = true;
+        break;
+      }
+      if (first === s.next - 1) stream = s;
+    }
+    if (!stream) {
+      this.streams[this.recentAt] = { next, ahead: next, window: 0 };
+      this.recentAt = (this.recentAt + 1) % RECENT_READS;
+      return [];
+    }
+    stream.next = Math.max(stream.next, next);
+    if (grows) {
+      const start = Math.min(cap, this.opts.readAheadStartBytes ?? DEFAULT_READ_AHEAD_START);
+      stream.window = stream.window === 0 ? start : Math.min(cap, stream.window * 2);
+    }
+    const budget = stream.window;
     const extra: BlobChunk[] = [];
     let bytes = 0;
-    for (let i = first + covering.length; i < map.chunks.length && bytes < budget; i++) {
+    let i = first + covering.length;
+    for (; i < map.chunks.length && bytes < budget; i++) {
       const c = map.chunks[i]!;
       bytes += c.compressedSize;
       if (this.inFlight.has(c.index) || this.cached(c, writer)) continue;
       extra.push(c);
     }
+    stream.ahead = Math.max(stream.ahead, i);
     return extra;
   }
 
@@ -323,7 +396,6 @@ export class ChunkedBlobCache implements BlobCache {
       this.inFlight.set(c.index, tracked);
       if (neededIdx.has(c.index)) out.push(tracked);
     }
-    this.stats.amplifiedChunks += extra.length;
     const settle = (index: number, err?: Error) => {
       const d = deferred.get(index);
       if (!d) return;
@@ -356,7 +428,7 @@ export class ChunkedBlobCache implements BlobCache {
       return run.buf.subarray(rel, rel + c.uncompressedSize);
     });
     let fetchError: Error | undefined;
-    reader.fetch(all, ({ chunk, data }) => {
+    const onChunk = ({ chunk, data }: VerifiedChunk) => {
       delivered.add(chunk.index);
       const run = runOf.get(chunk.index)!;
       run.got.push({ chunk, data });
@@ -364,22 +436,25 @@ export class ChunkedBlobCache implements BlobCache {
       // Awaiting lets the event loop complete the waiting READ before the read-ahead chunks
       // behind it are verified; read-ahead writes run while the next chunks are verified.
       return run.urgent ? w : undefined;
-    }, {
-      signal,
-      // A gap between the chunks fetched here is chunks in flight or cached: reading through
-      // it would fetch their bytes a second time.
-      maxGap: 0,
-      urgent: (c) => neededIdx.has(c.index),
-      ...(into ? { into } : {}),
-      onError: (c, err) => {
-        delivered.add(c.index);
-        if (timedOut(err, signal)) this.markFailed(c.index, err);
-        settle(c.index, err);
-        const run = runOf.get(c.index)!;
-        run.failed++;
-        void maybeWrite(run);
-      },
-    })
+    };
+    const onError = (c: BlobChunk, err: Error) => {
+      delivered.add(c.index);
+      if (timedOut(err, signal)) this.markFailed(c.index, err);
+      settle(c.index, err);
+      const run = runOf.get(c.index)!;
+      run.failed++;
+      void maybeWrite(run);
+    };
+    // A gap between the chunks fetched here is chunks in flight or cached: reading through it
+    // would fetch their bytes a second time. What a reader waits for goes to the scheduler as
+    // demand; read-ahead as its own class, in reads small enough to keep several in flight
+    // (and cancelled with the fill that started it only while queued: its bytes are wanted
+    // by the reader's next READs, so a read in flight is left to land).
+    const common = { maxGap: 0, ...(into ? { into } : {}), onError };
+    const fetches: Promise<void>[] = [];
+    if (needed.length) fetches.push(reader.fetch(needed, onChunk, { ...common, ...(signal ? { signal } : {}), urgent: () => true, fillClass: 'demand' }));
+    if (extra.length) fetches.push(reader.fetch(extra, onChunk, { ...common, urgent: () => false, fillClass: 'readahead', maxRead: this.opts.readAheadReadBytes ?? DEFAULT_READ_AHEAD_READ }));
+    void Promise.all(fetches)
       .catch((err: Error) => { fetchError = err; })
       .finally(() => {
         // Chunks the fetch never delivered fail (a run waiting on them then writes the rest).

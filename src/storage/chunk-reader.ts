@@ -7,6 +7,7 @@ import { decodeChunk, type ChunkDecodeSpec } from './chunk-decode.js';
 import { codecById } from './codecs.js';
 import type { DecodePool } from './decode-pool.js';
 import { digesterById } from './digests.js';
+import type { FillClass, FillScheduler } from './fill-scheduler.js';
 
 /** Bytes that did not decode or verify (as opposed to a source or worker failure). */
 function isCorruption(err: unknown): boolean {
@@ -61,6 +62,11 @@ export interface ChunkReaderOptions {
    * that, the round trip to a worker costs more than the decode it saves.
    */
   poolMinBytes?: number;
+  /**
+   * The daemon's fill scheduler: every source read waits there for a slot of its source's
+   * connection budget, by class. Without one, reads go straight to the source.
+   */
+  scheduler?: FillScheduler;
 }
 
 export const DEFAULT_POOL_MIN_BYTES = 128 << 10;
@@ -95,6 +101,13 @@ export class ChunkReader {
    */
   verify(chunk: BlobChunk, compressed: Uint8Array, into?: Uint8Array): Buffer {
     return decodeChunk(this.spec(chunk), compressed, into);
+  }
+
+  /** One source read, through the scheduler when there is one (keyed by the source). */
+  private read(offset: number, length: number, cls: FillClass, signal?: AbortSignal): Promise<Buffer> {
+    const sched = this.opts.scheduler;
+    if (!sched) return this.source.read(this.map.blobId, offset, length, signal);
+    return sched.run(this.source, cls, length, () => this.source.read(this.map.blobId, offset, length, signal), signal);
   }
 
   private offloads(chunk: BlobChunk): boolean {
@@ -137,14 +150,19 @@ export class ChunkReader {
        * where throughput counts.
        */
       urgent?: (chunk: BlobChunk) => boolean;
+      /** The class of this call's source reads for the scheduler (default 'demand'). */
+      fillClass?: FillClass;
+      /** Compressed bytes one source read may span at most (default 16 MiB). */
+      maxRead?: number;
     } = {},
   ): Promise<void> {
     const errors: Error[] = [];
     const fail = (c: BlobChunk, err: Error) => (opts.onError ? opts.onError(c, err) : errors.push(err));
-    await Promise.all(planReads(chunks, opts.maxGap ?? this.opts.maxGap).map(async (r) => {
+    const cls = opts.fillClass ?? 'demand';
+    await Promise.all(planReads(chunks, opts.maxGap ?? this.opts.maxGap, opts.maxRead).map(async (r) => {
       let bytes: Buffer;
       try {
-        bytes = await this.source.read(this.map.blobId, r.offset, r.length, opts.signal);
+        bytes = await this.read(r.offset, r.length, cls, opts.signal);
       } catch (err) {
         for (const c of r.chunks) fail(c, err as Error);
         return;
@@ -155,7 +173,7 @@ export class ChunkReader {
       let refetched: Promise<Buffer> | undefined;
       const again = async (c: BlobChunk, err: unknown, decode: (b: Uint8Array) => Buffer | Promise<Buffer>): Promise<Buffer> => {
         if (!this.source.refetchCorrupt || !isCorruption(err) || opts.signal?.aborted) throw err;
-        refetched ??= this.source.read(this.map.blobId, r.offset, r.length, opts.signal);
+        refetched ??= this.read(r.offset, r.length, cls, opts.signal);
         try {
           return await decode(slice(await refetched, c));
         } catch (err2) {

@@ -9,6 +9,8 @@ import { BlobHandle, ChunkedBlobCache, FlatBlobCache, type BlobCache, type FillA
 import { loadBlobChunkMap, type BlobChunk } from '../../src/storage/blob-chunk-map.js';
 import { LocalDirSource } from '../../src/storage/local-dir-source.js';
 import { DecodePool } from '../../src/storage/decode-pool.js';
+import { FillScheduler } from '../../src/storage/fill-scheduler.js';
+import type { ChunkedCacheOptions } from '../../src/storage/blob-cache.js';
 import { buildImage, KiB, MiB, randomBytes, ReversingPool, ScriptedSource, textBytes, unpackAll, type BuiltImage } from './support.js';
 
 const BLOCK = 4096;
@@ -103,12 +105,15 @@ after(async () => {
   await img.cleanup();
 });
 
-function setup(opts: { amplifyBytes?: number; withAlloc?: boolean; cache?: MemoryCache; pool?: DecodePool } = {}) {
+function setup(opts: { amplifyBytes?: number; withAlloc?: boolean; cache?: MemoryCache; pool?: DecodePool; scheduler?: FillScheduler; more?: ChunkedCacheOptions } = {}) {
   const source = new GatedSource(new LocalDirSource(img.blobDir));
   const entry = img.bootstrap.blobs[0]!;
-  const handle = new BlobHandle(blobId, source, () => loadBlobChunkMap(source, entry, img.bootstrap.chunks), opts.pool ? { pool: opts.pool, poolMinBytes: 1 } : {});
+  const handle = new BlobHandle(blobId, source, () => loadBlobChunkMap(source, entry, img.bootstrap.chunks), {
+    ...(opts.pool ? { pool: opts.pool, poolMinBytes: 1 } : {}),
+    ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
+  });
   const cache = opts.cache ?? new MemoryCache(entry.uncompressedSize, opts.withAlloc);
-  const filler = bind(new ChunkedBlobCache(entry.uncompressedSize, handle, { amplifyBytes: opts.amplifyBytes ?? 0 }), cache);
+  const filler = bind(new ChunkedBlobCache(entry.uncompressedSize, handle, { amplifyBytes: opts.amplifyBytes ?? 0, ...opts.more }), cache);
   /** Source bytes read for chunk data (the chunk-info table read is not counted). */
   const dataReads = () => source.log.filter((r) => r.offset < entry.ciOffset || entry.ciCompressedSize === 0);
   return { source, cache, filler, dataReads, entry };
@@ -334,4 +339,146 @@ test('a chunk whose fill was cancelled at its deadline is refused at once for fa
   await filler.fill(c.uncompressedOffset, c.uncompressedSize);
   cache.assertMatches(blob, c.uncompressedOffset, c.uncompressedOffset + c.uncompressedSize);
   assert.equal(reads.length, 3);
+});
+
+/** The chunk positions whose compressed bytes some source read of `reads` covered. */
+function fetchedChunks(reads: readonly { offset: number; length: number }[]): Set<number> {
+  const out = new Set<number>();
+  for (const r of reads) {
+    chunks.forEach((c, i) => {
+      if (c.compressedOffset < r.offset + r.length && c.compressedOffset + c.compressedSize > r.offset) out.add(i);
+    });
+  }
+  return out;
+}
+
+test('read-ahead: a stream\'s window opens at nothing, doubles with each sequential READ, and stops at the cap', async () => {
+  const start = 16 * KiB;
+  const cap = 128 * KiB;
+  const { filler, dataReads } = setup({ amplifyBytes: cap, more: { readAheadStartBytes: start } });
+  const maxChunk = Math.max(...chunks.map((c) => c.compressedSize));
+  const aheads: number[] = [];
+  for (let i = 0; i < 16; i++) {
+    await filler.fill(mid(i).uncompressedOffset, BLOCK);
+    const fetched = fetchedChunks(dataReads());
+    let ahead = 0;
+    for (let j = i + 1; fetched.has(j); j++) ahead += chunks[j]!.compressedSize;
+    aheads.push(ahead);
+  }
+  assert.equal(aheads[0], 0, 'a first READ read ahead');
+  assert.ok(aheads[1]! > 0 && aheads[1]! < start + maxChunk, `first window ${aheads[1]} for a start of ${start}`);
+  for (let i = 2; i < aheads.length; i++) assert.ok(aheads[i]! < cap + maxChunk, `window ${aheads[i]} past the ${cap} cap at READ ${i}`);
+  assert.ok(aheads.some((a) => a >= cap), `the window never reached the cap: ${aheads.join(' ')}`);
+  // It grew step by step: the window before the cap was reached stays within a doubling.
+  const firstFull = aheads.findIndex((a) => a >= cap);
+  assert.ok(firstFull >= 3, `the window reached the cap after ${firstFull} READs: ${aheads.join(' ')}`);
+});
+
+test('read-ahead: a wide window goes out as several source reads of at most readAheadReadBytes, all in flight at once', async () => {
+  const { source, filler, dataReads } = setup({ amplifyBytes: 256 * KiB, more: { readAheadStartBytes: 256 * KiB, readAheadReadBytes: 40 * KiB } });
+  await filler.fill(mid(0).uncompressedOffset, BLOCK);
+  // Hold the chunk just past the first read-ahead read, so reads issued later would show.
+  const before = dataReads().length;
+  source.hold(mid(30));
+  const second = filler.fill(mid(1).uncompressedOffset, BLOCK);
+  await second;
+  const ahead = dataReads().slice(before).filter((r) => r.offset > mid(1).compressedOffset);
+  assert.ok(ahead.length >= 3, `read-ahead went out as ${ahead.length} read(s)`);
+  for (const r of ahead) assert.ok(r.length <= 40 * KiB || fetchedChunks([r]).size === 1, `a read-ahead read of ${r.length} bytes`);
+  source.release();
+});
+
+test('advise(): a READ served without a fill moves its stream on and continues read-ahead through the writer; never throws', async () => {
+  const { cache, filler, dataReads } = setup({ amplifyBytes: 64 * KiB, more: { readAheadStartBytes: 32 * KiB } });
+  const c = filler.cache;
+  await filler.fill(mid(0).uncompressedOffset, mid(2).uncompressedOffset - mid(0).uncompressedOffset);
+  await filler.fill(mid(2).uncompressedOffset, BLOCK);
+  const fetched = fetchedChunks(dataReads());
+  let last = 2;
+  while (fetched.has(last + 1)) last++;
+  assert.ok(last > 2, 'the sequential fill read ahead');
+  // The reader now reads what read-ahead filled: no fill, but hints.
+  const n = dataReads().length;
+  for (let i = 3; i <= last; i++) c.advise!(mid(i).uncompressedOffset, mid(i).uncompressedSize, cache);
+  // advise returns at once; its read-ahead lands shortly after.
+  for (let t = 0; t < 100 && !cache.isCached(mid(last + 1).uncompressedOffset, mid(last + 1).uncompressedSize); t++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(dataReads().length > n, 'advise() fetched nothing');
+  cache.assertMatches(blob, mid(last + 1).uncompressedOffset, mid(last + 1).uncompressedOffset + mid(last + 1).uncompressedSize);
+  // A hint far away starts a stream of its own: nothing fetched for it.
+  const m = dataReads().length;
+  c.advise!(mid(40).uncompressedOffset, BLOCK, cache);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(dataReads().length, m, 'a random hint read ahead');
+  // Hostile hints: past the end, negative, NaN: no throw, nothing fetched.
+  assert.doesNotThrow(() => c.advise!(blob.length + BLOCK, BLOCK, cache));
+  assert.doesNotThrow(() => c.advise!(-5, -5, cache));
+  assert.doesNotThrow(() => c.advise!(Number.NaN, BLOCK, cache));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(dataReads().length, m);
+});
+
+test('advise(): a failing source does not throw or reject anywhere', async () => {
+  const { source, cache, filler } = setup({ amplifyBytes: 64 * KiB, more: { readAheadStartBytes: 64 * KiB } });
+  await filler.fill(mid(0).uncompressedOffset, BLOCK);
+  source.fail = () => new Error('source down');
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    filler.cache.advise!(mid(1).uncompressedOffset, BLOCK, cache);
+    filler.cache.advise!(mid(2).uncompressedOffset, BLOCK, cache);
+    await new Promise((r) => setTimeout(r, 30));
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+  assert.deepEqual(unhandled, []);
+  source.fail = undefined;
+  // The failed read-ahead left holes, not bad bytes: a fill of them fetches and writes them.
+  await filler.fill(mid(3).uncompressedOffset, mid(3).uncompressedSize);
+  cache.assertMatches(blob, mid(3).uncompressedOffset, mid(3).uncompressedOffset + mid(3).uncompressedSize);
+});
+
+test('with a scheduler: what a reader waits for goes as demand, read-ahead as its own class, within the budget', async () => {
+  const scheduler = new FillScheduler({ budget: 3, reserved: 1 });
+  const { cache, filler } = setup({ scheduler, amplifyBytes: 256 * KiB, more: { readAheadStartBytes: 256 * KiB, readAheadReadBytes: 16 * KiB } });
+  let maxInFlight = 0;
+  const fills: Promise<void>[] = [];
+  for (let i = 0; i < 24; i++) {
+    fills.push(filler.fill(mid(i).uncompressedOffset, BLOCK));
+    if (i % 4 === 3) {
+      await new Promise((r) => setImmediate(r));
+    }
+    // The loader reads the chunk table outside the scheduler; data reads are counted here.
+    maxInFlight = Math.max(maxInFlight, scheduler.inFlight((filler.cache as unknown as { blob: { source: object } }).blob.source));
+  }
+  await Promise.all(fills);
+  const st = scheduler.stats();
+  assert.ok(st.demand.requests > 0, 'no demand reads');
+  assert.ok(st.readahead.requests > 0, 'no read-ahead reads');
+  assert.ok(maxInFlight <= 3, `${maxInFlight} reads in flight for a budget of 3`);
+  assert.equal(st.demand.inFlight + st.readahead.inFlight, 0);
+  for (let i = 0; i < 24; i++) cache.assertMatches(blob, mid(i).uncompressedOffset, mid(i).uncompressedOffset + BLOCK);
+});
+
+test('regression: a sequential reader whose next READ starts where its read-ahead ended (the chunks between were filled, so the kernel asked nothing) keeps its window growing', async () => {
+  const start = 16 * KiB;
+  const cap = 96 * KiB;
+  const { filler, dataReads } = setup({ amplifyBytes: cap, more: { readAheadStartBytes: start } });
+  const windows: number[] = [];
+  let pos = 0;
+  for (let n = 0; n < 8 && pos < chunks.length; n++) {
+    // The kernel only asks for what the cache file lacks: the first chunk not yet fetched.
+    await filler.fill(mid(pos).uncompressedOffset, BLOCK);
+    const fetched = fetchedChunks(dataReads());
+    let ahead = 0;
+    let j = pos + 1;
+    for (; fetched.has(j); j++) ahead += chunks[j]!.compressedSize;
+    windows.push(ahead);
+    pos = j;
+  }
+  assert.equal(windows[0], 0, 'a first READ read ahead');
+  for (let i = 1; i < windows.length; i++) {
+    assert.ok(windows[i]! > 0, `READ ${i} (just past the read-ahead) was taken for a new stream: windows ${windows.join(' ')}`);
+  }
+  assert.ok(windows.slice(1).some((w) => w >= cap), `the window never reached the cap: ${windows.join(' ')}`);
 });

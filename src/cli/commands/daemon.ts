@@ -30,11 +30,12 @@ export function register(program: Command): void {
   program.command('daemon')
     .description('serve images to the kernel (fanotify pre-content events and/or /dev/cachefiles on-demand mode); returns once the daemon answers on its socket (one daemon per socket)')
     .option('--cache-dir <dir>', 'cache directory (ext4, xfs or btrfs; cache files survive restarts)')
-    .option('--config <file>', 'JSON config: cacheDir, socketPath, mode, amplifyBytes, concurrency, readTimeoutMs, decodeThreads, images[], mirrors {host: [url…]}, hostsDir')
+    .option('--config <file>', 'JSON config: cacheDir, socketPath, mode, amplifyBytes, fetchBudget, concurrency, readTimeoutMs, decodeThreads, images[], mirrors {host: [url…]}, hostsDir')
     .option('--mode <mode>', 'auto (every path this kernel allows), fanotify or cachefiles')
     .option('--socket <path>', 'management socket (default /run/ondine/ondine.sock)')
     .option('--device <path>', 'cachefiles device (default /dev/cachefiles)')
-    .option('--amplify <bytes>', 'read-ahead window in compressed bytes for sequential readers (default 1 MiB)')
+    .option('--amplify <bytes>', 'largest read-ahead window in compressed bytes; a sequential reader\'s window opens small and doubles up to it (default 8 MiB; 0: none)')
+    .option('--fetch-budget <n>', 'source reads in flight per source at most (default 8); the last two are kept for reads a reader waits on')
     .option('--concurrency <n>', 'kernel requests served at once')
     .option('--read-timeout <ms>', 'answer a request unfilled (reader gets EIO) after this long')
     .option('--mirror <host=url...>', 'registry mirror tried before that registry (repeat for several, in order), e.g. docker.io=http://127.0.0.1:8080')
@@ -54,7 +55,7 @@ export function register(program: Command): void {
         ...(o.mode ? { mode: str(o.mode) } : {}),
         ...(Array.isArray(o.mirror) ? { mirrors: parseMirrorFlags(o.mirror) } : {}),
         ...(o.hostsDir ? { hostsDir: str(o.hostsDir) } : {}),
-        amplifyBytes: num(o.amplify), concurrency: num(o.concurrency), readTimeoutMs: num(o.readTimeout), decodeThreads: num(o.decodeThreads), failureMemoMs: num(o.failureMemo), failedChunkMs: num(o.failedChunk),
+        amplifyBytes: num(o.amplify), fetchBudget: num(o.fetchBudget), concurrency: num(o.concurrency), readTimeoutMs: num(o.readTimeout), decodeThreads: num(o.decodeThreads), failureMemoMs: num(o.failureMemo), failedChunkMs: num(o.failedChunk),
       } as Record<string, unknown>);
       if (!statSync(config.cacheDir, { throwIfNoEntry: false })?.isDirectory()) {
         throw new OndineError('ONDINE_ERR_CACHE_DIR', undefined, `cache directory ${config.cacheDir} does not exist`);
