@@ -11,13 +11,11 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { DaemonClient } from '../../daemon/client.js';
 import { loadConfig, parseMirrorFlags, type DaemonConfig } from '../../daemon/config.js';
-import { Daemon } from '../../daemon/daemon.js';
 import { chooseModes, probe, type Mode } from '../../daemon/probe.js';
 import { INHERITED_LOCK_FD, LOCK_FD_ENV, SocketLock } from '../../daemon/socket-lock.js';
 import { OndineError } from '../../errors.js';
 import { timeLadder } from '../../registry/time-ladder.js';
 import { SupervisorLink } from '../../kernel/fanotify/supervisor-link.js';
-import { makeLogger } from '../logger.js';
 
 /** The supervisor binary node-gyp builds beside the addon. */
 export const SUPERVISOR = fileURLToPath(new URL('../../../../build/Release/ondine-supervisor', import.meta.url));
@@ -89,6 +87,9 @@ export function register(program: Command): void {
 
 /** Serves in this process until stopped, then exits (a pull still in flight must not keep it). */
 async function serve(config: DaemonConfig, modes: Mode[], link: SupervisorLink | undefined): Promise<void> {
+  // The daemon itself (kernel front ends, storage, the registry client, pino) loads only in
+  // the process that serves: a launcher that spawns it and returns never pays for it.
+  const [{ Daemon }, { makeLogger }] = await Promise.all([import('../../daemon/daemon.js'), import('../logger.js')]);
   const log = makeLogger();
   // A dead daemon turns every uncached read of every mount into EIO: log a stray error
   // and keep serving rather than exit on it.
