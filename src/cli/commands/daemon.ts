@@ -21,6 +21,18 @@ import { SupervisorLink } from '../../kernel/fanotify/supervisor-link.js';
 export const SUPERVISOR = fileURLToPath(new URL('../../../../build/Release/ondine-supervisor', import.meta.url));
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
+/**
+ * V8 flags of the serving process (the worker): young-generation semi-spaces of 1 MB instead of
+ * 16 MB. Chunk bytes live in Buffers outside the V8 heap, so what the young generation holds
+ * is small and short-lived; the smaller spaces cut the worker's resident size after a cold read
+ * by a sixth (BENCHMARKS.md, Memory). ONDINE_WORKER_NODE_FLAGS replaces them (empty: none).
+ */
+export function workerNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  const v = env.ONDINE_WORKER_NODE_FLAGS;
+  if (v === undefined) return ['--max-semi-space-size=1'];
+  return v.split(/\s+/).filter(Boolean);
+}
+
 /** How long a launcher waits for the daemon it started to answer on the socket. */
 const LAUNCH_TIMEOUT_MS = 60_000;
 
@@ -73,7 +85,7 @@ export function register(program: Command): void {
       const supervised = modes.includes('fanotify') && o.supervisor !== false;
       const deadlineMs = timeLadder(config.readTimeoutMs).supervisorDeadlineMs;
       if (!o.foreground && !inherited) {
-        process.exitCode = await launch(config, lock, supervised ? supervisorArgv(deadlineMs) : [process.execPath, MAIN, ...process.argv.slice(2), '--foreground']);
+        process.exitCode = await launch(config, lock, supervised ? supervisorArgv(deadlineMs) : [process.execPath, ...workerNodeFlags(), MAIN, ...process.argv.slice(2), '--foreground']);
         return;
       }
       if (supervised) {
@@ -110,7 +122,7 @@ function supervisorArgv(deadlineMs: number): string[] {
   if (!existsSync(SUPERVISOR)) {
     throw new OndineError('ONDINE_ERR_INSTALL', undefined, `${SUPERVISOR} is missing: build the native parts (npm run build:native)`);
   }
-  return [SUPERVISOR, '--deadline-ms', String(deadlineMs), '--', process.execPath, MAIN, ...process.argv.slice(2)];
+  return [SUPERVISOR, '--deadline-ms', String(deadlineMs), '--', process.execPath, ...workerNodeFlags(), MAIN, ...process.argv.slice(2)];
 }
 
 /** stdio for a daemon process: no stdin, stderr for logs (stdout too), the lock at its fixed fd. */
