@@ -4,15 +4,19 @@
 // digest over every byte, the bootstrap checked before it is put in place). The blobs are left
 // in the registry: the mount reads them through a registry source (source-spec.ts). A
 // bootstrap layer pulled before is not fetched again. Every blob id of the bootstrap must be a
-// data layer of the manifest (oci/manifest-blobs.ts). The pull's own modules (manifests, the
-// bootstrap layer's tar and gzip readers) load with the first pull: a daemon that only serves
-// local images, or has not pulled yet, does not hold them.
+// data layer of the manifest (oci/manifest-blobs.ts).
 import { OndineError, InvalidArgumentError } from '../errors.js';
 import { MAX_PULL_DEADLINE_MS } from './defaults.js';
+import { RegistryClient } from '../registry/client.js';
+import { parsePlatform } from '../registry/platform.js';
 import type { Credentials } from '../registry/credentials.js';
 import { parseReference, type ImageReference } from '../registry/reference.js';
+import { findBootstrapLayer, isPlainOci } from '../oci/nydus-image.js';
+import { BootstrapStore } from '../oci/bootstrap-store.js';
+import { DEFAULT_MAX_BOOTSTRAP_BYTES } from '../oci/bootstrap-extract.js';
+import { checkBootstrapBytesInManifest } from '../oci/manifest-blobs.js';
 import { checkDigest } from '../format/identifiers.js';
-import type { CacheDir } from '../storage/cache-dir.js';
+import { CacheDir } from '../storage/cache-dir.js';
 import { registryOptions, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
 
 /** What the API takes to mount or register an image by reference. */
@@ -78,10 +82,6 @@ export function checkPullRequest(v: unknown): PullRequest {
  * (the API's: its client went away, or the mount's deadline passed) cancels the pull at once.
  */
 export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: SourceDeps, signal?: AbortSignal, opts: PullOptions = {}): Promise<PulledImage> {
-  const [{ RegistryClient }, { parsePlatform }, { findBootstrapLayer, isPlainOci }, { BootstrapStore }, { DEFAULT_MAX_BOOTSTRAP_BYTES }, { checkBootstrapBytesInManifest }] = await Promise.all([
-    import('../registry/client.js'), import('../registry/platform.js'), import('../oci/nydus-image.js'),
-    import('../oci/bootstrap-store.js'), import('../oci/bootstrap-extract.js'), import('../oci/manifest-blobs.js'),
-  ]);
   const cap = opts.maxBootstrapBytes ?? DEFAULT_MAX_BOOTSTRAP_BYTES;
   const store = new BootstrapStore(cacheDir, { maxBytes: cap });
   const ref = parseReference(req.ref);

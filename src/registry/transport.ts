@@ -51,6 +51,14 @@ function proxyEnv(env: NodeJS.ProcessEnv): { httpProxy?: string; httpsProxy?: st
 type Undici = typeof import('undici');
 let undici: Promise<Undici> | undefined;
 
+/**
+ * Loads undici now rather than with the first request: for a daemon, which would otherwise pay
+ * for loading it (from a cold page cache, hundreds of ms) inside its first mount.
+ */
+export function preloadHttp(): Promise<unknown> {
+  return (undici ??= import('undici'));
+}
+
 export class Transport {
   private readonly dispatchers = new Map<string, Dispatcher>();
   private readonly connectTimeoutMs: number;
