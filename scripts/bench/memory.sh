@@ -14,7 +14,9 @@
 #      then sampled after it;
 #   5. `ondine snapshotter` against that daemon, idle after start-up, then after --calls
 #      Prepare/Remove pairs and a List over its gRPC socket.
-# Results: <work>/results.jsonl, one line per process and moment; the table on stdout.
+# Also timed, once each (start-up, for the record; cli-start.sh is the benchmark of the CLI's):
+# `node -e 0`, `ondine daemon` until it answers, `ondine snapshotter` until it logs ready.
+# Results: <work>/results.jsonl, one line per process and moment; the tables on stdout.
 #
 # Options:
 #   --source DIR   tree the image is built from (default /usr/lib/python3.11, else /usr/lib/python3)
@@ -113,6 +115,9 @@ say "building $source_dir ($(du -sh "$source_dir" | cut -f1)) and pushing it to 
 "${CLI[@]}" build -o "$work/image" --push "$ref" "$source_dir" >"$work/build.log" 2>&1 || die "ondine build failed (log $work/build.log)"
 
 # --- 1: baseline ----------------------------------------------------------------------------------
+t0=$(date +%s%N)
+node -e 0
+echo "{\"label\":\"startup\",\"role\":\"baseline\",\"sec\":$(( ($(date +%s%N) - t0) / 1000000 ))e-3}" >>"$results"
 node -e 'setInterval(() => {}, 1 << 30)' &
 base=$!
 pids+=($base)
@@ -122,7 +127,9 @@ kill "$base"; wait "$base" 2>/dev/null || true
 
 # --- 2: daemon idle -------------------------------------------------------------------------------
 mkdir -p "$work/cache" "$work/mnt"
+t0=$(date +%s%N)
 line=$("${CLI[@]}" daemon --cache-dir "$work/cache" --socket "$sock" 2>>"$work/daemon.log") || die "ondine daemon did not start (log $work/daemon.log)"
+echo "{\"label\":\"startup\",\"role\":\"daemon\",\"sec\":$(( ($(date +%s%N) - t0) / 1000000 ))e-3}" >>"$results"
 dpid=$(sed -n 's/.*(pid \([0-9]*\)).*/\1/p' <<<"$line")
 [ -n "$dpid" ] || die "no pid in: $line"
 roles=()
@@ -152,11 +159,13 @@ sample after "${roles[@]}"
 
 # --- 5: snapshotter -------------------------------------------------------------------------------
 mkdir -p "$work/snap"
+t0=$(date +%s%N)
 setsid "${CLI[@]}" snapshotter --socket "$work/snap.sock" --root "$work/snap" --daemon-socket "$sock" >"$work/snapshotter.log" 2>&1 &
 spid=$!
 pids+=($spid)
-for _ in $(seq 300); do grep -q 'snapshotter ready' "$work/snapshotter.log" 2>/dev/null && break; kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+for _ in $(seq 3000); do grep -q 'snapshotter ready' "$work/snapshotter.log" 2>/dev/null && break; kill -0 "$spid" 2>/dev/null || break; sleep 0.01; done
 grep -q 'snapshotter ready' "$work/snapshotter.log" || die "the snapshotter did not start (log $work/snapshotter.log)"
+echo "{\"label\":\"startup\",\"role\":\"snapshotter\",\"sec\":$(( ($(date +%s%N) - t0) / 1000000 ))e-3}" >>"$results"
 idle
 sample idle "snapshotter=$spid"
 node "$ROOT/dist/scripts/bench/memory/snapshot-calls.js" "$work/snap.sock" "$calls" >&2 || die "snapshotter calls failed (log $work/snapshotter.log)"

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { formatTable } from '../lib/table.js';
 
-interface Row { label: string; role: string; pid: number; name: string; rssKb: number; hwmKb: number; threads: number }
+interface Row { label: string; role: string; pid: number; name: string; rssKb: number; hwmKb: number; threads: number; sec?: number }
 
 /** What each role is, in the table's words. */
 const ROLES: Record<string, string> = {
@@ -22,12 +22,23 @@ const LABELS: Record<string, string> = {
   calls: 'after Prepare/Remove pairs and a List',
 };
 
-export function report(rows: readonly Row[], markdown: boolean): string[] {
+const STARTS: Record<string, string> = {
+  baseline: '`node -e 0`',
+  daemon: '`ondine daemon` until it answers (supervisor + worker)',
+  snapshotter: '`ondine snapshotter` until it logs ready',
+};
+
+export function report(allRows: readonly Row[], markdown: boolean): string[] {
+  const rows = allRows.filter((r) => r.label !== 'startup');
+  const starts = allRows.filter((r) => r.label === 'startup');
+  const startBase = starts.find((r) => r.role === 'baseline')?.sec;
+  const startTable = starts.length ? ['', ...formatTable(['start-up', 's', 'x node -e 0'],
+    starts.map((r) => [STARTS[r.role] ?? r.role, r.sec!.toFixed(3), startBase ? (r.sec! / startBase).toFixed(2) : '-']), markdown)] : [];
   const base = rows.find((r) => r.role === 'baseline' && r.label === 'idle');
   const mb = (kb: number) => (kb / 1024).toFixed(1);
   const out = formatTable(['process', 'moment', 'VmRSS MB', 'VmHWM MB', 'threads', 'RSS / node -e'],
     rows.map((r) => [ROLES[r.role] ?? r.role, LABELS[r.label] ?? r.label, mb(r.rssKb), mb(r.hwmKb), String(r.threads), base ? (r.rssKb / base.rssKb).toFixed(2) : '-']), markdown);
-  return out;
+  return [...out, ...startTable];
 }
 
 function main(): void {
