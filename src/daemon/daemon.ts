@@ -87,7 +87,7 @@ export class Daemon {
     this.log.info({ cacheDir: this.config.cacheDir, socket: this.config.socketPath, modes: this.modes, images: this.catalog.list().length, generation: this.generation }, 'daemon ready');
     // The registry's HTTP client loads lazily (the CLI never needs it for most verbs); the
     // daemon loads it once it answers, so its first mount or first cold read does not wait
-    // for it. About 11 MB of the worker's idle RSS (BENCHMARKS.md, Memory).
+    // for it. About 7 MB of the worker's idle RSS (BENCHMARKS.md, Memory).
     void preloadHttp().catch((err: unknown) => this.log.error({ err }, 'loading the HTTP client failed'));
   }
 

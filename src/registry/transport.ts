@@ -2,7 +2,7 @@
 // header and body timeouts, TLS trust from CA files, HTTPS_PROXY/HTTP_PROXY/NO_PROXY through
 // EnvHttpProxyAgent, and redirects followed by undici's interceptor (which keeps Range and
 // drops Authorization when the redirect leaves the origin). One dispatcher per TLS setting.
-// undici loads with the first request, not with this module: it is ~20 MB of a process's
+// undici loads with the first request, not with this module: it is 7-20 MB of a process's
 // resident memory, and a daemon that has not pulled anything yet (or a CLI verb that never
 // talks to a registry) should not carry it.
 import { readFileSync } from 'node:fs';
