@@ -1,27 +1,48 @@
 #!/usr/bin/env node
-// The `ondine` command: one file per verb under commands/; this file only wires them and
-// turns typed errors into a message and an exit code.
+// The `ondine` command: one file per verb under commands/; this file only picks the verb's
+// module and turns typed errors into a message and an exit code. A verb's module (and what it
+// needs) loads only when that verb runs: `ondine --version` loads commander alone, `ondine
+// mount` the daemon client; help with no verb and an unknown verb load every verb (to list
+// them, or suggest one).
 import { Command } from 'commander';
 import { OndineError } from '../errors.js';
-import { register as registerBuild } from './commands/build.js';
-import { register as registerInspect } from './commands/inspect.js';
-import { register as registerUnpack } from './commands/unpack.js';
-import { register as registerDaemon } from './commands/daemon.js';
-import { register as registerMount } from './commands/mount.js';
-import { register as registerUmount } from './commands/umount.js';
-import { register as registerStatus } from './commands/status.js';
-import { register as registerStop } from './commands/stop.js';
-import { register as registerProbe } from './commands/probe.js';
-import { register as registerConvert } from './commands/convert.js';
-import { register as registerPush } from './commands/push.js';
-import { register as registerSnapshotter } from './commands/snapshotter.js';
-import { NativeError } from '../native/index.js';
+import { NativeError } from '../native/errors.js';
 
-const program = new Command();
-program.name('ondine').description('on-demand container images for in-kernel EROFS').version('0.1.0');
-for (const register of [registerBuild, registerInspect, registerUnpack, registerDaemon, registerMount, registerUmount, registerStatus, registerStop, registerProbe, registerConvert, registerPush, registerSnapshotter]) register(program);
+type VerbModule = { register(program: Command): void };
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+/** Each verb's module, in the order help lists them. */
+const VERBS: Record<string, () => Promise<VerbModule>> = {
+  build: () => import('./commands/build.js'),
+  inspect: () => import('./commands/inspect.js'),
+  unpack: () => import('./commands/unpack.js'),
+  daemon: () => import('./commands/daemon.js'),
+  mount: () => import('./commands/mount.js'),
+  umount: () => import('./commands/umount.js'),
+  status: () => import('./commands/status.js'),
+  stop: () => import('./commands/stop.js'),
+  probe: () => import('./commands/probe.js'),
+  convert: () => import('./commands/convert.js'),
+  push: () => import('./commands/push.js'),
+  snapshotter: () => import('./commands/snapshotter.js'),
+};
+
+/** The verbs whose modules this command line needs: its verb, none for the version, else all. */
+function verbsFor(argv: readonly string[]): string[] {
+  const first = argv[0];
+  if (first !== undefined && Object.hasOwn(VERBS, first)) return [first];
+  if (first === '-V' || first === '--version') return [];
+  return Object.keys(VERBS);
+}
+
+async function main(): Promise<void> {
+  const program = new Command();
+  program.name('ondine').description('on-demand container images for in-kernel EROFS').version('0.1.0');
+  const verbs = verbsFor(process.argv.slice(2));
+  for (const mod of await Promise.all(verbs.map((v) => VERBS[v]!()))) mod.register(program);
+  await program.parseAsync(process.argv);
+}
+
+main().catch((err: unknown) => {
   if (err instanceof OndineError) {
     process.stderr.write(`ondine: ${err.message} [${err.code}]\n`);
     process.exitCode = 2;

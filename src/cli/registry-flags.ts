@@ -1,10 +1,11 @@
 // Registry flags shared by the commands that talk to a registry (convert, push, build --push):
 // TLS and plain-http choices, and credentials from --username/--password-stdin or, failing
-// that, from the Docker config (~/.docker/config.json, credential helpers).
+// that, from the Docker config (~/.docker/config.json, credential helpers). The registry
+// client (undici) loads only when a command makes one, not when its flags are declared.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
-import { RegistryClient, type RegistryOptions } from '../registry/client.js';
-import { dockerCredentials, type Credentials } from '../registry/credentials.js';
+import type { RegistryClient, RegistryOptions } from '../registry/client.js';
+import type { Credentials } from '../registry/credentials.js';
 
 export function addRegistryFlags(cmd: Command): Command {
   return cmd
@@ -21,6 +22,7 @@ async function readStdin(): Promise<string> {
 }
 
 export async function registryClient(o: Record<string, unknown>): Promise<RegistryClient> {
+  const [{ RegistryClient }, { dockerCredentials }] = await Promise.all([import('../registry/client.js'), import('../registry/credentials.js')]);
   const opts: RegistryOptions = { userAgent: 'ondine' };
   if (o.insecure) opts.insecure = true;
   if (typeof o.caFile === 'string') opts.caFile = o.caFile;

@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_READ_TIMEOUT_MS, FAILED_CHUNK_MS } from '../registry/time-ladder.js';
 import { defaultDecodeThreads } from '../storage/decode-pool.js';
 import type { ImageSpec } from './catalog.js';
-import { isModeChoice, type ModeChoice } from './probe.js';
+import { DEFAULT_SOCKET, isModeChoice, type ModeChoice } from './defaults.js';
 
 export interface DaemonConfig {
   cacheDir: string;
@@ -62,7 +62,7 @@ export function parseMirrorFlags(flags: readonly string[]): Record<string, strin
   return out;
 }
 
-export const DEFAULT_SOCKET = '/run/ondine/ondine.sock';
+export { DEFAULT_SOCKET };
 
 export function defaults(): Omit<DaemonConfig, 'cacheDir'> {
   return { socketPath: DEFAULT_SOCKET, devicePath: '/dev/cachefiles', amplifyBytes: DEFAULT_READ_AHEAD_MAX, fetchBudget: 8, failureMemoMs: 30_000, concurrency: 16, readTimeoutMs: DEFAULT_READ_TIMEOUT_MS, failedChunkMs: FAILED_CHUNK_MS, decodeThreads: defaultDecodeThreads(), images: [], mode: 'auto' };

@@ -18,6 +18,7 @@ import { CacheDir } from '../storage/cache-dir.js';
 import type { SourceDeps } from '../storage/source-spec.js';
 import { pullBootstrap } from './image-pull.js';
 import { timeLadder } from '../registry/time-ladder.js';
+import { preloadHttp } from '../registry/transport.js';
 import { startApi } from './api.js';
 import { CachefilesTargets } from './cachefiles-targets.js';
 import { ImageCatalog } from './catalog.js';
@@ -88,6 +89,10 @@ export class Daemon {
     });
     this.link?.ready();
     this.log.info({ cacheDir: this.config.cacheDir, socket: this.config.socketPath, modes: this.modes, images: this.catalog.list().length, generation: this.generation }, 'daemon ready');
+    // The registry's HTTP client loads lazily (the CLI never needs it for most verbs); the
+    // daemon loads it once it answers, so its first mount or first cold read does not wait
+    // for it. About 7 MB of the worker's idle RSS (BENCHMARKS.md, Memory).
+    void preloadHttp().catch((err: unknown) => this.log.error({ err }, 'loading the HTTP client failed'));
   }
 
   private get generation(): number {

@@ -6,6 +6,7 @@
 // bootstrap layer pulled before is not fetched again. Every blob id of the bootstrap must be a
 // data layer of the manifest (oci/manifest-blobs.ts).
 import { OndineError, InvalidArgumentError } from '../errors.js';
+import { MAX_PULL_DEADLINE_MS } from './defaults.js';
 import { RegistryClient } from '../registry/client.js';
 import { parsePlatform } from '../registry/platform.js';
 import type { Credentials } from '../registry/credentials.js';
@@ -31,7 +32,7 @@ export interface PullRequest {
 }
 
 /** A deadline asked for over the API is at most this (an hour). */
-export const MAX_PULL_DEADLINE_MS = 3_600_000;
+export { MAX_PULL_DEADLINE_MS } from './defaults.js';
 
 export interface PulledImage {
   /** Canonical reference. */

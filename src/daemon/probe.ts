@@ -4,9 +4,9 @@
 import { existsSync } from 'node:fs';
 import { OndineError } from '../errors.js';
 import { probeFanotify } from '../kernel/fanotify/group.js';
+import { type Mode, type ModeChoice } from './defaults.js';
 
-/** A kernel front end the daemon serves. */
-export type Mode = 'cachefiles' | 'fanotify';
+export { isModeChoice, type Mode, type ModeChoice } from './defaults.js';
 
 export interface ProbeResult {
   fanotify: true | string;
@@ -16,13 +16,6 @@ export interface ProbeResult {
 /** Tries each front end; a string says why it cannot serve here. */
 export function probe(cacheDir: string, devicePath = '/dev/cachefiles'): ProbeResult {
   return { fanotify: probeFanotify(cacheDir), cachefiles: existsSync(devicePath) ? true : `${devicePath} does not exist` };
-}
-
-export type ModeChoice = 'auto' | Mode;
-
-/** Whether `v` names a mode a user may ask for. */
-export function isModeChoice(v: unknown): v is ModeChoice {
-  return v === 'auto' || v === 'fanotify' || v === 'cachefiles';
 }
 
 /** The front ends to serve for `choice`, or one error naming what each path needs. */

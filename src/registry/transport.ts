@@ -2,9 +2,12 @@
 // header and body timeouts, TLS trust from CA files, HTTPS_PROXY/HTTP_PROXY/NO_PROXY through
 // EnvHttpProxyAgent, and redirects followed by undici's interceptor (which keeps Range and
 // drops Authorization when the redirect leaves the origin). One dispatcher per TLS setting.
+// undici loads with the first request, not with this module: it is 7-20 MB of a process's
+// resident memory, and a daemon that has not pulled anything yet (or a CLI verb that never
+// talks to a registry) should not carry it.
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { Agent, EnvHttpProxyAgent, interceptors, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { InvalidArgumentError } from '../errors.js';
 import { timeLadder } from './time-ladder.js';
 
@@ -45,6 +48,17 @@ function proxyEnv(env: NodeJS.ProcessEnv): { httpProxy?: string; httpsProxy?: st
   return out;
 }
 
+type Undici = typeof import('undici');
+let undici: Promise<Undici> | undefined;
+
+/**
+ * Loads undici now rather than with the first request: for a daemon, which would otherwise pay
+ * for loading it (from a cold page cache, hundreds of ms) inside its first mount.
+ */
+export function preloadHttp(): Promise<unknown> {
+  return (undici ??= import('undici'));
+}
+
 export class Transport {
   private readonly dispatchers = new Map<string, Dispatcher>();
   private readonly connectTimeoutMs: number;
@@ -64,7 +78,7 @@ export class Transport {
     return proxyEnv(this.env) !== undefined;
   }
 
-  private dispatcher(tls?: TlsSettings): Dispatcher {
+  private dispatcher(tls: TlsSettings | undefined, { Agent, EnvHttpProxyAgent, interceptors }: Undici): Dispatcher {
     const key = JSON.stringify([tls?.ca ?? [], tls?.skipVerify === true]);
     const existing = this.dispatchers.get(key);
     if (existing !== undefined) return existing;
@@ -104,7 +118,7 @@ export class Transport {
       body: init.body ?? null,
     };
     if (init.signal !== undefined) opts.signal = init.signal;
-    return this.dispatcher(init.tls).request(opts);
+    return this.dispatcher(init.tls, await (undici ??= import('undici'))).request(opts);
   }
 
   async close(): Promise<void> {

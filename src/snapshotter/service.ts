@@ -2,7 +2,7 @@
 // namespace, open the metadata, serve the gRPC API; stop on request. The CLI only parses
 // flags and calls this.
 import type { Logger } from 'pino';
-import { DEFAULT_SOCKET as DAEMON_SOCKET } from '../daemon/config.js';
+import { DEFAULT_SOCKET as DAEMON_SOCKET } from '../daemon/defaults.js';
 import { DaemonLink } from './daemon-link.js';
 import { SnapshotsServer } from './server.js';
 import { Snapshotter } from './snapshotter.js';

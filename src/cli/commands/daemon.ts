@@ -11,17 +11,27 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { DaemonClient } from '../../daemon/client.js';
 import { loadConfig, parseMirrorFlags, type DaemonConfig } from '../../daemon/config.js';
-import { Daemon } from '../../daemon/daemon.js';
 import { chooseModes, probe, type Mode } from '../../daemon/probe.js';
 import { INHERITED_LOCK_FD, LOCK_FD_ENV, SocketLock } from '../../daemon/socket-lock.js';
 import { OndineError } from '../../errors.js';
 import { timeLadder } from '../../registry/time-ladder.js';
 import { SupervisorLink } from '../../kernel/fanotify/supervisor-link.js';
-import { makeLogger } from '../logger.js';
 
 /** The supervisor binary node-gyp builds beside the addon. */
 export const SUPERVISOR = fileURLToPath(new URL('../../../../build/Release/ondine-supervisor', import.meta.url));
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+
+/**
+ * V8 flags of the serving process (the worker): young-generation semi-spaces of 1 MB instead of
+ * 16 MB. Chunk bytes live in Buffers outside the V8 heap, so what the young generation holds
+ * is small and short-lived; the smaller spaces cut the worker's resident size after a cold read
+ * by a sixth (BENCHMARKS.md, Memory). ONDINE_WORKER_NODE_FLAGS replaces them (empty: none).
+ */
+export function workerNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  const v = env.ONDINE_WORKER_NODE_FLAGS;
+  if (v === undefined) return ['--max-semi-space-size=1'];
+  return v.split(/\s+/).filter(Boolean);
+}
 
 /** How long a launcher waits for the daemon it started to answer on the socket. */
 const LAUNCH_TIMEOUT_MS = 60_000;
@@ -76,7 +86,7 @@ export function register(program: Command): void {
       const supervised = modes.includes('fanotify') && o.supervisor !== false;
       const deadlineMs = timeLadder(config.readTimeoutMs).supervisorDeadlineMs;
       if (!o.foreground && !inherited) {
-        process.exitCode = await launch(config, lock, supervised ? supervisorArgv(deadlineMs) : [process.execPath, MAIN, ...process.argv.slice(2), '--foreground']);
+        process.exitCode = await launch(config, lock, supervised ? supervisorArgv(deadlineMs) : [process.execPath, ...workerNodeFlags(), MAIN, ...process.argv.slice(2), '--foreground']);
         return;
       }
       if (supervised) {
@@ -90,6 +100,9 @@ export function register(program: Command): void {
 
 /** Serves in this process until stopped, then exits (a pull still in flight must not keep it). */
 async function serve(config: DaemonConfig, modes: Mode[], link: SupervisorLink | undefined): Promise<void> {
+  // The daemon itself (kernel front ends, storage, the registry client, pino) loads only in
+  // the process that serves: a launcher that spawns it and returns never pays for it.
+  const [{ Daemon }, { makeLogger }] = await Promise.all([import('../../daemon/daemon.js'), import('../logger.js')]);
   const log = makeLogger();
   // A dead daemon turns every uncached read of every mount into EIO: log a stray error
   // and keep serving rather than exit on it.
@@ -110,7 +123,7 @@ function supervisorArgv(deadlineMs: number): string[] {
   if (!existsSync(SUPERVISOR)) {
     throw new OndineError('ONDINE_ERR_INSTALL', undefined, `${SUPERVISOR} is missing: build the native parts (npm run build:native)`);
   }
-  return [SUPERVISOR, '--deadline-ms', String(deadlineMs), '--', process.execPath, MAIN, ...process.argv.slice(2)];
+  return [SUPERVISOR, '--deadline-ms', String(deadlineMs), '--', process.execPath, ...workerNodeFlags(), MAIN, ...process.argv.slice(2)];
 }
 
 /** stdio for a daemon process: no stdin, stderr for logs (stdout too), the lock at its fixed fd. */

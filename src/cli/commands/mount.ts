@@ -10,17 +10,17 @@ import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { DEFAULT_SOCKET } from '../../daemon/config.js';
+import { DEFAULT_SOCKET, isModeChoice, MAX_PULL_DEADLINE_MS } from '../../daemon/defaults.js';
 import { DaemonClient, DaemonUnavailableError, type DaemonHealth } from '../../daemon/client.js';
-import { lockHeld } from '../../daemon/socket-lock.js';
-import { mountFscache } from '../../kernel/mounts.js';
-import { isModeChoice } from '../../daemon/probe.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../../errors.js';
-import { dockerCredentials, type Credentials } from '../../registry/credentials.js';
-import { parseReference } from '../../registry/reference.js';
+import type { Credentials } from '../../registry/credentials.js';
 import { timeLadder } from '../../registry/time-ladder.js';
-import { MAX_PULL_DEADLINE_MS, type PullRequest } from '../../daemon/image-pull.js';
+import type { PullRequest } from '../../daemon/image-pull.js';
 import { addRegistryFlags } from '../registry-flags.js';
+
+// The lean path: this verb only talks to the daemon. The native addon (the socket's lock,
+// the fscache mount) and the registry's reference and credential parsers load when needed.
+const mountFscache: typeof import('../../kernel/mounts.js').mountFscache = async (...a) => (await import('../../kernel/mounts.js')).mountFscache(...a);
 
 const DEFAULT_CACHE_DIR = '/var/cache/ondine';
 
@@ -71,6 +71,7 @@ async function ensureDaemon(client: DaemonClient, cacheDir: string, mode: string
     // `ondine daemon` exits 0 once its daemon answers; one that lost the socket's lock to
     // another `ondine mount` starting a daemon at the same time just waits for that one.
     // A daemon killed by a signal has no exit code: report it as -1.
+    const { lockHeld } = await import('../../daemon/socket-lock.js');
     const exited = (): number | null => {
       const code = child.exitCode ?? (child.signalCode ? -1 : null);
       return code === 0 || lockHeld(client.socketPath) ? null : code;
@@ -95,6 +96,7 @@ interface RefOptions { username?: string; passwordStdin?: boolean; platform?: st
 
 /** The pull request for a reference: credentials from the flags, else the Docker config. */
 async function pullRequest(image: string, o: RefOptions): Promise<PullRequest> {
+  const [{ parseReference }, { dockerCredentials }] = await Promise.all([import('../../registry/reference.js'), import('../../registry/credentials.js')]);
   const ref = parseReference(image);
   let credentials: Credentials | undefined;
   if (o.passwordStdin || o.username !== undefined) {

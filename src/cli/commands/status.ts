@@ -1,6 +1,6 @@
 // `ondine status`: what the daemon serves and what it has fetched (--json: everything).
 import type { Command } from 'commander';
-import { DEFAULT_SOCKET } from '../../daemon/config.js';
+import { DEFAULT_SOCKET } from '../../daemon/defaults.js';
 import { DaemonClient } from '../../daemon/client.js';
 
 interface Stats {

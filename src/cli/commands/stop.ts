@@ -2,7 +2,7 @@
 // worker) is gone: the socket's lock is free then. Refused while mounts are live (their
 // uncached reads would fail), unless forced: then its fanotify mounts are unmounted first.
 import type { Command } from 'commander';
-import { DEFAULT_SOCKET } from '../../daemon/config.js';
+import { DEFAULT_SOCKET } from '../../daemon/defaults.js';
 import { DaemonClient, DaemonUnavailableError } from '../../daemon/client.js';
 import { lockHeld, readHolder } from '../../daemon/socket-lock.js';
 import { OndineError } from '../../errors.js';

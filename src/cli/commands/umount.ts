@@ -2,7 +2,7 @@
 // marks and fds; cachefiles: the image registration once no mount uses it).
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_SOCKET } from '../../daemon/config.js';
+import { DEFAULT_SOCKET } from '../../daemon/defaults.js';
 import { DaemonClient, DaemonUnavailableError } from '../../daemon/client.js';
 import { listFscacheMounts, umount } from '../../kernel/mounts.js';
 import { NotFoundError } from '../../errors.js';
