@@ -136,6 +136,9 @@ void read_group(struct sup *s) {
       return;
     }
     if (n == 0) return;
+    // A read that left room for more events found the queue drained: skip the read that
+    // would only say EAGAIN (poll is level triggered: what arrives meanwhile wakes it again).
+    bool drained = (size_t)n < sizeof(buf) / 2;
     for (ssize_t off = 0; off + (ssize_t)FAN_EVENT_METADATA_LEN <= n;) {
       const struct fanotify_event_metadata *m = (const void *)(buf + off);
       if (m->vers != FANOTIFY_METADATA_VERSION || m->event_len < FAN_EVENT_METADATA_LEN ||
@@ -149,5 +152,6 @@ void read_group(struct sup *s) {
       on_event(s, m);
       off += m->event_len;
     }
+    if (drained && !s->shutting_down) return;
   }
 }

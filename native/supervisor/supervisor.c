@@ -22,9 +22,14 @@ const char *errtext(char *buf, size_t size, int err) {
 // ---------------------------------------------------------------------------------------
 // Time: deadlines, restarts, the shutdown kill
 
-static void run_timers(struct sup *s) {
-  uint64_t expirations;
-  while (read(s->timer_fd, &expirations, sizeof(expirations)) > 0) {
+// `fired`: poll saw the timerfd readable (it is one-shot: it is disarmed now). Deadlines are
+// checked on every loop turn anyway; the timerfd only wakes the loop when nothing else does.
+static void run_timers(struct sup *s, bool fired) {
+  if (fired) {
+    uint64_t expirations;
+    while (read(s->timer_fd, &expirations, sizeof(expirations)) > 0) {
+    }
+    s->timer_armed_at = 0;
   }
   int64_t now = now_ms();
   for (size_t i = 0; i < s->pending.len;) {
@@ -55,14 +60,17 @@ static void schedule_timer(struct sup *s) {
   int64_t next = pending_earliest_deadline(&s->pending);
   if (s->restart_at != 0 && s->restart_at < next) next = s->restart_at;
   if (s->kill_at != 0 && s->kill_at < next) next = s->kill_at;
+  // A syscall only when the timer must fire sooner than it is set to: one set later than
+  // needed (the event it was for was answered) costs one spurious wake, not a syscall per
+  // event on both loop turns of every event.
+  if (next == INT64_MAX) return;
+  if (next <= 0) next = 1;
+  if (s->timer_armed_at != 0 && s->timer_armed_at <= next) return;
   struct itimerspec its;
   memset(&its, 0, sizeof(its));
-  if (next != INT64_MAX) {
-    if (next <= 0) next = 1;
-    its.it_value.tv_sec = next / 1000;
-    its.it_value.tv_nsec = (next % 1000) * 1000000;
-  }
-  timerfd_settime(s->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+  its.it_value.tv_sec = next / 1000;
+  its.it_value.tv_nsec = (next % 1000) * 1000000;
+  if (timerfd_settime(s->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) == 0) s->timer_armed_at = next;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -176,6 +184,6 @@ int main(int argc, char **argv) {
     if (s.link_fd >= 0 && (fds[3].revents & (POLLIN | POLLHUP | POLLERR))) read_link(&s);
     if (fds[0].revents & POLLIN) read_group(&s);
     if (fds[1].revents & POLLIN) read_signals(&s);
-    run_timers(&s);
+    run_timers(&s, (fds[2].revents & POLLIN) != 0);
   }
 }

@@ -62,6 +62,7 @@ struct sup {
   int group_fd;
   int sig_fd;
   int timer_fd;
+  int64_t timer_armed_at;  // when the timerfd fires next (CLOCK_MONOTONIC ms); 0: disarmed
   int link_fd;  // -1 while no worker is connected
 
   pid_t worker_pid;  // 0 while none runs

@@ -38,6 +38,9 @@
 #   --random-secs S   time cap per random-read run (default 20)
 #   --no-setup        do not run scripts/setup.sh first (it installs packages, builds the addon
 #                     and dist/)
+#   --only LIST       measure only these workloads, comma separated: seq, half, walk, random
+#                     (e.g. --only random,seq for quick interleaved before/after runs); the warm
+#                     Ondine rows need all four, and the decode ceiling runs only with seq/half
 #   --markdown        print the table as Markdown too (for BENCHMARKS.md)
 set -euo pipefail
 
@@ -45,7 +48,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 say() { printf 'host-read: %s\n' "$*" >&2; }
 die() { printf 'host-read: error: %s\n' "$*" >&2; exit 2; }
 
-work= out= reps=5 reads=2000 rsecs=20 setup=1 markdown=0
+work= out= reps=5 reads=2000 rsecs=20 setup=1 markdown=0 only=
 while [ $# -gt 0 ]; do
   case $1 in
     --work) work=$2; shift 2 ;; --work=*) work=${1#*=}; shift ;;
@@ -53,6 +56,7 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift 2 ;; --reps=*) reps=${1#*=}; shift ;;
     --reads) reads=$2; shift 2 ;; --reads=*) reads=${1#*=}; shift ;;
     --random-secs) rsecs=$2; shift 2 ;; --random-secs=*) rsecs=${1#*=}; shift ;;
+    --only) only=$2; shift 2 ;; --only=*) only=${1#*=}; shift ;;
     --no-setup) setup=0; shift ;;
     --markdown) markdown=1; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
@@ -60,6 +64,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 for v in reps reads rsecs; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--${v/rsecs/random-secs} wants a positive integer"; done
+[[ -z $only || $only =~ ^(seq|half|walk|random)(,(seq|half|walk|random))*$ ]] || die "--only wants a comma-separated list of seq, half, walk, random"
 [ "$(id -u)" -eq 0 ] || die "run as root (mounts, fanotify pre-content marks, drop_caches)"
 
 started=$(date +%s)
@@ -161,8 +166,12 @@ fi
 
 # --- decode ceiling over image A's blob ---------------------------------------------------------
 cores=$(nproc)
-say "decode ceiling: ChunkReader over image A's blob, one thread and $cores pool threads"
-node dist/scripts/bench/decode/driver.js "$work/img-a/bootstrap" "$work/img-a/blobs" --threads "0,$cores" --runs 3 --passes 2 --json >"$work/decode.json"
+if [[ -z $only || $only =~ seq|half ]]; then
+  say "decode ceiling: ChunkReader over image A's blob, one thread and $cores pool threads"
+  node dist/scripts/bench/decode/driver.js "$work/img-a/bootstrap" "$work/img-a/blobs" --threads "0,$cores" --runs 3 --passes 2 --json >"$work/decode.json"
+else
+  echo null >"$work/decode.json"
+fi
 
 # --- the Ondine fanotify front end, when the CLI has it -----------------------------------------
 ondine=false
@@ -177,15 +186,16 @@ disk_stat=/sys/dev/block/$(stat -c '%Hd:%Ld' "$work")/stat
 [ -r "$disk_stat" ] || disk_stat=
 node -e '
   const fs = require("fs");
-  const [cfgPath, repo, work, out, ua, ub, fuse, clistener, ondine, reads, rsecs, reps, diskStat] = process.argv.slice(1);
+  const [cfgPath, repo, work, out, ua, ub, fuse, clistener, ondine, reads, rsecs, reps, diskStat, only] = process.argv.slice(1);
+  const decode = JSON.parse(fs.readFileSync(work + "/decode.json", "utf8"));
   const image = (dir, unpacked) => ({ dir, bootstrap: dir + "/bootstrap", unpacked, size: fs.statSync(unpacked).size });
   fs.writeFileSync(cfgPath, JSON.stringify({
     repo, work, out, src: work + "/src", expected: JSON.parse(fs.readFileSync(work + "/expected.json", "utf8")),
     a: image(work + "/img-a", ua), b: image(work + "/img-b", ub), erofsfuse: fuse, ...(clistener ? { clistener } : {}),
     ondine: ondine === "true", reads: Number(reads), maxRandomSeconds: Number(rsecs), reps: Number(reps), ...(diskStat ? { diskStat } : {}),
-    decode: JSON.parse(fs.readFileSync(work + "/decode.json", "utf8")),
+    ...(decode ? { decode } : {}), ...(only ? { only: only.split(",") } : {}),
   }, null, 2));
-' "$work/config.json" "$ROOT" "$work" "$out" "$ua" "$ub" "$fuse_bin/erofsfuse" "$clistener" "$ondine" "$reads" "$rsecs" "$reps" "$disk_stat"
+' "$work/config.json" "$ROOT" "$work" "$out" "$ua" "$ub" "$fuse_bin/erofsfuse" "$clistener" "$ondine" "$reads" "$rsecs" "$reps" "$disk_stat" "$only"
 
 say "measuring ($reps interleaved rounds)"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -42,7 +42,11 @@ export interface HostConfig {
   diskStat?: string;
   /** Output of decode/driver.js --json over image A, measured by the script beforehand. */
   decode?: unknown;
+  /** Only these workloads (default all); the warm Ondine rows need all of them. */
+  only?: Work[];
 }
+export type Work = 'seq' | 'half' | 'walk' | 'random';
+export const WORKS: readonly Work[] = ['seq', 'half', 'walk', 'random'];
 
 export interface Measure {
   sec: number;
@@ -63,6 +67,8 @@ export interface Results {
   reps: number;
   reads: number;
   ondine: 'measured' | 'not available';
+  /** The workloads measured (absent: all). */
+  only?: Work[];
   decode?: unknown;
   rows: Record<string, Row>;
   /** `ondine status --json` after each Ondine step, as printed (its fields are not fixed yet). */
@@ -163,7 +169,7 @@ async function main(): Promise<void> {
   const results: Results = {
     kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), started: new Date().toISOString(),
     cpus: Number(spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()), reps: cfg.reps, reads: cfg.reads,
-    ondine: cfg.ondine ? 'measured' : 'not available', ...(cfg.decode ? { decode: cfg.decode } : {}), rows: {}, failures: [],
+    ondine: cfg.ondine ? 'measured' : 'not available', ...(cfg.only ? { only: cfg.only } : {}), ...(cfg.decode ? { decode: cfg.decode } : {}), rows: {}, failures: [],
   };
   const save = () => writeFileSync(join(cfg.out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
   const row = (name: string) => (results.rows[name] ??= {});
@@ -178,10 +184,12 @@ async function main(): Promise<void> {
   const halfSha = hashFile(reference, half);
   if (hashFile(reference) !== exp.big.sha256) throw new Error(`${reference} does not match its expected digest: regenerate the work dir`);
   const helpers = new Helpers(join(cfg.work, 'pids'));
+  const only = new Set<Work>(cfg.only ?? WORKS);
+  const full = WORKS.every((w) => only.has(w));
+  const works = (list: readonly Work[]) => list.filter((w) => only.has(w));
 
   // One run of a workload with the page cache dropped first, then its bytes checked against
   // the source. The disk counter stops before the check, which reads the source files.
-  type Work = 'seq' | 'half' | 'walk' | 'random';
   const diskRead = () => (cfg.diskStat ? Number(readFileSync(cfg.diskStat, 'utf8').trim().split(/\s+/)[2]) * 512 : 0);
   const measure = (name: string, w: Work, dirA: string, dirB: string): Measure => {
     dropCaches();
@@ -254,24 +262,32 @@ async function main(): Promise<void> {
         const b1 = mnt('ondine-b');
         d1.mount(cfg.a, a1);
         d1.mount(cfg.b, b1);
-        log(`${name}: ${record(name, 'seq', measure(name, 'seq', a1, b1))}`);
-        d1.snapshot('after cold seq');
-        prime(b1, join(b1, exp.big.path));
-        log(`${name}: ${record(name, 'random', measure(name, 'random', a1, b1))}`);
-        d1.snapshot('after cold random');
-        walk(join(a1, exp.tree.path));
-        seqRead(join(b1, exp.big.path));
-        d1.snapshot('after filling both blobs');
-        ondineWarm = { a: a1, b: b1 };
+        if (only.has('seq')) {
+          log(`${name}: ${record(name, 'seq', measure(name, 'seq', a1, b1))}`);
+          d1.snapshot('after cold seq');
+        }
+        if (only.has('random')) {
+          prime(b1, join(b1, exp.big.path));
+          log(`${name}: ${record(name, 'random', measure(name, 'random', a1, b1))}`);
+          d1.snapshot('after cold random');
+        }
+        if (full) {
+          walk(join(a1, exp.tree.path));
+          seqRead(join(b1, exp.big.path));
+          d1.snapshot('after filling both blobs');
+          ondineWarm = { a: a1, b: b1 };
+        }
         // d2: the cold walk on fresh cache files, then the first half of the big file read
         // cold: the warm-partial row reads that half again from a half-filled blob.
-        const d2 = await daemon('partial');
-        const a2 = mnt('ondine-partial');
-        d2.mount(cfg.a, a2);
-        log(`${name}: ${record(name, 'walk', measure(name, 'walk', a2, b1))}`);
-        log(`${name}: ${record(name, 'half', measure(name, 'half', a2, b1))}`);
-        d2.snapshot('partial: after cold walk and half');
-        ondinePartial = a2;
+        if (only.has('walk') || only.has('half')) {
+          const d2 = await daemon('partial');
+          const a2 = mnt('ondine-partial');
+          d2.mount(cfg.a, a2);
+          if (only.has('walk')) log(`${name}: ${record(name, 'walk', measure(name, 'walk', a2, b1))}`);
+          if (only.has('half')) log(`${name}: ${record(name, 'half', measure(name, 'half', a2, b1))}`);
+          d2.snapshot('partial: after cold walk and half');
+          if (full) ondinePartial = a2;
+        }
         save();
       } catch (err) {
         results.failures.push(`Ondine: ${(err as Error).message}`);
@@ -325,10 +341,13 @@ async function main(): Promise<void> {
           dirs[w] = mnt(`c-${w}`);
           fileMount(img.bootstrap, join(dir, `${w}.cache`), dirs[w]!);
         }
-        const parts = [record(name, 'seq', measure(name, 'seq', dirs.seq!, dirs.random!))];
-        parts.push(record(name, 'walk', measure(name, 'walk', dirs.walk!, dirs.random!)));
-        prime(dirs.random!, join(dirs.random!, exp.big.path));
-        parts.push(record(name, 'random', measure(name, 'random', dirs.seq!, dirs.random!)));
+        const parts: string[] = [];
+        if (only.has('seq')) parts.push(record(name, 'seq', measure(name, 'seq', dirs.seq!, dirs.random!)));
+        if (only.has('walk')) parts.push(record(name, 'walk', measure(name, 'walk', dirs.walk!, dirs.random!)));
+        if (only.has('random')) {
+          prime(dirs.random!, join(dirs.random!, exp.big.path));
+          parts.push(record(name, 'random', measure(name, 'random', dirs.seq!, dirs.random!)));
+        }
         log(`${name} (round ${rep}): ${parts.join(', ')}`);
       } finally {
         for (const d of Object.values(dirs)) if (mounted(d)) umount2(d);
@@ -338,13 +357,13 @@ async function main(): Promise<void> {
 
     for (let rep = 1; rep <= cfg.reps; rep++) {
       for (const [name, a, b] of [['native EROFS', natA, natB], ['erofsfuse', fuseA, fuseB]] as const) {
-        const parts = (['seq', 'half', 'walk', 'random'] as const).map((w) => record(name, w, measure(name, w, a, b)));
+        const parts = works(WORKS).map((w) => record(name, w, measure(name, w, a, b)));
         log(`${name} (round ${rep}): ${parts.join(', ')}`);
       }
       await cRound(rep);
       if (ondineWarm) {
         const name = 'Ondine warm, blob complete';
-        const parts = (['seq', 'half', 'walk', 'random'] as const).map((w) => record(name, w, measure(name, w, ondineWarm.a, ondineWarm.b)));
+        const parts = WORKS.map((w) => record(name, w, measure(name, w, ondineWarm.a, ondineWarm.b)));
         log(`${name} (round ${rep}): ${parts.join(', ')}`);
       }
       if (ondinePartial) {

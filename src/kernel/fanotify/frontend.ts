@@ -5,7 +5,7 @@
 // (the blob cache shares in-flight chunks). Owns nothing but the queue and its counters.
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
-import type { BlobCache } from '../../storage/blob-cache.js';
+import type { BlobCache, FillAbort } from '../../storage/blob-cache.js';
 import type { CacheFileIo, FdWriter } from '../../storage/cache-file.js';
 import type { AccessReply } from './replies.js';
 import { DEFAULT_READ_TIMEOUT_MS } from '../../registry/time-ladder.js';
@@ -47,17 +47,28 @@ export interface FanotifyStats {
   unknownFiles: number;
 }
 
-/** One event between arrival and its answer. */
-interface Pending {
-  ev: PreAccess;
-  reply: AccessReply;
-  target: FanotifyTarget;
-  writer: FdWriter;
-  deadline: number;
-  /** Made only when a fill asks for its signal (a local source never does). */
-  abort: AbortController | undefined;
+/**
+ * One event between arrival and its answer. It is the fill's FillAbort too: its signal (an
+ * AbortController) is made only when a fill asks for it (a local source never does), so an
+ * event costs this one object and its writer, no getter object or promise chain of its own.
+ */
+class Pending implements FillAbort {
+  /** Made only when a fill asks for its signal. */
+  abort: AbortController | undefined = undefined;
   /** Holds a concurrency slot (started, not yet settled or timed out). */
-  running: boolean;
+  running = false;
+
+  constructor(
+    readonly ev: PreAccess,
+    readonly reply: AccessReply,
+    readonly target: FanotifyTarget,
+    readonly writer: FdWriter,
+    readonly deadline: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    return (this.abort ??= new AbortController()).signal;
+  }
 }
 
 export class FanotifyFrontend {
@@ -104,9 +115,7 @@ export class FanotifyFrontend {
       this.finish(reply, constants.errno.EIO, ev.fd);
       return;
     }
-    const p: Pending = {
-      ev, reply, target, writer: this.files.writer(ev.fd), deadline: Date.now() + this.timeoutMs, abort: undefined, running: false,
-    };
+    const p = new Pending(ev, reply, target, this.files.writer(ev.fd), Date.now() + this.timeoutMs);
     this.unanswered.add(p);
     this.sweep ??= this.arm(this.timeoutMs);
     if (this.running < this.concurrency) this.run(p);
@@ -122,27 +131,33 @@ export class FanotifyFrontend {
   private run(p: Pending): void {
     p.running = true;
     this.running++;
-    const { ev, reply, target: t, writer } = p;
-    const abort = { get signal(): AbortSignal { return (p.abort ??= new AbortController()).signal; } };
     let fill: Promise<void>;
     try {
-      fill = t.cache.fill(ev.offset, ev.count, writer, abort);
+      fill = p.target.cache.fill(p.ev.offset, p.ev.count, p.writer, p);
     } catch (err) {
       fill = Promise.reject(err as Error);
     }
-    fill.then(() => {
-      if (!reply.done) this.stats.fills++; // not one that timed out
-      reply.allow();
-    }, (err: unknown) => {
-      if (!reply.done) this.stats.denied++;
-      this.opts.log?.warn({ err, target: t.label, offset: ev.offset, count: ev.count }, 'fill failed: reader gets EIO');
-      reply.deny((err as { errno?: number }).errno ?? constants.errno.EIO);
-    }).finally(() => {
+    fill.then(() => this.settle(p, undefined, true), (err: unknown) => this.settle(p, err));
+  }
+
+  /** Answers p once its fill settled (`ok`, or failed with `err`), frees its slot and fd. */
+  private settle(p: Pending, err: unknown, ok = false): void {
+    const { ev, reply } = p;
+    try {
+      if (ok) {
+        if (!reply.done) this.stats.fills++; // not one that timed out
+        reply.allow();
+      } else {
+        if (!reply.done) this.stats.denied++;
+        this.opts.log?.warn({ err, target: p.target.label, offset: ev.offset, count: ev.count }, 'fill failed: reader gets EIO');
+        reply.deny((err as { errno?: number } | undefined)?.errno ?? constants.errno.EIO);
+      }
+    } finally {
       this.unanswered.delete(p);
       // Read-ahead this fill started may still be writing through the fd.
-      writer.closeWhenIdle(() => this.safeClose(ev.fd));
+      p.writer.closeWhenIdle(() => this.safeClose(ev.fd));
       this.release(p);
-    });
+    }
   }
 
   /** Frees p's slot (once) and starts the next waiting event, if any. */

@@ -6,6 +6,7 @@
 //                     exit-before-ready (exits 2 before READY) | ignore-sigterm (fills, and
 //                     survives SIGTERM)
 //   WORKER_HOLD_BELOW generations below this number receive events but never answer them
+//   WORKER_ANSWER_FIRST answers only this many events, then goes silent
 // Reports JSON lines on stdout: {kind:'ready'|'event'|'stats', generation, pid, ...}.
 import { closeSync, fstatSync, writeSync } from 'node:fs';
 
@@ -21,6 +22,7 @@ if (link === undefined) {
 }
 const mode = process.env.WORKER_MODE ?? 'fill';
 const holdBelow = Number(process.env.WORKER_HOLD_BELOW ?? '0');
+let answerLeft = Number(process.env.WORKER_ANSWER_FIRST ?? 'Infinity');
 const generation = link.generation;
 const report = (kind: string, fields: object = {}): void => {
   process.stdout.write(`${JSON.stringify({ kind, generation, pid: process.pid, ...fields })}\n`);
@@ -34,7 +36,7 @@ fanotifyMark(link.groupFd, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, process.env.W
 link.start(
   (ev) => {
     report('event', { id: ev.id, offset: ev.offset, count: ev.count, ino: String(ev.ino) });
-    if (generation < holdBelow || mode === 'silent') return; // keeps the fd: never answered
+    if (generation < holdBelow || mode === 'silent' || answerLeft-- <= 0) return; // keeps the fd: never answered
     if (mode === 'deny') {
       closeSync(ev.fd);
       link.answer(ev.id, 5);

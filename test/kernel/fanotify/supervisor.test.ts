@@ -161,6 +161,21 @@ test('a worker that never answers: the reader gets EIO at the deadline, not a ha
   assert.match(sup.stderr.join(''), /unanswered by its deadline/);
 });
 
+test('a deadline after an answered one still denies at its time (the timer is re-armed lazily)', { skip }, async (t) => {
+  const file = sparseFile(t);
+  const deadlineMs = 1500;
+  const sup = startSupervisor(t, file, { WORKER_ANSWER_FIRST: '1' }, ['--deadline-ms', String(deadlineMs)]);
+  await ready(sup);
+  // The first event arms the timer for its deadline and is answered; the second comes later,
+  // so its deadline is later than the timer: the supervisor must wake at the first deadline,
+  // find nothing due, and re-arm for the second rather than forget it.
+  assert.deepEqual(await readRange(file, 0, CHUNK), patternBytes(0, CHUNK));
+  const t0 = Date.now();
+  await assert.rejects(readRange(file, 4 * CHUNK, CHUNK), (e: NodeJS.ErrnoException) => e.code === 'EIO');
+  assert.ok(Date.now() - t0 >= deadlineMs - 100, `denied after ${Date.now() - t0} ms, before its ${deadlineMs} ms deadline`);
+  assert.match(sup.stderr.join(''), /unanswered by its deadline/);
+});
+
 test('a worker that answers an error: the reader gets EIO', { skip }, async (t) => {
   const file = sparseFile(t);
   const sup = startSupervisor(t, file, { WORKER_MODE: 'deny' });
