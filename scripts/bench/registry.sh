@@ -15,7 +15,7 @@
 # tc htb classes cap each direction on the proxy's port (registry/link.sh). Checked first:
 # curl of the largest layer blob (MB/s) and a request on a kept-alive connection (RTT).
 # Benchmarks (every row with requests, blob GETs and bytes the registry served):
-#   a  time to first command, `python3 -c 'import json, sqlite3'` in a chroot: lazy = `ondine
+#   a  time to first command (app1, and pysmall when the layout has it), `python3 -c 'import json, sqlite3'` in a chroot: lazy = `ondine
 #      mount <ref>` (daemon already running, fresh cache dir, page cache dropped) + the command;
 #      lazy-api = the same mount as a POST /v1/mounts on the daemon's socket (curl), as the
 #      snapshotter makes it (no CLI start-up), + the command;
@@ -227,9 +227,18 @@ mapfile -t LAYERS1 < <(manifest_of app1 | cut -d' ' -f1)
 mapfile -t SIZES1 < <(manifest_of app1 | cut -d' ' -f2)
 comp1=0; for s in "${SIZES1[@]}"; do comp1=$((comp1 + s)); done
 biggest_layer=$(manifest_of app1 | sort -k2,2n | tail -n 1 | cut -d' ' -f1)
+# Part a also runs the small python image (2 layers) when the layout has it.
+a_images=(app1)
+if manifest_of pysmall >/dev/null 2>&1; then
+  a_images+=(pysmall)
+  mapfile -t LAYERS_pysmall < <(manifest_of pysmall | cut -d' ' -f1)
+else
+  say "the image layout has no pysmall tag (older make-images.sh): part a runs app1 only"
+fi
+LAYERS_app1=("${LAYERS1[@]}")
 
 say "pushing the plain images (skopeo copy oci: -> bench/plain)"
-for t in app1 app2; do
+for t in app1 app2 "${a_images[@]:1}"; do
   skopeo copy -q --dest-tls-verify=false "oci:$layout:$t" "docker://127.0.0.1:$reg_port/bench/plain:$t" >&2
 done
 src_ref=127.0.0.1:$reg_port/bench/plain:app1
@@ -290,6 +299,10 @@ if [ "$lazy" = 1 ] && [ -z "$lazy_ref" ] && { want a || want b; }; then
   "${CLI[@]}" convert "$src_ref" "127.0.0.1:$reg_port/bench/lazy:app1" >"$out/convert.log" 2>&1 || die "ondine convert failed (log $out/convert.log)"
   lazy_ref=bench/lazy:app1
 fi
+if [ "$lazy" = 1 ] && want a && [ "${#a_images[@]}" -gt 1 ]; then
+  say "converting pysmall for the mounts"
+  "${CLI[@]}" convert "127.0.0.1:$reg_port/bench/plain:pysmall" "127.0.0.1:$reg_port/bench/lazy:pysmall" >"$out/convert-pysmall.log" 2>&1 || die "ondine convert of pysmall failed (log $out/convert-pysmall.log)"
+fi
 
 # --- c: bytes uploaded for the second of two images sharing a base ----------------------------
 if want c; then
@@ -327,40 +340,41 @@ step_sec=
 # A full pull into $work/pull: each layer streamed through gunzip and tar into its own dir
 # (containerd's overlay snapshotter keeps one per layer), then a read-only overlay of them.
 full_pull() {
-  local mode=$1 port=$2 dir=$work/pull i pidsl=()
+  local mode=$1 port=$2 tag=${3:-app1} dir=$work/pull i pidsl=()
+  local -n layers=LAYERS_$tag
   rm -rf "$dir"; mkdir -p "$dir/root"
   curl -fsS -o "$dir/manifest.json" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-    "http://127.0.0.1:$port/v2/bench/plain/manifests/app1" || return 1
-  for i in "${!LAYERS1[@]}"; do
+    "http://127.0.0.1:$port/v2/bench/plain/manifests/$tag" || return 1
+  for i in "${!layers[@]}"; do
     mkdir -p "$dir/l$i"
     if [ "$mode" = seq ]; then
-      curl -fsS "http://127.0.0.1:$port/v2/bench/plain/blobs/${LAYERS1[i]}" | gzip -d | tar -x --numeric-owner -C "$dir/l$i" || return 1
+      curl -fsS "http://127.0.0.1:$port/v2/bench/plain/blobs/${layers[i]}" | gzip -d | tar -x --numeric-owner -C "$dir/l$i" || return 1
     else
-      (set -o pipefail; curl -fsS "http://127.0.0.1:$port/v2/bench/plain/blobs/${LAYERS1[i]}" | gzip -d | tar -x --numeric-owner -C "$dir/l$i") &
+      (set -o pipefail; curl -fsS "http://127.0.0.1:$port/v2/bench/plain/blobs/${layers[i]}" | gzip -d | tar -x --numeric-owner -C "$dir/l$i") &
       pidsl+=($!)
     fi
   done
   for i in "${pidsl[@]}"; do wait "$i" || return 1; done
   local lower=
-  for (( i=${#LAYERS1[@]}-1; i>=0; i-- )); do lower+=${lower:+:}$dir/l$i; done
+  for (( i=${#layers[@]}-1; i>=0; i-- )); do lower+=${lower:+:}$dir/l$i; done
   mount -t overlay overlay -o "lowerdir=$lower" "$dir/root" || return 1
   step_sec=$(since "$t0")
   first_command "$dir/root"
 }
 lazy_first() {
-  local port=$1 mnt=$work/mnt
+  local port=$1 ref=${2:-$lazy_ref} mnt=$work/mnt
   mkdir -p "$mnt"
-  "${CLI[@]}" mount --socket "$sock" "127.0.0.1:$port/$lazy_ref" "$mnt" >>"$out/mount.log" 2>&1 || return 1
+  "${CLI[@]}" mount --socket "$sock" "127.0.0.1:$port/$ref" "$mnt" >>"$out/mount.log" 2>&1 || return 1
   step_sec=$(since "$t0")
   first_command "$mnt"
 }
 # The same mount through the daemon's API socket, as the snapshotter calls it (no CLI start-up):
 # POST /v1/mounts {ref, mountpoint} with curl, which costs a few milliseconds to start.
 lazy_api_first() {
-  local port=$1 mnt=$work/mnt
+  local port=$1 ref=${2:-$lazy_ref} mnt=$work/mnt
   mkdir -p "$mnt"
   curl -fsS --unix-socket "$sock" -X POST -H 'content-type: application/json' \
-    --data "{\"ref\":\"127.0.0.1:$port/$lazy_ref\",\"mountpoint\":\"$mnt\"}" http://ondine/v1/mounts >>"$out/mount.log" 2>&1 || return 1
+    --data "{\"ref\":\"127.0.0.1:$port/$ref\",\"mountpoint\":\"$mnt\"}" http://ondine/v1/mounts >>"$out/mount.log" 2>&1 || return 1
   echo >>"$out/mount.log"
   step_sec=$(since "$t0")
   first_command "$mnt"
@@ -396,7 +410,7 @@ if want a || want b; then
       for mode in seq par; do
         drop; snap; t0=$(now)
         full_pull "$mode" "$p" || die "full pull ($mode, $l) failed"
-        record bench=a variant="full-$mode" link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
+        record bench=a image=app1 variant="full-$mode" link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
         if [ -z "$big_file" ]; then
           # For b: the image's largest file, and the regular files of the largest layer in the
           # order of its tar (the order the converted blob holds them), with their digests to
@@ -419,13 +433,34 @@ if want a || want b; then
         start_daemon "a-$l-$run"
         drop; snap; t0=$(now)
         lazy_first "$p" || die "lazy mount + first command ($l) failed (log $out/mount.log)"
-        record bench=a variant=lazy link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
+        record bench=a image=app1 variant=lazy link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
         lazy_umount; stop_daemon
         start_daemon "a-api-$l-$run"
         drop; snap; t0=$(now)
         lazy_api_first "$p" || die "lazy mount through the API + first command ($l) failed (log $out/mount.log)"
-        record bench=a variant=lazy-api link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
+        record bench=a image=app1 variant=lazy-api link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
         lazy_umount; stop_daemon
+      fi
+      # The small python image: the same steps (a only).
+      if want a && [ "${#a_images[@]}" -gt 1 ]; then
+        for mode in seq par; do
+          drop; snap; t0=$(now)
+          full_pull "$mode" "$p" pysmall || die "full pull of pysmall ($mode, $l) failed"
+          record bench=a image=pysmall variant="full-$mode" link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
+          umount "$work/pull/root"; rm -rf "$work/pull"
+        done
+        if [ "$lazy" = 1 ]; then
+          start_daemon "a-small-$l-$run"
+          drop; snap; t0=$(now)
+          lazy_first "$p" bench/lazy:pysmall || die "lazy mount of pysmall + first command ($l) failed (log $out/mount.log)"
+          record bench=a image=pysmall variant=lazy link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
+          lazy_umount; stop_daemon
+          start_daemon "a-small-api-$l-$run"
+          drop; snap; t0=$(now)
+          lazy_api_first "$p" bench/lazy:pysmall || die "lazy mount of pysmall through the API + first command ($l) failed (log $out/mount.log)"
+          record bench=a image=pysmall variant=lazy-api link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
+          lazy_umount; stop_daemon
+        fi
       fi
     done
     if [ "$lazy" = 1 ] && want a; then
