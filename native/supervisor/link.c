@@ -123,20 +123,33 @@ static void on_answer(struct sup *s, const struct wire_answer *a) {
   pending_remove(&s->pending, p);
 }
 
+#define LINK_BATCH 16
+
+// One message from the worker (already received; its fds are closed here).
+static void on_link_message(struct sup *s, const uint8_t *buf, ssize_t n, struct msghdr *msg);
+
+// Several datagrams per recvmmsg: a worker answering a burst costs one syscall, and a batch
+// that comes back short means the socket is drained, so no extra call just to hear EAGAIN
+// (poll is level triggered: what arrives meanwhile wakes the loop again).
 void read_link(struct sup *s) {
+  static uint8_t bufs[LINK_BATCH][256];
+  static union {
+    char buf[CMSG_SPACE(sizeof(int) * 8)];
+    struct cmsghdr align;
+  } controls[LINK_BATCH];
   while (s->link_fd >= 0) {
-    uint8_t buf[256];
-    union {
-      char buf[CMSG_SPACE(sizeof(int) * 8)];
-      struct cmsghdr align;
-    } control;
-    struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-    struct msghdr msg = {.msg_iov = &iov,
-                         .msg_iovlen = 1,
-                         .msg_control = control.buf,
-                         .msg_controllen = sizeof(control.buf)};
-    ssize_t n = recvmsg(s->link_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0) {
+    struct mmsghdr msgs[LINK_BATCH];
+    struct iovec iovs[LINK_BATCH];
+    memset(msgs, 0, sizeof(msgs));
+    for (int i = 0; i < LINK_BATCH; i++) {
+      iovs[i] = (struct iovec){.iov_base = bufs[i], .iov_len = sizeof(bufs[i])};
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_control = controls[i].buf;
+      msgs[i].msg_hdr.msg_controllen = sizeof(controls[i].buf);
+    }
+    int got = recvmmsg(s->link_fd, msgs, LINK_BATCH, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
+    if (got < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       char e[128];
@@ -145,8 +158,17 @@ void read_link(struct sup *s) {
       close_link(s);
       return;
     }
+    for (int i = 0; i < got && s->link_fd >= 0; i++) {
+      on_link_message(s, bufs[i], (ssize_t)msgs[i].msg_len, &msgs[i].msg_hdr);
+    }
+    if (got < LINK_BATCH) return;
+  }
+}
+
+static void on_link_message(struct sup *s, const uint8_t *buf, ssize_t n, struct msghdr *msg) {
+  {
     // The worker has no reason to send fds; never keep any it does send.
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
       size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
       for (size_t j = 0; j < k; j++) {
@@ -162,9 +184,9 @@ void read_link(struct sup *s) {
       return;
     }
     uint32_t type;
-    if (wire_decode_type(buf, (size_t)n, &type) != 0 || (msg.msg_flags & MSG_TRUNC)) {
+    if (wire_decode_type(buf, (size_t)n, &type) != 0 || (msg->msg_flags & MSG_TRUNC)) {
       log_line(LOG_WARN, "malformed message from the worker", "\"length\":%zd", n);
-      continue;
+      return;
     }
     switch (type) {
       case WIRE_ANSWER: {
