@@ -146,10 +146,12 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
             for (const k of ['fsid', 'domain'] as const) {
               if (b[k] !== undefined && typeof b[k] !== 'string') throw new OndineError('ONDINE_ERR_INVALID', undefined, `"${k}" must be a string`);
             }
+            const t0 = performance.now();
             const pulled = await pullFor(ctx, r, res);
+            const t1 = performance.now();
             const fsid = (b.fsid as string | undefined) ?? `ondine-${pulled.manifestDigest.replace(/^sha256:/, '').slice(0, 16)}`;
             const info = await ctx.catalog.add({ fsid, bootstrap: pulled.bootstrapPath, source: pulled.source, ref: pulled.ref, ...(typeof b.domain === 'string' ? { domain: b.domain } : {}) });
-            ctx.log?.info({ fsid: info.fsid, domain: info.domain, ref: pulled.ref, source: info.source }, 'image registered');
+            ctx.log?.info({ fsid: info.fsid, domain: info.domain, ref: pulled.ref, source: info.source, pullMs: Math.round(t1 - t0), registerMs: Math.round(performance.now() - t1) }, 'image registered');
             return send(res, 201, info);
           }
           const spec = b as unknown as ImageSpec;
