@@ -439,7 +439,7 @@ export class ChunkedBlobCache implements BlobCache {
     };
     const onError = (c: BlobChunk, err: Error) => {
       delivered.add(c.index);
-      if (timedOut(err, signal)) this.markFailed(c.index, err);
+      if (timedOut(err, neededIdx.has(c.index) ? signal : undefined)) this.markFailed(c.index, err);
       settle(c.index, err);
       const run = runOf.get(c.index)!;
       run.failed++;
@@ -461,7 +461,7 @@ export class ChunkedBlobCache implements BlobCache {
         for (const c of all) {
           if (delivered.has(c.index)) continue;
           const err = fetchError ?? new Error(`chunk ${c.index} was not delivered`);
-          if (timedOut(err, signal)) this.markFailed(c.index, err);
+          if (timedOut(err, neededIdx.has(c.index) ? signal : undefined)) this.markFailed(c.index, err);
           settle(c.index, err);
           runOf.get(c.index)!.failed++;
         }
