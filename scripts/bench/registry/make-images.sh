@@ -73,6 +73,20 @@ chroot_apt() {
   rm -rf "$root/var/log/apt"/* "$root/var/log/dpkg.log" "$root/tmp"/* "$root/root/.cache"
 }
 
+# A new layout in $1/oci whose tag base1 is layer 1 (debootstrap minbase), its bundle left
+# unpacked in $1/b for the next layer.
+minbase_layer() {
+  local d=$1
+  umoci init --layout "$d/oci"
+  umoci new --image "$d/oci:empty"
+  umoci unpack --image "$d/oci:empty" "$d/b"
+  say "layer 1: debootstrap --variant=minbase bookworm from $mirror"
+  debootstrap --variant=minbase bookworm "$d/b/rootfs" "$mirror" >"$d/debootstrap.log" 2>&1 || { tail -n 30 "$d/debootstrap.log" >&2; die "debootstrap failed (log $d/debootstrap.log)"; }
+  rm -rf "$d/b/rootfs/var/lib/apt/lists"/* "$d/b/rootfs/var/cache/apt"/*.bin "$d/b/rootfs/var/cache/apt/archives"/*.deb
+  mkdir -p "$d/b/rootfs/var/lib/apt/lists/partial"
+  umoci repack --refresh-bundle --history.created_by "debootstrap --variant=minbase bookworm" --image "$d/oci:base1" "$d/b"
+}
+
 # The small python image, into the (complete) layout at $out: built in a layout of its own,
 # then copied in by skopeo, so a failure leaves the cached images as they were.
 make_small() {
@@ -80,14 +94,8 @@ make_small() {
   t1=$(date +%s)
   tmp=$st
   rm -rf "$st"; mkdir -p "$st"
-  umoci init --layout "$st/oci"
-  umoci new --image "$st/oci:empty"
-  umoci unpack --image "$st/oci:empty" "$st/b"
-  say "pysmall layer 1: debootstrap --variant=minbase bookworm from $mirror"
-  debootstrap --variant=minbase bookworm "$st/b/rootfs" "$mirror" >"$st/debootstrap.log" 2>&1 || { tail -n 30 "$st/debootstrap.log" >&2; die "debootstrap failed (log $st/debootstrap.log)"; }
-  rm -rf "$st/b/rootfs/var/lib/apt/lists"/* "$st/b/rootfs/var/cache/apt"/*.bin "$st/b/rootfs/var/cache/apt/archives"/*.deb
-  mkdir -p "$st/b/rootfs/var/lib/apt/lists/partial"
-  umoci repack --refresh-bundle --history.created_by "debootstrap --variant=minbase bookworm" --image "$st/oci:base1" "$st/b"
+  say "pysmall:"
+  minbase_layer "$st"
   say "pysmall layer 2: apt-get install $SMALL"
   chroot_apt "$st/b/rootfs" $SMALL
   umoci repack --history.created_by "apt-get install $SMALL" --image "$st/oci:pysmall" "$st/b"
@@ -108,15 +116,7 @@ fi
 
 t0=$(date +%s)
 rm -rf "$tmp"; mkdir -p "$tmp"
-umoci init --layout "$tmp/oci"
-umoci new --image "$tmp/oci:empty"
-umoci unpack --image "$tmp/oci:empty" "$tmp/b"
-
-say "layer 1: debootstrap --variant=minbase bookworm from $mirror"
-debootstrap --variant=minbase bookworm "$tmp/b/rootfs" "$mirror" >"$tmp/debootstrap.log" 2>&1 || { tail -n 30 "$tmp/debootstrap.log" >&2; die "debootstrap failed (log $tmp/debootstrap.log)"; }
-rm -rf "$tmp/b/rootfs/var/lib/apt/lists"/* "$tmp/b/rootfs/var/cache/apt"/*.bin "$tmp/b/rootfs/var/cache/apt/archives"/*.deb
-mkdir -p "$tmp/b/rootfs/var/lib/apt/lists/partial"
-umoci repack --refresh-bundle --history.created_by "debootstrap --variant=minbase bookworm" --image "$tmp/oci:base1" "$tmp/b"
+minbase_layer "$tmp"
 say "layer 1 done ($(( $(date +%s) - t0 )) s)"
 
 say "layer 2: apt-get install $(echo $LAYER2)"
