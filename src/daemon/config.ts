@@ -30,7 +30,8 @@ export interface DaemonConfig {
   failedChunkMs: number;
   /**
    * Worker threads decompressing and verifying large chunks, shared by all blobs (default
-   * min(4, cores)); 0 decodes on the main thread.
+   * defaultDecodeThreads(): none on 2 cores or fewer, else min(4, cores)); 0 decodes on the
+   * main thread.
    */
   decodeThreads: number;
   images: ImageSpec[];

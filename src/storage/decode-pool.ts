@@ -26,9 +26,16 @@ export interface DecodePoolOptions {
   workerUrl?: URL;
 }
 
-/** min(4, cores), at least 1: decoding beyond four threads starves the main thread's I/O. */
-export function defaultDecodeThreads(): number {
-  return Math.max(1, Math.min(4, availableParallelism()));
+/**
+ * None on two cores or fewer, else min(4, cores): decoding beyond four threads starves the
+ * main thread's I/O, and on two cores the pool loses. There the reader, the kernel and the
+ * fetch already use the second core, and a chunk's round trip to a worker costs more than its
+ * decode saves: the decode ceiling measured 488 MB/s with two threads against 737 on the main
+ * thread alone, and a CRI container reading 35 MB cold took 0.77-0.81 s against 0.96-1.00 s
+ * with the pool (interleaved; BENCHMARKS.md, host read and CRI).
+ */
+export function defaultDecodeThreads(cores = availableParallelism()): number {
+  return cores <= 2 ? 0 : Math.min(4, cores);
 }
 
 export class DecodePool {

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChunkReader } from '../../src/storage/chunk-reader.js';
-import { DecodePool } from '../../src/storage/decode-pool.js';
+import { DecodePool, defaultDecodeThreads } from '../../src/storage/decode-pool.js';
 import { fromWire, toWire } from '../../src/storage/worker-wire.js';
 import { loadBlobChunkMap, type BlobChunk } from '../../src/storage/blob-chunk-map.js';
 import { LocalDirSource } from '../../src/storage/local-dir-source.js';
@@ -358,4 +358,11 @@ test('pool: default size is min(4, cores), at least 1', () => {
   assert.ok(p.size >= 1 && p.size <= 4);
   assert.equal(new DecodePool({ size: 0 }).size, 1, 'a pool has at least one worker (0 threads means no pool)');
   void p.close();
+});
+
+test('default decode threads: none on two cores or fewer (the pool loses there), else min(4, cores)', () => {
+  assert.equal(defaultDecodeThreads(1), 0);
+  assert.equal(defaultDecodeThreads(2), 0);
+  assert.equal(defaultDecodeThreads(3), 3);
+  assert.equal(defaultDecodeThreads(8), 4);
 });

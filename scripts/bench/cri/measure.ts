@@ -18,6 +18,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { startContainerd } from '../../../test/helpers/containerd-env.js';
+
+/** Extra `ondine daemon` flags for the lazy runs (BENCH_DAEMON_ARGS, space-separated): tuning experiments in the same harness. */
+const daemonArgs = (process.env.BENCH_DAEMON_ARGS ?? '').split(/\s+/).filter(Boolean);
 import { logTimeMs } from '../../../test/helpers/cri-client.js';
 import { formatTable } from '../lib/table.js';
 
@@ -72,7 +75,7 @@ function dropCaches(): void {
 }
 
 async function measure(o: ReturnType<typeof args>, image: Image, link: string, port: number, mode: 'overlayfs' | 'lazy', run: number): Promise<Row> {
-  const env = await startContainerd({ snapshotter: mode === 'lazy' ? 'ondine' : 'overlayfs', registryHosts: [{ host: o.registry, server: `http://127.0.0.1:${port}` }], sandboxImage: o.pause, label: `bench-${mode}` });
+  const env = await startContainerd({ snapshotter: mode === 'lazy' ? 'ondine' : 'overlayfs', registryHosts: [{ host: o.registry, server: `http://127.0.0.1:${port}` }], sandboxImage: o.pause, label: `bench-${mode}`, ...(mode === 'lazy' && daemonArgs.length ? { daemonArgs } : {}) });
   try {
     const cri = env.cri;
     const ref = mode === 'lazy' ? image.lazy : image.plain;

@@ -52,7 +52,7 @@ export function register(program: Command): void {
     .option('--hosts-dir <dir>', "containerd's certs.d directory of hosts.toml files (default /etc/containerd/certs.d)")
     .option('--failed-chunk <ms>', 'how long a chunk whose fill timed out is refused at once, before it is fetched again (default 5000)')
     .option('--failure-memo <ms>', 'how long a registry range that failed for good is failed again without a request (default 30000)')
-    .option('--decode-threads <n>', 'worker threads decompressing and verifying large chunks (default min(4, cores); 0: main thread)')
+    .option('--decode-threads <n>', 'worker threads decompressing and verifying large chunks (default 0 on 2 cores or fewer, else min(4, cores); 0: main thread)')
     .option('--foreground', 'stay in the foreground until the daemon stops (for scripts that signal it; with fanotify this process waits beside the supervisor)')
     .option('--no-supervisor', 'fanotify: hold the group in this process (a crash then lets unfilled ranges read as zeros: for debugging only)')
     .action(async (o: Record<string, string | string[] | boolean | undefined>) => {

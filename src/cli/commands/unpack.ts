@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .argument('<bootstrap>', 'bootstrap file')
     .requiredOption('--blobs <dir>', 'directory holding the blobs, named by blob id')
     .requiredOption('-o, --output <dir>', 'output directory: one file per blob, named by blob id')
-    .option('--decode-threads <n>', 'worker threads decompressing and verifying large chunks (default min(4, cores); 0: this thread)')
+    .option('--decode-threads <n>', 'worker threads decompressing and verifying large chunks (default 0 on 2 cores or fewer, else min(4, cores); 0: this thread)')
     .action(async (path: string, o: { blobs: string; output: string; decodeThreads?: string }) => {
       const threads = o.decodeThreads === undefined ? defaultDecodeThreads() : Number(o.decodeThreads);
       if (!Number.isInteger(threads) || threads < 0) throw new InvalidArgumentError(`--decode-threads ${o.decodeThreads}: a non-negative integer`);
