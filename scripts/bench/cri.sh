@@ -32,6 +32,8 @@
 #   --work DIR      scratch dir on ext4 (default: a new dir under /var/tmp, removed afterwards)
 #   --markdown      print the table as Markdown (for BENCHMARKS.md)
 #   --no-setup      do not run scripts/setup.sh first
+#   BENCH_DAEMON_ARGS="--decode-threads 0 ..."  extra `ondine daemon` flags for the lazy runs
+#                   (tuning experiments on the same harness)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
