@@ -22,7 +22,7 @@ import { checkBootstrapIdentifiers } from '../../format/identifiers.js';
 import { InvalidArgumentError, NotFoundError, OndineError } from '../../errors.js';
 import { FAN_MARK_ADD, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanotifyMark, MNT_DETACH, NativeError, umount2Async } from '../../native/index.js';
 import type { BlobTableEntry } from '../../format/blob-table.js';
-import { ChunkedBlobCache, FlatBlobCache, type BlobCache, type BlobHandle } from '../../storage/blob-cache.js';
+import { ChunkedBlobCache, DEFAULT_READ_AHEAD_MAX, FlatBlobCache, type BlobCache, type BlobHandle } from '../../storage/blob-cache.js';
 import type { BlobSource } from '../../storage/blob-source.js';
 import type { FlatFileSource } from '../../storage/flat-file-source.js';
 import { CacheDir, fdPath, fileComplete, type OpenedCacheFile } from '../../storage/cache-dir.js';
@@ -446,7 +446,7 @@ export class FanotifyMounts implements TargetLookup {
         // Completion is checked when the last chunk lands, which may be read-ahead written
         // after the last event was answered (no later event would ever ask).
         cache = new ChunkedBlobCache(entry!.uncompressedSize, handle, {
-          amplifyBytes: this.catalog.opts.amplifyBytes ?? 1 << 20,
+          amplifyBytes: this.catalog.opts.amplifyBytes ?? DEFAULT_READ_AHEAD_MAX,
           ...(this.catalog.opts.failedChunkMs !== undefined ? { failedChunkMs: this.catalog.opts.failedChunkMs } : {}),
           onComplete: () => this.maybeComplete(file),
         });
