@@ -69,6 +69,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs wants a positive integer"
+for p in ${only//,/ }; do
+  case $p in link|a|b|c|d) ;; *) die "--only takes link,a,b,c,d (got \"$p\")" ;; esac
+done
 [ "$(id -u)" -eq 0 ] || die "run as root (tc, mounts, chroot, drop_caches)"
 want() { [[ ",$only," == *",$1,"* ]]; }
 has_link() { [[ ",$links," == *",$1,"* ]]; }
