@@ -385,6 +385,19 @@ lazy_api_first() {
 lazy_umount() {
   "${CLI[@]}" umount --socket "$sock" "$work/mnt" >>"$out/mount.log" 2>&1 || umount "$work/mnt" 2>/dev/null || true
 }
+# Part a's two lazy rows of an image on link $l (port $p), run $run: the mount by the CLI,
+# then through the API, each on a fresh daemon, + the command.
+lazy_a_rows() {
+  local image=$1 ref=$2 how
+  for how in lazy lazy-api; do
+    start_daemon "a-$image-$how-$l-$run"
+    drop; snap; t0=$(now)
+    if [ "$how" = lazy ]; then lazy_first "$p" "$ref"; else lazy_api_first "$p" "$ref"; fi \
+      || die "$how mount of $image + first command ($l) failed (log $out/mount.log)"
+    record bench=a image="$image" variant="$how" link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
+    lazy_umount; stop_daemon
+  done
+}
 
 big_file= big_sum= walk_sum= walk_files=0 walk_bytes=0
 big_index=0
@@ -432,18 +445,7 @@ if want a || want b; then
         umount "$work/pull/root"
         rm -rf "$work/pull"
       done
-      if [ "$lazy" = 1 ] && want a; then
-        start_daemon "a-$l-$run"
-        drop; snap; t0=$(now)
-        lazy_first "$p" || die "lazy mount + first command ($l) failed (log $out/mount.log)"
-        record bench=a image=app1 variant=lazy link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
-        lazy_umount; stop_daemon
-        start_daemon "a-api-$l-$run"
-        drop; snap; t0=$(now)
-        lazy_api_first "$p" || die "lazy mount through the API + first command ($l) failed (log $out/mount.log)"
-        record bench=a image=app1 variant=lazy-api link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
-        lazy_umount; stop_daemon
-      fi
+      if [ "$lazy" = 1 ] && want a; then lazy_a_rows app1 "$lazy_ref"; fi
       # The small python image: the same steps (a only).
       if want a && [ "${#a_images[@]}" -gt 1 ]; then
         for mode in seq par; do
@@ -452,18 +454,7 @@ if want a || want b; then
           record bench=a image=pysmall variant="full-$mode" link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
           umount "$work/pull/root"; rm -rf "$work/pull"
         done
-        if [ "$lazy" = 1 ]; then
-          start_daemon "a-small-$l-$run"
-          drop; snap; t0=$(now)
-          lazy_first "$p" bench/lazy:pysmall || die "lazy mount of pysmall + first command ($l) failed (log $out/mount.log)"
-          record bench=a image=pysmall variant=lazy link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
-          lazy_umount; stop_daemon
-          start_daemon "a-small-api-$l-$run"
-          drop; snap; t0=$(now)
-          lazy_api_first "$p" bench/lazy:pysmall || die "lazy mount of pysmall through the API + first command ($l) failed (log $out/mount.log)"
-          record bench=a image=pysmall variant=lazy-api link="$l" run="$run" sec="$(since "$t0")" stepSec="$step_sec"
-          lazy_umount; stop_daemon
-        fi
+        if [ "$lazy" = 1 ]; then lazy_a_rows pysmall bench/lazy:pysmall; fi
       fi
     done
     if [ "$lazy" = 1 ] && want a; then
