@@ -20,7 +20,7 @@ import { makeBootstrapLayer, bootstrapTar } from '../../src/oci/bootstrap-layer.
 import { MEDIA_TYPE } from '../../src/registry/media-types.js';
 import { Cleanup, cliOk, cliPath, requireKernelFs, scratchDir, skipUnlessRoot, type RunResult } from '../helpers/e2e-env.js';
 import { dropCaches, pseudoRandomBytes, readInChild, sha256, startFanotifyDaemon, type FanotifyDaemon } from '../helpers/fanotify-daemon.js';
-import { diskUsage, gzipBomb, oneLineError, plantCanaries, vmHwmKiB, withBlobId, bootstrapLayerOf } from '../helpers/hostile-checks.js';
+import { failureList, diskUsage, gzipBomb, oneLineError, plantCanaries, vmHwmKiB, withBlobId, bootstrapLayerOf } from '../helpers/hostile-checks.js';
 import { HostileServer, appended, corrupt, longer, makeCa, random, sha256Digest, zeros, type TestCa } from '../helpers/hostile-registry.js';
 import { pushLazy } from '../helpers/lazy-push.js';
 import { httpCall, startRegistry, type RegistryServer } from '../helpers/registry-env.js';
@@ -647,14 +647,7 @@ describe('hostile registry: mount by reference (fanotify)', { skip: skipUnlessRo
       };
       // The scenario's own outcome, then the invariants every scenario keeps: all of them are
       // checked and reported, also when the outcome already failed.
-      const failures: string[] = [];
-      const check = async (what: string, fn: () => unknown) => {
-        try {
-          await fn();
-        } catch (err) {
-          failures.push(`${what}: ${(err as Error).message}`);
-        }
-      };
+      const { check, throwIfAny } = failureList();
       await check('outcome', () => sc.act(ctx));
       let pid = worker;
       await check('daemon answers', async () => {
@@ -676,7 +669,7 @@ describe('hostile registry: mount by reference (fanotify)', { skip: skipUnlessRo
         const log = readFileSync(d.logPath, 'utf8');
         assert.ok(!log.includes(PASS) && !log.includes(BASIC), 'no credential in the daemon log');
       });
-      if (failures.length > 0) throw new Error(failures.join('\n'));
+      throwIfAny();
     });
   }
 });

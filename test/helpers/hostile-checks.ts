@@ -91,6 +91,27 @@ export function oneLineError(r: RunResult, what: string): string {
   return lines[0]!;
 }
 
+/**
+ * Checks that all run and all report: each failure is kept with its name, and `throwIfAny`
+ * fails once with every one of them (a scenario's invariants are checked also when its own
+ * outcome already failed).
+ */
+export function failureList(): { check: (what: string, fn: () => unknown) => Promise<void>; throwIfAny: () => void } {
+  const failures: string[] = [];
+  return {
+    check: async (what, fn) => {
+      try {
+        await fn();
+      } catch (err) {
+        failures.push(`${what}: ${(err as Error).message}`);
+      }
+    },
+    throwIfAny: () => {
+      if (failures.length > 0) throw new Error(failures.join('\n'));
+    },
+  };
+}
+
 /** The bootstrap with every blob id equal to `from` (blob table and device slots) rewritten as the raw bytes of `to` (up to 64), superblock checksum resealed. */
 export function withBlobId(boot: Buffer, from: string, to: Buffer): Buffer {
   const out = Buffer.from(boot);

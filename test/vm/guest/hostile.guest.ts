@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { cli, manifest, readInChild, run, startDaemon, CACHE_DIR, type DaemonProc } from './harness.js';
 import { makeBootstrapLayer } from '../../../src/oci/bootstrap-layer.js';
 import { MEDIA_TYPE } from '../../../src/registry/media-types.js';
-import { oneLineError, plantCanaries, vmHwmKiB, withBlobId } from '../../helpers/hostile-checks.js';
+import { failureList, oneLineError, plantCanaries, vmHwmKiB, withBlobId } from '../../helpers/hostile-checks.js';
 import { HostileServer, corrupt, sha256Digest, zeros } from '../../helpers/hostile-registry.js';
 import { pushLazy } from '../../helpers/lazy-push.js';
 import { httpCall, startRegistry, type RegistryServer } from '../../helpers/registry-env.js';
@@ -88,14 +88,7 @@ test('hostile registry over cachefiles: traversal, bomb, size lie, hang, drip, c
       mkdirSync(mnt, { recursive: true });
       // A mount that should have been refused, or a failed assertion, must not outlive the case.
       st.after(() => run('umount', ['-l', mnt]));
-      const failures: string[] = [];
-      const check = async (what: string, fn: () => unknown) => {
-        try {
-          await fn();
-        } catch (err) {
-          failures.push(`${what}: ${(err as Error).message}`);
-        }
-      };
+      const { check, throwIfAny } = failureList();
       await check('outcome', async () => {
         const started = Date.now();
         const r = await cli(['mount', `${front.host}/${REPO}:1`, mnt, '--socket', d.socket, '--mode', 'cachefiles', '--fsid', `hostile-${i++}`], REFUSE_BOUND_MS + 30_000);
@@ -127,7 +120,7 @@ test('hostile registry over cachefiles: traversal, bomb, size lie, hang, drip, c
         assert.ok(hwm <= HWM_LIMIT_KIB, `VmHWM ${hwm} KiB ≤ ${HWM_LIMIT_KIB} KiB`);
       });
       await check('canaries', () => assert.equal(snap(), canaries, 'nothing beside the cache directory changed'));
-      if (failures.length > 0) throw new Error(failures.join('\n'));
+      throwIfAny();
     });
   }
 });
