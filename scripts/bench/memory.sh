@@ -133,11 +133,12 @@ echo "{\"label\":\"startup\",\"role\":\"daemon\",\"sec\":$(( ($(date +%s%N) - t0
 dpid=$(sed -n 's/.*(pid \([0-9]*\)).*/\1/p' <<<"$line")
 [ -n "$dpid" ] || die "no pid in: $line"
 roles=()
-if [ "$(cat "/proc/$dpid/comm")" = node ]; then
+# By the supervisor's name, not node's: Node 24 names its main thread MainThread.
+if [[ $(cat "/proc/$dpid/comm") != ondine-sup* ]]; then
   roles=("worker=$dpid")   # cachefiles only: one process
 else
   wpid=
-  for _ in $(seq 100); do wpid=$(pgrep -P "$dpid" -x node | head -n 1 || true); [ -n "$wpid" ] && break; sleep 0.1; done
+  for _ in $(seq 100); do wpid=$(pgrep -P "$dpid" | head -n 1 || true); [ -n "$wpid" ] && break; sleep 0.1; done
   [ -n "$wpid" ] || die "no worker under the supervisor $dpid"
   roles=("supervisor=$dpid" "worker=$wpid")
 fi

@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const HOOK = `data:text/javascript,${encodeURIComponent(
-  "export async function resolve(s, c, n) { const r = await n(s, c); if (!r.url.startsWith('node:')) process.stderr.write('LOADED ' + r.url + '\\n'); return r; }",
+  // writeSync, not process.stderr: the hooks run on their own thread, and from Node 24 on that
+  // thread's buffered stderr is lost when the command exits.
+  "import { writeSync } from 'node:fs'; export async function resolve(s, c, n) { const r = await n(s, c); if (!r.url.startsWith('node:')) writeSync(2, 'LOADED ' + r.url + '\\n'); return r; }",
 )}`;
 const REGISTER = `data:text/javascript,${encodeURIComponent(`import { register } from 'node:module'; register(${JSON.stringify(HOOK)});`)}`;
 
