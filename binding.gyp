@@ -33,6 +33,7 @@
         "native/supervisor/worker.c",
         "native/supervisor/pending.c",
         "native/supervisor/wire.c",
+        "native/supervisor/hints.c",
         "native/supervisor/log.c"
       ],
       "cflags": [ "-std=c11", "-O2", "-Wall", "-Wextra" ]

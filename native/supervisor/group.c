@@ -47,6 +47,29 @@ void deny_all_pending(struct sup *s, const char *why) {
   }
 }
 
+// A read allowed without the worker (already answered): passes its fd on as a HINT when the
+// read continues a stream whose read-ahead needs to move (hints.h), else closes it.
+static void maybe_hint(struct sup *s, int fd, const struct stat *st, uint64_t size,
+                       uint64_t off, uint64_t end) {
+  bool step_due;
+  bool continues =
+      hint_note(&s->hints, (uint64_t)st->st_dev, (uint64_t)st->st_ino, off, end, false, &step_due);
+  if (!continues || !step_due || s->link_fd < 0 || !s->worker_ready || s->shutting_down ||
+      end >= size) {
+    close(fd);
+    return;
+  }
+  uint64_t ahead = size - end < HINT_LOOKAHEAD ? size : end + HINT_LOOKAHEAD;
+  if (range_filled(fd, end, ahead)) {
+    close(fd);
+    return;
+  }
+  hint_sent(&s->hints, (uint64_t)st->st_dev, (uint64_t)st->st_ino, off);
+  struct wire_hint h = {.offset = off, .count = end - off, .dev = (uint64_t)st->st_dev,
+                        .ino = (uint64_t)st->st_ino};
+  out_push_hint(s, fd, &h);
+}
+
 static void on_pre_access(struct sup *s, int fd, uint32_t pid, bool has_range, uint64_t off,
                           uint64_t count) {
   struct stat st;
@@ -64,11 +87,19 @@ static void on_pre_access(struct sup *s, int fd, uint32_t pid, bool has_range, u
   }
   uint64_t end = count > UINT64_MAX - off ? UINT64_MAX : off + count;
   if (end > size) end = size;
-  if (off >= end || range_filled(fd, off, end)) {
+  if (off >= end) {
     s->n.allowed_at_once++;
     respond_close(s, fd, FAN_ALLOW);
     return;
   }
+  if (range_filled(fd, off, end)) {
+    s->n.allowed_at_once++;
+    respond(s, fd, FAN_ALLOW);
+    maybe_hint(s, fd, &st, size, off, end);
+    return;
+  }
+  bool step_due;
+  hint_note(&s->hints, (uint64_t)st.st_dev, (uint64_t)st.st_ino, off, end, true, &step_due);
   if (s->shutting_down) {
     respond_close(s, fd, DENY_EIO);
     return;

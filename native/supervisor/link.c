@@ -7,8 +7,8 @@
 // The out queue to the worker: ids, not messages, so an event answered meanwhile (deadline)
 // is simply skipped and no fd is held twice.
 
-void out_push(struct sup *s, enum out_kind kind, uint32_t id) {
-  if (s->link_fd < 0) return;
+// Room for one more item; false when memory runs out.
+static bool out_room(struct sup *s) {
   if (s->out_head + s->out_len == s->out_cap) {
     if (s->out_head > 0) {
       memmove(s->out, s->out + s->out_head, s->out_len * sizeof(*s->out));
@@ -17,19 +17,41 @@ void out_push(struct sup *s, enum out_kind kind, uint32_t id) {
     if (s->out_len == s->out_cap) {
       size_t cap = s->out_cap == 0 ? 64 : s->out_cap * 2;
       struct out_item *items = realloc(s->out, cap * sizeof(*items));
-      if (items == NULL) {
-        log_line(LOG_ERROR, "out of memory queueing for the worker; the deadline will answer",
-                 "\"id\":%" PRIu32, id);
-        return;
-      }
+      if (items == NULL) return false;
       s->out = items;
       s->out_cap = cap;
     }
   }
-  s->out[s->out_head + s->out_len++] = (struct out_item){kind, id};
+  return true;
+}
+
+void out_push(struct sup *s, enum out_kind kind, uint32_t id) {
+  if (s->link_fd < 0) return;
+  if (!out_room(s)) {
+    log_line(LOG_ERROR, "out of memory queueing for the worker; the deadline will answer",
+             "\"id\":%" PRIu32, id);
+    return;
+  }
+  s->out[s->out_head + s->out_len++] = (struct out_item){.kind = kind, .id = id, .fd = -1};
+}
+
+// Hints are advice: a busy link drops them rather than hold many fds.
+void out_push_hint(struct sup *s, int fd, const struct wire_hint *h) {
+  if (s->link_fd < 0 || s->out_hints >= HINT_QUEUE_MAX || !out_room(s)) {
+    s->n.hints_dropped++;
+    close(fd);
+    return;
+  }
+  s->out[s->out_head + s->out_len++] = (struct out_item){.kind = OUT_HINT, .fd = fd, .hint = *h};
+  s->out_hints++;
 }
 
 void out_clear(struct sup *s) {
+  for (size_t i = 0; i < s->out_len; i++) {
+    struct out_item *item = &s->out[s->out_head + i];
+    if (item->kind == OUT_HINT && item->fd >= 0) close(item->fd);
+  }
+  s->out_hints = 0;
   s->out_head = 0;
   s->out_len = 0;
 }
@@ -80,6 +102,9 @@ void flush_out(struct sup *s) {
         len = wire_encode_event(buf, &ev);
         pass_fd = p->fd;
       }
+    } else if (item.kind == OUT_HINT) {
+      len = wire_encode_hint(buf, &item.hint);
+      pass_fd = item.fd;
     } else {
       struct wire_stats st = {s->n.events, s->n.allowed_at_once, s->n.forwarded,
                               s->n.answered, s->n.denied_by_deadline, s->n.late_answers,
@@ -95,6 +120,11 @@ void flush_out(struct sup *s) {
                  "\"err\":%s", errtext(e, sizeof(e), errno));
         close_link(s);
         return;
+      }
+      if (item.kind == OUT_HINT) {
+        close(item.fd);  // the worker has its own copy now
+        s->out_hints--;
+        s->n.hints++;
       }
     }
     s->out_head++;

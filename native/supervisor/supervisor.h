@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hints.h"
 #include "log.h"
 #include "pending.h"
 #include "wire.h"
@@ -43,15 +44,18 @@
 #define QUICK_DEATH_MS 10000
 #define BACKOFF_CAP_MS 2000
 
-enum out_kind { OUT_EVENT, OUT_STATS };
+enum out_kind { OUT_EVENT, OUT_STATS, OUT_HINT };
 struct out_item {
   enum out_kind kind;
   uint32_t id;
+  int fd;                 // OUT_HINT: the event fd, owned by the queue until sent
+  struct wire_hint hint;  // OUT_HINT
 };
 
 struct counters {
   uint64_t events, allowed_at_once, forwarded, answered, denied_by_deadline, late_answers,
       worker_restarts;
+  uint64_t hints, hints_dropped;  // not on the wire: for the shutdown log line
 };
 
 struct sup {
@@ -81,6 +85,9 @@ struct sup {
 
   struct out_item *out;
   size_t out_head, out_len, out_cap;
+  size_t out_hints;  // OUT_HINT items queued (each holds an fd)
+
+  struct hint_table hints;
 
   struct counters n;
 };
@@ -98,6 +105,8 @@ void read_group(struct sup *s);
 
 // link.c
 void out_push(struct sup *s, enum out_kind kind, uint32_t id);
+// Queues a HINT, taking `fd` (closed once sent, or at once when the queue is full).
+void out_push_hint(struct sup *s, int fd, const struct wire_hint *h);
 void out_clear(struct sup *s);
 void close_link(struct sup *s);
 void flush_out(struct sup *s);

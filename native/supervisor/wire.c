@@ -36,6 +36,16 @@ size_t wire_encode_stats(uint8_t *out, const struct wire_stats *st) {
   return WIRE_STATS_SIZE;
 }
 
+size_t wire_encode_hint(uint8_t *out, const struct wire_hint *h) {
+  put32(out, WIRE_HINT);
+  put32(out + 4, 0);
+  put64(out + 8, h->offset);
+  put64(out + 16, h->count);
+  put64(out + 24, h->dev);
+  put64(out + 32, h->ino);
+  return WIRE_HINT_SIZE;
+}
+
 int wire_decode_type(const uint8_t *buf, size_t len, uint32_t *type) {
   if (len < 4) return -1;
   *type = get32(buf);

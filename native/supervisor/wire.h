@@ -12,6 +12,7 @@ enum {
   WIRE_READY = 3,          // W->S
   WIRE_STATS_REQUEST = 4,  // W->S
   WIRE_STATS = 5,          // S->W
+  WIRE_HINT = 6,           // S->W, with one fd: a read allowed without the worker
 };
 
 enum {
@@ -20,6 +21,7 @@ enum {
   WIRE_READY_SIZE = 8,
   WIRE_STATS_REQUEST_SIZE = 8,
   WIRE_STATS_SIZE = 72,
+  WIRE_HINT_SIZE = 40,
 };
 
 struct wire_event {
@@ -27,6 +29,10 @@ struct wire_event {
   uint64_t offset, count, dev, ino;
   int32_t group_fd;  // the event fd's number in the supervisor (diagnostics)
   uint32_t pid;
+};
+
+struct wire_hint {
+  uint64_t offset, count, dev, ino;
 };
 
 struct wire_answer {
@@ -41,6 +47,7 @@ struct wire_stats {
 
 size_t wire_encode_event(uint8_t *out, const struct wire_event *ev);  // WIRE_EVENT_SIZE
 size_t wire_encode_stats(uint8_t *out, const struct wire_stats *st);  // WIRE_STATS_SIZE
+size_t wire_encode_hint(uint8_t *out, const struct wire_hint *h);     // WIRE_HINT_SIZE
 // 0 on success, -1 when the datagram is too short or of the wrong size.
 int wire_decode_type(const uint8_t *buf, size_t len, uint32_t *type);
 int wire_decode_answer(const uint8_t *buf, size_t len, struct wire_answer *out);

@@ -87,7 +87,9 @@ void finish(struct sup *s, int code) {
   read_group(s);  // events already queued: answer them rather than leave them to the kernel
   deny_all_pending(s, "exit");
   close(s->group_fd);
-  log_line(LOG_INFO, "supervisor exits", "\"code\":%d", code);
+  log_line(LOG_INFO, "supervisor exits",
+           "\"code\":%d,\"events\":%" PRIu64 ",\"hints\":%" PRIu64 ",\"hintsDropped\":%" PRIu64,
+           code, s->n.events, s->n.hints, s->n.hints_dropped);
   exit(code);
 }
 

@@ -48,9 +48,10 @@ export interface BlobCache {
   fill(offset: number, length: number, writer: RangeWriter, abort?: FillAbort): Promise<void>;
   /**
    * A reader read [offset, offset+length) without a fill (already present); the cache may
-   * continue read-ahead past it, writing through `writer`. Returns at once, never throws.
+   * continue read-ahead past it, writing through `writer`. Never throws or rejects; resolves
+   * once any read-ahead it started holds `writer` (close the writer's fd only when idle).
    */
-  advise?(offset: number, length: number, writer: RangeWriter): void;
+  advise?(offset: number, length: number, writer: RangeWriter): Promise<void>;
   /** Whether every byte of the cache file is known written (no fill can be needed again). */
   readonly complete: boolean;
 }
@@ -277,10 +278,10 @@ export class ChunkedBlobCache implements BlobCache {
     for (const r of await Promise.allSettled(waits)) if (r.status === 'rejected') throw r.reason;
   }
 
-  advise(offset: number, length: number, writer: RangeWriter): void {
+  async advise(offset: number, length: number, writer: RangeWriter): Promise<void> {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0 || offset >= this.size) return;
     if ((this.opts.amplifyBytes ?? DEFAULT_READ_AHEAD_MAX) <= 0) return;
-    void this.adviseNow(offset, Math.min(length, this.size - offset), writer).catch(() => undefined);
+    await this.adviseNow(offset, Math.min(length, this.size - offset), writer).catch(() => undefined);
   }
 
   /** advise(): the READ moves its stream on (and may widen it) like a fill; only read-ahead is fetched. */

@@ -90,6 +90,27 @@ describe('fanotify fetches, counted at the source', { skip: skipUnlessRoot }, ()
     await d.umount(mnt);
   });
 
+  test('a sequential cold read: reads the supervisor allows on its own reach the worker as read hints, and the bytes are right', async (t) => {
+    const src = join(work, 'seq-src');
+    mkdirSync(src, { recursive: true });
+    const data = pseudoRandomBytes(7, 48 << 20);
+    writeFileSync(join(src, 'seq.bin'), data);
+    const img = join(work, 'seq-img');
+    await cliOk(['build', src, '-o', img, '--chunk-size', '1M']);
+    const d = await startFanotifyDaemon(t, work);
+    const mnt = join(work, 'mnt-seq');
+    await d.mount(img, mnt);
+    dropCaches();
+    const r = await readInChild(work, [{ path: join(mnt, 'seq.bin') }]);
+    assert.equal(r.outcomes[0]?.result, 'ok', JSON.stringify(r.outcomes[0]));
+    assert.equal(r.outcomes[0]?.sha, sha256(data));
+    const s = await d.status();
+    t.diagnostic(`48 MiB read: ${s.fanotify?.supervisor?.events} events, ${s.fanotify?.supervisor?.forwarded} forwarded, ${s.fanotify?.hints} hints`);
+    assert.ok((s.fanotify?.hints ?? 0) > 0, `no read hint reached the worker: ${JSON.stringify(s.fanotify)}`);
+    assert.equal(s.fanotify?.denied, 0);
+    await d.umount(mnt);
+  });
+
   test('a daemon restarted on the same cache dir refetches nothing; a complete blob loses its mark and warm reads raise no event', async (t) => {
     const src = join(work, 'restart-src');
     mkdirSync(join(src, 'a/b'), { recursive: true });

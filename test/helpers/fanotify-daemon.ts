@@ -27,7 +27,7 @@ export interface DaemonStatus {
   supervisorPid: number | null;
   modes: string[];
   fanotify?: {
-    events: number; fills: number; denied: number; timeouts: number;
+    events: number; hints: number; fills: number; denied: number; timeouts: number;
     supervisor?: { events: number; allowedAtOnce: number; forwarded: number; answered: number; deniedByDeadline: number; lateAnswers: number; workerRestarts: number; pending: number };
   };
   sources: Record<string, Record<string, { bytes: number; requests: number }>>;

@@ -41,6 +41,8 @@ export interface FanotifyFrontendOptions {
 
 export interface FanotifyStats {
   events: number;
+  /** Reads allowed without a fill that were passed on to move read-ahead (read-hints.ts). */
+  hints: number;
   fills: number;
   denied: number;
   timeouts: number;
@@ -85,7 +87,7 @@ export class FanotifyFrontend {
   private sweep: NodeJS.Timeout | undefined;
   private running = 0;
   private idleWaiters: Array<() => void> = [];
-  readonly stats: FanotifyStats = { events: 0, fills: 0, denied: 0, timeouts: 0, unknownFiles: 0 };
+  readonly stats: FanotifyStats = { events: 0, hints: 0, fills: 0, denied: 0, timeouts: 0, unknownFiles: 0 };
 
   constructor(
     private readonly files: Pick<CacheFileIo, 'writer'>,
@@ -120,6 +122,27 @@ export class FanotifyFrontend {
     this.sweep ??= this.arm(this.timeoutMs);
     if (this.running < this.concurrency) this.run(p);
     else this.waiting.push(p);
+  }
+
+  /**
+   * A read already allowed without a fill (a read hint): the cache may move its read-ahead on,
+   * writing through `h.fd`, which this closes once nothing writes through it. Never answered.
+   */
+  hint(h: PreAccess): void {
+    let target: FanotifyTarget | undefined;
+    try {
+      target = this.lookup.byInode(h.dev, h.ino);
+    } catch {
+      target = undefined;
+    }
+    const cache = target?.cache;
+    if (!cache?.advise) {
+      this.safeClose(h.fd);
+      return;
+    }
+    this.stats.hints++;
+    const writer = this.files.writer(h.fd);
+    cache.advise(h.offset, h.count, writer).catch(() => undefined).finally(() => writer.closeWhenIdle(() => this.safeClose(h.fd)));
   }
 
   /** Resolves when every queued event has been answered and its fill settled. */

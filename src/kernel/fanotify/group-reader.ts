@@ -1,6 +1,7 @@
 // The I/O-only loop over a fanotify group read directly by this process: used when no
 // supervisor holds the group (tests, `--no-supervisor`) and to take over when the supervisor
-// is lost. Ranges already in the cache file are allowed at once; the rest go to the front end.
+// is lost. Ranges already in the cache file are allowed at once (passed on to the front end as
+// read hints where a stream's read-ahead must move: read-hints.ts); the rest go to the front end.
 // Responses are written before the event's fd is closed (the kernel matches by fd number).
 import { fstatSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -8,6 +9,7 @@ import { closeFd, devRead, FAN_ALLOW, FAN_DENY_ERRNO, FAN_PRE_ACCESS, FdPoller, 
 import { isAllocated } from '../../storage/cache-file.js';
 import { parseFanotifyEvents } from './events.js';
 import type { FanotifyFrontend } from './frontend.js';
+import { ReadHints } from './read-hints.js';
 import { AccessReply } from './replies.js';
 
 const EIO = 5;
@@ -23,6 +25,7 @@ export function responseBytes(fd: number, err: number): Buffer {
 export class GroupReader {
   private poller: FdPoller | undefined;
   private readonly buf = Buffer.alloc(64 << 10);
+  private readonly hints = new ReadHints();
   allowedAtOnce = 0;
   failure: Error | undefined;
 
@@ -97,12 +100,26 @@ export class GroupReader {
     }
     const offset = range?.offset ?? 0;
     const end = Math.min(size, range ? range.offset + range.count : size);
-    if (offset >= end || isAllocated(fd, offset, end - offset)) {
+    if (offset >= end) {
       this.allowedAtOnce++;
       this.respond(fd, 0);
       this.safeClose(fd);
       return;
     }
+    const key = [BigInt(dev), BigInt(ino)] as const;
+    if (isAllocated(fd, offset, end - offset)) {
+      this.allowedAtOnce++;
+      this.respond(fd, 0);
+      const due = this.hints.note(key[0], key[1], offset, end, size, false);
+      if (due && !isAllocated(fd, end, due.lookEnd - end)) {
+        this.hints.sent(key[0], key[1], offset);
+        this.frontend.hint({ offset, count: end - offset, dev, ino, fd });
+      } else {
+        this.safeClose(fd);
+      }
+      return;
+    }
+    this.hints.note(key[0], key[1], offset, end, size, true);
     this.frontend.handle({ offset, count: end - offset, dev, ino, fd }, new AccessReply((err) => this.respond(fd, err), `fd ${fd}`));
   }
 

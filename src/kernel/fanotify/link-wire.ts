@@ -14,6 +14,11 @@ export enum LinkType {
   StatsRequest = 4,
   /** S->W: the supervisor's counters. */
   Stats = 5,
+  /**
+   * S->W, with the event's fd attached: a read the supervisor allowed on its own that
+   * continues a stream whose read-ahead should move (native/supervisor/hints.h). Never answered.
+   */
+  Hint = 6,
 }
 
 export const LINK_EVENT_SIZE = 48;
@@ -21,6 +26,7 @@ export const LINK_ANSWER_SIZE = 16;
 export const LINK_READY_SIZE = 8;
 export const LINK_STATS_REQUEST_SIZE = 8;
 export const LINK_STATS_SIZE = 72;
+export const LINK_HINT_SIZE = 40;
 /** A receive buffer that holds any link message. */
 export const LINK_MAX_SIZE = LINK_STATS_SIZE;
 
@@ -30,6 +36,7 @@ const SIZES: Record<LinkType, number> = {
   [LinkType.Ready]: LINK_READY_SIZE,
   [LinkType.StatsRequest]: LINK_STATS_REQUEST_SIZE,
   [LinkType.Stats]: LINK_STATS_SIZE,
+  [LinkType.Hint]: LINK_HINT_SIZE,
 };
 
 export interface SupervisorStats {
@@ -89,7 +96,15 @@ export interface LinkStats {
   type: LinkType.Stats;
   stats: SupervisorStats;
 }
-export type LinkMessage = LinkEvent | LinkAnswer | LinkReady | LinkStatsRequest | LinkStats;
+export interface LinkHint {
+  type: LinkType.Hint;
+  /** The read, already allowed. */
+  offset: number;
+  count: number;
+  dev: bigint;
+  ino: bigint;
+}
+export type LinkMessage = LinkEvent | LinkAnswer | LinkReady | LinkStatsRequest | LinkStats | LinkHint;
 
 const S = 'supervisor link message';
 const U64_MAX = 0xffffffffffffffffn;
@@ -140,6 +155,12 @@ export function encodeLinkMessage(m: LinkMessage): Buffer {
         buf.writeBigUInt64LE(u64(m.stats[field], field), 8 + 8 * i);
       });
       break;
+    case LinkType.Hint:
+      buf.writeBigUInt64LE(u64(m.offset, 'offset'), 8);
+      buf.writeBigUInt64LE(u64(m.count, 'count'), 16);
+      buf.writeBigUInt64LE(u64(m.dev, 'dev'), 24);
+      buf.writeBigUInt64LE(u64(m.ino, 'ino'), 32);
+      break;
   }
   return buf;
 }
@@ -186,5 +207,13 @@ export function decodeLinkMessage(buf: Uint8Array, length = buf.length): LinkMes
       });
       return { type, stats };
     }
+    case LinkType.Hint:
+      return {
+        type,
+        offset: safeNumber(dv, 8, 'offset'),
+        count: safeNumber(dv, 16, 'count'),
+        dev: dv.getBigUint64(24, true),
+        ino: dv.getBigUint64(32, true),
+      };
   }
 }

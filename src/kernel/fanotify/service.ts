@@ -54,7 +54,8 @@ export class FanotifyService {
           link.answer(ev.id, err);
         }, `event ${ev.id}`);
         this.frontend.handle({ offset: ev.offset, count: ev.count, dev: ev.dev, ino: ev.ino, fd: ev.fd }, reply);
-      }, () => this.takeOver(), (err) => this.opts.log.error({ err }, 'malformed message from the supervisor'));
+      }, () => this.takeOver(), (err) => this.opts.log.error({ err }, 'malformed message from the supervisor'),
+      (h) => this.frontend.hint(h));
     } else {
       this.reader = new GroupReader(this.group, this.frontend, this.opts.log);
       this.reader.start();

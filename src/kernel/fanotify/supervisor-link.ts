@@ -1,5 +1,6 @@
 // The worker's end of the link to ondine-supervisor: receives EVENTs (a range to fill and the
-// fd to fill it through), sends ANSWER/READY/STATS_REQUEST. I/O only; the bytes are
+// fd to fill it through) and HINTs (a read allowed without the worker, with an fd to write
+// read-ahead through), sends ANSWER/READY/STATS_REQUEST. I/O only; the bytes are
 // link-wire's. The supervisor writes every fanotify response itself, so nothing here
 // touches the group beyond handing out its fd number for marks. Never read events from that
 // fd: they belong to the supervisor.
@@ -28,6 +29,15 @@ export interface SupervisorEvent {
   /** The event fd's number in the supervisor, for logs. */
   groupFd: number;
   pid: number;
+}
+
+/** A read the supervisor allowed on its own; `fd` (the worker's copy) is the receiver's to close. */
+export interface SupervisorHint {
+  offset: number;
+  count: number;
+  dev: bigint;
+  ino: bigint;
+  fd: number;
 }
 
 // Retry pace for datagrams the socket could not take; the supervisor drains its end on every
@@ -94,12 +104,14 @@ export class SupervisorLink {
    * Starts receiving. `onEvent` owns the event's fd (close it after the fill) and must lead
    * to exactly one answer(). `onClosed` runs once when the supervisor goes away (or the
    * link fails); `onProtocolError` hears of datagrams that did not decode (skipped: the
-   * supervisor's deadline answers any event lost that way).
+   * supervisor's deadline answers any event lost that way). `onHint` owns the hint's fd;
+   * without it hints are closed unread.
    */
   start(
     onEvent: (event: SupervisorEvent) => void,
     onClosed: (error?: Error) => void,
     onProtocolError: (error: Error) => void = () => {},
+    onHint?: (hint: SupervisorHint) => void,
   ): void {
     if (this.#poller !== undefined || this.#closed) throw new InvalidArgumentError('SupervisorLink already started or closed');
     this.#onClosed = onClosed;
@@ -108,11 +120,11 @@ export class SupervisorLink {
         this.#shut(pollError);
         return;
       }
-      this.#drain(onEvent, onProtocolError);
+      this.#drain(onEvent, onProtocolError, onHint);
     });
   }
 
-  #drain(onEvent: (event: SupervisorEvent) => void, onProtocolError: (error: Error) => void): void {
+  #drain(onEvent: (event: SupervisorEvent) => void, onProtocolError: (error: Error) => void, onHint?: (hint: SupervisorHint) => void): void {
     while (!this.#closed) {
       let got: { length: number; fd: number };
       try {
@@ -141,6 +153,16 @@ export class SupervisorLink {
         }
         const { id, offset, count, dev, ino, groupFd, pid } = message;
         onEvent({ id, offset, count, dev, ino, fd: got.fd, groupFd, pid });
+        continue;
+      }
+      if (message.type === LinkType.Hint) {
+        if (got.fd < 0) {
+          onProtocolError(new InvalidArgumentError('HINT arrived without its fd'));
+          continue;
+        }
+        const { offset, count, dev, ino } = message;
+        if (onHint) onHint({ offset, count, dev, ino, fd: got.fd });
+        else closeFd(got.fd);
         continue;
       }
       if (got.fd >= 0) closeFd(got.fd);

@@ -5,6 +5,7 @@ import { CorruptError, InvalidArgumentError } from '../../../src/errors.js';
 import {
   LINK_ANSWER_SIZE,
   LINK_EVENT_SIZE,
+  LINK_HINT_SIZE,
   LINK_MAX_SIZE,
   LINK_READY_SIZE,
   LINK_STATS_REQUEST_SIZE,
@@ -37,6 +38,7 @@ const samples: LinkMessage[] = [
       deniedByDeadline: 5, lateAnswers: 6, workerRestarts: 7, pending: Number.MAX_SAFE_INTEGER,
     },
   },
+  { type: LinkType.Hint, offset: 2 ** 33 + 65536, count: 131072, dev: 0xfd01n, ino: 0x1234567890n },
 ];
 
 test('every link message has the size native/supervisor/wire.h gives it', () => {
@@ -46,10 +48,11 @@ test('every link message has the size native/supervisor/wire.h gives it', () => 
     [LinkType.Ready]: 8,
     [LinkType.StatsRequest]: 8,
     [LinkType.Stats]: 72,
+    [LinkType.Hint]: 40,
   };
   assert.deepEqual(
-    [LINK_EVENT_SIZE, LINK_ANSWER_SIZE, LINK_READY_SIZE, LINK_STATS_REQUEST_SIZE, LINK_STATS_SIZE],
-    [48, 16, 8, 8, 72],
+    [LINK_EVENT_SIZE, LINK_ANSWER_SIZE, LINK_READY_SIZE, LINK_STATS_REQUEST_SIZE, LINK_STATS_SIZE, LINK_HINT_SIZE],
+    [48, 16, 8, 8, 72, 40],
   );
   assert.equal(LINK_MAX_SIZE, 72);
   for (const m of samples) assert.equal(encodeLinkMessage(m).length, sizes[m.type], LinkType[m.type]);
@@ -69,6 +72,13 @@ test('the EVENT layout is little endian at the documented offsets', () => {
   assert.equal(buf.readBigUInt64LE(32), 0xffffffffffffffffn);
   assert.equal(buf.readInt32LE(40), 17);
   assert.equal(buf.readUInt32LE(44), 4242);
+  const hint = encodeLinkMessage(samples.find((m) => m.type === LinkType.Hint)!);
+  assert.equal(hint.readUInt32LE(0), 6);
+  assert.equal(hint.readUInt32LE(4), 0);
+  assert.equal(hint.readBigUInt64LE(8), 2n ** 33n + 65536n);
+  assert.equal(hint.readBigUInt64LE(16), 131072n);
+  assert.equal(hint.readBigUInt64LE(24), 0xfd01n);
+  assert.equal(hint.readBigUInt64LE(32), 0x1234567890n);
   const answer = encodeLinkMessage({ type: LinkType.Answer, id: 9, err: 5 });
   assert.deepEqual([...answer], [2, 0, 0, 0, 9, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
 });

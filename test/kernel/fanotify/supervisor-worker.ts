@@ -7,6 +7,8 @@
 //                     survives SIGTERM)
 //   WORKER_HOLD_BELOW generations below this number receive events but never answer them
 //   WORKER_ANSWER_FIRST answers only this many events, then goes silent
+//   WORKER_FILL_EXTRA   fills this many bytes past each event's range too (read-ahead)
+//   WORKER_HINT_FILL    on a HINT, fills [hint offset, + this many bytes) through the hint's fd
 // Reports JSON lines on stdout: {kind:'ready'|'event'|'stats', generation, pid, ...}.
 import { closeSync, fstatSync, writeSync } from 'node:fs';
 
@@ -21,6 +23,8 @@ if (link === undefined) {
   process.exit(1);
 }
 const mode = process.env.WORKER_MODE ?? 'fill';
+const fillExtra = Number(process.env.WORKER_FILL_EXTRA ?? '0');
+const hintFill = Number(process.env.WORKER_HINT_FILL ?? '0');
 const holdBelow = Number(process.env.WORKER_HOLD_BELOW ?? '0');
 let answerLeft = Number(process.env.WORKER_ANSWER_FIRST ?? 'Infinity');
 const generation = link.generation;
@@ -45,13 +49,22 @@ link.start(
     // Whole blocks: an allocated block is taken as filled by the supervisor's hole check.
     const size = fstatSync(ev.fd).size;
     const start = Math.floor(ev.offset / BLOCK) * BLOCK;
-    const end = Math.min(size, Math.ceil((ev.offset + ev.count) / BLOCK) * BLOCK);
+    const end = Math.min(size, Math.ceil((ev.offset + ev.count + fillExtra) / BLOCK) * BLOCK);
     writeSync(ev.fd, patternBytes(start, end - start), 0, end - start, start);
     closeSync(ev.fd);
     link.answer(ev.id, 0);
   },
   () => process.exit(0),
   (err) => console.error(`supervisor-worker: ${err.message}`),
+  (h) => {
+    report('hint', { offset: h.offset, count: h.count, ino: String(h.ino) });
+    if (hintFill > 0) {
+      const end = Math.min(fstatSync(h.fd).size, h.offset + hintFill);
+      writeSync(h.fd, patternBytes(h.offset, end - h.offset), 0, end - h.offset, h.offset);
+      report('hint-filled', { offset: h.offset, count: end - h.offset });
+    }
+    closeSync(h.fd);
+  },
 );
 link.ready();
 report('ready');

@@ -152,6 +152,50 @@ test('a cold read is filled by the worker; a warm one is allowed by the supervis
   assert.equal(stats.deniedByDeadline, 0);
 });
 
+test('read hints: a sequential read the supervisor allows on its own reaches the worker once per MiB with an fd it can fill through; warm and random reads do not', { skip }, async (t) => {
+  const file = sparseFile(t);
+  // The worker fills 2 MiB past a cold read (its read-ahead) and, on a hint, the rest of the
+  // file through the hint's fd.
+  const sup = startSupervisor(t, file, { WORKER_FILL_EXTRA: String(2 << 20), WORKER_HINT_FILL: String(SIZE) });
+  await ready(sup);
+  const step = 64 * 1024;
+  const MiB = 1 << 20;
+  assert.deepEqual(await readRange(file, 0, step), patternBytes(0, step));
+  assert.equal(reports(sup, 'event').length, 1);
+  // Sequential reads inside what the cold read filled: allowed at once. Within a MiB of the
+  // last read the worker heard of, none is passed on; at 1 MiB, with a hole 1 MiB further,
+  // one is.
+  for (let off = step; off <= MiB; off += step) assert.deepEqual(await readRange(file, off, step), patternBytes(off, step));
+  await until(() => reports(sup, 'hint-filled').length > 0, 10_000);
+  assert.deepEqual(reports(sup, 'hint').map((r) => [r.offset, r.count]), [[MiB, step]]);
+  // The worker filled the rest through the hint's fd: no event of its own, and the reader
+  // gets the bytes without one either.
+  for (let off = MiB + step; off < SIZE; off += step) assert.deepEqual(await readRange(file, off, step), patternBytes(off, step));
+  // A random read of a full file: nothing past it to fetch.
+  assert.deepEqual(await readRange(file, 4096, 4096), patternBytes(4096, 4096));
+  await readRange(file, SIZE - step, step);
+  assert.equal(reports(sup, 'event').length, 1, JSON.stringify(reports(sup, 'event')));
+  assert.equal(reports(sup, 'hint').length, 1, JSON.stringify(reports(sup, 'hint')));
+});
+
+test('read hints: reads that do not continue the previous one are never passed on', { skip }, async (t) => {
+  const file = sparseFile(t);
+  const sup = startSupervisor(t, file, { WORKER_FILL_EXTRA: String(3 << 20) });
+  await ready(sup);
+  const MiB = 1 << 20;
+  assert.deepEqual(await readRange(file, 0, 4096), patternBytes(0, 4096));
+  // Filled [0, 3 MiB + 4 KiB); the tail is a hole. Jumps of 1.5 MiB never continue a read.
+  for (const off of [1.5 * MiB, 0, 3 * MiB, 1.5 * MiB, 3 * MiB - 8192]) {
+    assert.deepEqual(await readRange(file, off, 4096), patternBytes(off, 4096));
+  }
+  // The cold tail, then a read just behind it: it continues, but within a step of the read
+  // the worker just had, so no hint either.
+  assert.deepEqual(await readRange(file, SIZE - 65536, 65536), patternBytes(SIZE - 65536, 65536));
+  await readRange(file, SIZE - 65536, 4096);
+  assert.equal(reports(sup, 'hint').length, 0, JSON.stringify(reports(sup, 'hint')));
+  assert.equal(reports(sup, 'event').length, 2);
+});
+
 test('a worker that never answers: the reader gets EIO at the deadline, not a hang', { skip }, async (t) => {
   const file = sparseFile(t);
   const sup = startSupervisor(t, file, { WORKER_MODE: 'silent' }, ['--deadline-ms', '1500']);
