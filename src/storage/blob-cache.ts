@@ -126,6 +126,8 @@ interface Stream {
   next: number;
   ahead: number;
   window: number;
+  /** Compressed offset where the stream began: its window never exceeds what it has read. */
+  from: number;
 }
 /** Chunks a sequential reader may skip (files with no data, a READ the kernel did not need). */
 const SEQUENTIAL_SLACK = 2;
@@ -356,14 +358,19 @@ export class ChunkedBlobCache implements BlobCache {
       if (first === s.next - 1) stream = s;
     }
     if (!stream) {
-      this.streams[this.recentAt] = { next, ahead: next, window: 0 };
+      this.streams[this.recentAt] = { next, ahead: next, window: 0, from: covering[0]!.compressedOffset };
       this.recentAt = (this.recentAt + 1) % RECENT_READS;
       return [];
     }
     stream.next = Math.max(stream.next, next);
     if (grows) {
       const start = Math.min(cap, this.opts.readAheadStartBytes ?? DEFAULT_READ_AHEAD_START);
-      stream.window = stream.window === 0 ? start : Math.min(cap, stream.window * 2);
+      // Doubling, but never past the bytes the stream has read so far: read hints make
+      // continuing READs frequent, and a short sequential read (two small files) must not
+      // pull in megabytes nobody reads.
+      const last = covering[covering.length - 1]!;
+      const run = last.compressedOffset + last.compressedSize - stream.from;
+      stream.window = stream.window === 0 ? start : Math.min(cap, Math.max(start, Math.min(stream.window * 2, run)));
     }
     const budget = stream.window;
     const extra: BlobChunk[] = [];
