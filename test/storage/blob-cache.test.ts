@@ -374,6 +374,24 @@ test('read-ahead: a stream\'s window opens at nothing, doubles with each sequent
   assert.ok(firstFull >= 3, `the window reached the cap after ${firstFull} READs: ${aheads.join(' ')}`);
 });
 
+test('read-ahead: however often a stream is heard of (read hints), its window never runs further ahead than the stream has read', async () => {
+  const { cache, filler, dataReads } = setup({ amplifyBytes: 8 << 20, more: { readAheadStartBytes: 16 * KiB } });
+  const maxChunk = Math.max(...chunks.map((c) => c.compressedSize));
+  await filler.fill(mid(0).uncompressedOffset, BLOCK);
+  for (let i = 1; i < 12; i++) {
+    // Every chunk a hint (the reader inside read-ahead already landed), or a fill where it has not.
+    if (cache.isCached(mid(i).uncompressedOffset, mid(i).uncompressedSize)) await filler.cache.advise!(mid(i).uncompressedOffset, BLOCK, cache);
+    else await filler.fill(mid(i).uncompressedOffset, BLOCK);
+    await new Promise((r) => setTimeout(r, 2));
+    const fetched = fetchedChunks(dataReads());
+    let ahead = 0;
+    for (let j = i + 1; fetched.has(j); j++) ahead += chunks[j]!.compressedSize;
+    const read = mid(i).compressedOffset + mid(i).compressedSize - mid(0).compressedOffset;
+    assert.ok(ahead <= Math.max(read, 16 * KiB) + maxChunk, `after reading ${read} bytes the window ran ${ahead} bytes ahead (READ ${i})`);
+  }
+  assert.ok(fetchedChunks(dataReads()).has(12), 'read-ahead ran ahead of the reader at all');
+});
+
 test('read-ahead: a wide window goes out as several source reads of at most readAheadReadBytes, all in flight at once', async () => {
   const { source, filler, dataReads } = setup({ amplifyBytes: 256 * KiB, more: { readAheadStartBytes: 256 * KiB, readAheadReadBytes: 40 * KiB } });
   await filler.fill(mid(0).uncompressedOffset, BLOCK);
