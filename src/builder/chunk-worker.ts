@@ -1,9 +1,10 @@
-// Worker thread: digest, zero-test and compress one chunk. Runs off the main thread so that
-// reading sources, hashing and compression overlap across cores.
+// Worker thread: digest, zero-test and compress a batch of chunks (one, or many small ones cut
+// from one buffer). Runs off the main thread so that reading sources, hashing and compression
+// overlap across cores. The stored bytes of a batch come back in one buffer.
 import { codecById } from '../storage/codecs.js';
 import { digesterById } from '../storage/digests.js';
 import { serveJobs } from '../storage/worker-wire.js';
-import type { ChunkJob, ChunkJobResult } from './chunk-pool.js';
+import type { ChunkBatchResult, ChunkJob } from './chunk-pool.js';
 
 const ZERO = Buffer.alloc(1 << 20);
 
@@ -15,29 +16,47 @@ function allZero(b: Buffer): boolean {
   return true;
 }
 
-serveJobs((job: ChunkJob) => {
-  const data = Buffer.from(job.data, 0, job.length);
-  const t0 = performance.now();
-  if (allZero(data)) {
-    const result: ChunkJobResult = { zero: true, digest: '', stored: null, storedLength: 0, compressed: false, digestMs: performance.now() - t0, compressMs: 0 };
-    return { result };
-  }
-  const digest = digesterById(job.digester).digest(data);
-  const t1 = performance.now();
-  let stored: ArrayBuffer = job.data;
-  let storedLength = job.length;
-  let compressed = false;
-  if (job.compressor !== 0) {
-    const out = codecById(job.compressor).compress(data, job.level);
-    // A chunk that does not shrink is stored raw: readers infer "compressed" from the sizes.
-    if (out.length < data.length) {
-      const copy = new Uint8Array(out.length);
-      copy.set(out);
-      stored = copy.buffer;
-      storedLength = out.length;
-      compressed = true;
+serveJobs<ChunkJob, ChunkBatchResult>((job) => {
+  const digester = digesterById(job.digester);
+  const codec = job.compressor !== 0 ? codecById(job.compressor) : undefined;
+  const results: ChunkBatchResult['results'] = [];
+  // Per part: the bytes to store (a compressed buffer, or a view of the input when it did not shrink).
+  const outs: Array<Uint8Array | undefined> = [];
+  let total = 0;
+  for (const part of job.parts) {
+    const data = Buffer.from(job.data, part.offset, part.length);
+    const t0 = performance.now();
+    if (allZero(data)) {
+      results.push({ zero: true, digest: '', storedOffset: 0, storedLength: 0, compressed: false, digestMs: performance.now() - t0, compressMs: 0 });
+      outs.push(undefined);
+      continue;
     }
+    const digest = digester.digest(data);
+    const t1 = performance.now();
+    let out: Uint8Array = data;
+    let compressed = false;
+    if (codec) {
+      const c = codec.compress(data, job.level);
+      // A chunk that does not shrink is stored raw: readers infer "compressed" from the sizes.
+      if (c.length < data.length) {
+        out = c;
+        compressed = true;
+      }
+    }
+    results.push({ zero: false, digest, storedOffset: total, storedLength: out.length, compressed, digestMs: t1 - t0, compressMs: performance.now() - t1 });
+    outs.push(out);
+    total += out.length;
   }
-  const result: ChunkJobResult = { zero: false, digest, stored, storedLength, compressed, digestMs: t1 - t0, compressMs: performance.now() - t1 };
-  return { result, transfer: [stored] };
+  // One chunk stored raw: its input buffer goes back as it is, no copy.
+  if (job.parts.length === 1 && outs[0] !== undefined && !results[0]!.compressed) {
+    results[0]!.storedOffset = job.parts[0]!.offset;
+    return { result: { stored: job.data, results }, transfer: [job.data] };
+  }
+  if (total === 0) return { result: { stored: null, results } };
+  const stored = new Uint8Array(total);
+  for (let i = 0; i < outs.length; i++) {
+    const o = outs[i];
+    if (o) stored.set(o, results[i]!.storedOffset);
+  }
+  return { result: { stored: stored.buffer, results }, transfer: [stored.buffer] };
 });
