@@ -19,8 +19,12 @@ function allZero(b: Buffer): boolean {
 serveJobs<ChunkJob, ChunkBatchResult>((job) => {
   const digester = digesterById(job.digester);
   const codec = job.compressor !== 0 ? codecById(job.compressor) : undefined;
+  // zstd writes each chunk straight into the batch's output buffer (sized for the worst case):
+  // no buffer per chunk, no copy. Other codecs return a buffer each, copied in below.
+  const into = codec?.compressInto && codec.compressBound ? { fn: codec.compressInto, bound: codec.compressBound } : undefined;
+  const direct = into ? Buffer.allocUnsafeSlow(job.parts.reduce((n, p) => n + Math.max(into.bound(p.length), p.length), 0)) : undefined;
   const results: ChunkBatchResult['results'] = [];
-  // Per part: the bytes to store (a compressed buffer, or a view of the input when it did not shrink).
+  // Per part, without `direct`: the bytes to store (a compressed buffer, or a view of the input when it did not shrink).
   const outs: Array<Uint8Array | undefined> = [];
   let total = 0;
   for (const part of job.parts) {
@@ -35,9 +39,14 @@ serveJobs<ChunkJob, ChunkBatchResult>((job) => {
     const t1 = performance.now();
     let out: Uint8Array = data;
     let compressed = false;
-    if (codec) {
-      const c = codec.compress(data, job.level);
+    if (direct && into) {
+      const n = into.fn(data, direct.subarray(total), job.level);
       // A chunk that does not shrink is stored raw: readers infer "compressed" from the sizes.
+      if (n < data.length) compressed = true;
+      else data.copy(direct, total);
+      out = direct.subarray(total, total + (compressed ? n : data.length));
+    } else if (codec) {
+      const c = codec.compress(data, job.level);
       if (c.length < data.length) {
         out = c;
         compressed = true;
@@ -53,6 +62,7 @@ serveJobs<ChunkJob, ChunkBatchResult>((job) => {
     return { result: { stored: job.data, results }, transfer: [job.data] };
   }
   if (total === 0) return { result: { stored: null, results } };
+  if (direct) return { result: { stored: direct.buffer as ArrayBuffer, results }, transfer: [direct.buffer as ArrayBuffer] };
   const stored = new Uint8Array(total);
   for (let i = 0; i < outs.length; i++) {
     const o = outs[i];
