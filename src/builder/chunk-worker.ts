@@ -7,6 +7,8 @@ import { serveJobs } from '../storage/worker-wire.js';
 import type { ChunkBatchResult, ChunkJob } from './chunk-pool.js';
 
 const ZERO = Buffer.alloc(1 << 20);
+/** Where zstd writes a batch's chunks before they are copied out at their exact size. */
+let scratch = Buffer.allocUnsafeSlow(0);
 
 function allZero(b: Buffer): boolean {
   for (let at = 0; at < b.length; at += ZERO.length) {
@@ -19,10 +21,17 @@ function allZero(b: Buffer): boolean {
 serveJobs<ChunkJob, ChunkBatchResult>((job) => {
   const digester = digesterById(job.digester);
   const codec = job.compressor !== 0 ? codecById(job.compressor) : undefined;
-  // zstd writes each chunk straight into the batch's output buffer (sized for the worst case):
-  // no buffer per chunk, no copy. Other codecs return a buffer each, copied in below.
+  // zstd writes each chunk into this worker's scratch buffer (sized for the worst case, kept
+  // from batch to batch): no buffer per chunk. Other codecs return a buffer each. Either way
+  // the batch's stored bytes go back in one buffer of their exact size (the main thread's GC
+  // counts every byte it receives).
   const into = codec?.compressInto && codec.compressBound ? { fn: codec.compressInto, bound: codec.compressBound } : undefined;
-  const direct = into ? Buffer.allocUnsafeSlow(job.parts.reduce((n, p) => n + Math.max(into.bound(p.length), p.length), 0)) : undefined;
+  let direct: Buffer | undefined;
+  if (into) {
+    const need = job.parts.reduce((n, p) => n + Math.max(into.bound(p.length), p.length), 0);
+    if (scratch.length < need) scratch = Buffer.allocUnsafeSlow(need);
+    direct = scratch;
+  }
   const results: ChunkBatchResult['results'] = [];
   // Per part, without `direct`: the bytes to store (a compressed buffer, or a view of the input when it did not shrink).
   const outs: Array<Uint8Array | undefined> = [];
@@ -62,11 +71,14 @@ serveJobs<ChunkJob, ChunkBatchResult>((job) => {
     return { result: { stored: job.data, results }, transfer: [job.data] };
   }
   if (total === 0) return { result: { stored: null, results } };
-  if (direct) return { result: { stored: direct.buffer as ArrayBuffer, results }, transfer: [direct.buffer as ArrayBuffer] };
-  const stored = new Uint8Array(total);
+  const stored = Buffer.allocUnsafeSlow(total);
+  if (direct) {
+    direct.copy(stored, 0, 0, total);
+    return { result: { stored: stored.buffer as ArrayBuffer, results }, transfer: [stored.buffer as ArrayBuffer] };
+  }
   for (let i = 0; i < outs.length; i++) {
     const o = outs[i];
     if (o) stored.set(o, results[i]!.storedOffset);
   }
-  return { result: { stored: stored.buffer, results }, transfer: [stored.buffer] };
+  return { result: { stored: stored.buffer as ArrayBuffer, results }, transfer: [stored.buffer as ArrayBuffer] };
 });
