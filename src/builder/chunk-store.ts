@@ -129,40 +129,53 @@ export class ChunkStore {
     const cs = this.opts.chunkSize;
     const content: ChunkedContent = { kind: 'chunks', chunks: new Array(Math.ceil(size / cs)).fill(null) };
     // `filled`: bytes of the chunk written so far; segments come in offset order, and what they
-    // skip (holes inside a chunk) is zeroed here, as the buffer is not zero-filled.
+    // skip (holes inside a chunk) is zeroed here, as the buffer is not zero-filled. Its bytes
+    // are admitted (counted in flight) before its buffer is taken from the pool.
     let cur: { index: number; buf: Buffer; filled: number } | undefined;
     let submitted = 0;
-    const emit = async () => {
+    const emit = () => {
       if (!cur) return;
       const c = cur;
       cur = undefined;
       if (c.filled < c.buf.length) c.buf.fill(0, c.filled);
       submitted++;
-      await this.submit(layer, content, c.index, c.buf);
+      this.submit(layer, content, c.index, c.buf);
     };
-    for await (const seg of segments) {
-      let off = seg.offset;
-      let pos = 0;
-      if (off + seg.data.length > size) throw new InvalidArgumentError(`segment at ${off}+${seg.data.length} beyond file size ${size}`);
-      while (pos < seg.data.length) {
-        const index = Math.floor(off / cs);
-        if (!cur || cur.index !== index) {
-          await emit();
-          const len = Math.min(cs, size - index * cs);
-          // Own ArrayBuffer per chunk: it is transferred to a worker, never copied.
-          cur = { index, buf: Buffer.allocUnsafeSlow(len), filled: 0 };
+    try {
+      for await (const seg of segments) {
+        let off = seg.offset;
+        let pos = 0;
+        if (off + seg.data.length > size) throw new InvalidArgumentError(`segment at ${off}+${seg.data.length} beyond file size ${size}`);
+        while (pos < seg.data.length) {
+          const index = Math.floor(off / cs);
+          if (!cur || cur.index !== index) {
+            emit();
+            const len = Math.min(cs, size - index * cs);
+            await this.admit(len);
+            // Small chunks share a batch buffer, large ones own theirs: either way it goes to a
+            // worker as it is, never copied.
+            cur = { index, buf: this.pool.alloc(len), filled: 0 };
+          }
+          const within = off - index * cs;
+          if (within > cur.filled) cur.buf.fill(0, cur.filled, within);
+          const n = Math.min(cur.buf.length - within, seg.data.length - pos);
+          seg.data.copy(cur.buf, within, pos, pos + n);
+          cur.filled = Math.max(cur.filled, within + n);
+          pos += n;
+          off += n;
         }
-        const within = off - index * cs;
-        if (within > cur.filled) cur.buf.fill(0, cur.filled, within);
-        const n = Math.min(cur.buf.length - within, seg.data.length - pos);
-        seg.data.copy(cur.buf, within, pos, pos + n);
-        cur.filled = Math.max(cur.filled, within + n);
-        pos += n;
-        off += n;
+        this.progress.bytesIn += seg.data.length;
       }
-      this.progress.bytesIn += seg.data.length;
+      emit();
+    } catch (err) {
+      // The chunk being filled never goes: its batch must not wait for it, nor the in-flight count.
+      if (cur) {
+        this.pool.release(cur.buf);
+        this.release(cur.buf.length);
+        cur = undefined;
+      }
+      throw err;
     }
-    await emit();
     // Chunks no segment touched are holes in the source; they are never read or sent, but
     // they are chunks of the file all the same (dedupRatio = (chunks - holes) / unique).
     const untouched = content.chunks.length - submitted;
@@ -171,9 +184,9 @@ export class ChunkStore {
     return content;
   }
 
-  private async submit(layer: number, content: ChunkedContent, index: number, buf: Buffer): Promise<void> {
+  /** Sends an admitted chunk to the workers; its commit joins the ordered tail. */
+  private submit(layer: number, content: ChunkedContent, index: number, buf: Buffer): void {
     const length = buf.length;
-    await this.admit(length);
     const job = this.pool.run(buf, this.opts.compressor, this.opts.level, this.opts.digester);
     job.catch(() => undefined);
     this.progress.chunks++;
@@ -203,7 +216,7 @@ export class ChunkStore {
     }
     const writer = this.writer(layer);
     if (!r.stored) throw new Error('chunk worker returned no bytes for a non-zero chunk');
-    const stored = new Uint8Array(r.stored, 0, r.storedLength);
+    const stored = new Uint8Array(r.stored, r.storedOffset, r.storedLength);
     const w = await writer.append(stored, length, r.compressed, r.digest);
     const loc: ChunkLocation = {
       blob: { kind: 'layer', layer, writer }, ciIndex: w.index, digest: r.digest,

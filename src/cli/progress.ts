@@ -8,12 +8,16 @@ export class ProgressLine {
     return this.stream.isTTY === true;
   }
 
-  update(text: string, force = false): void {
+  /**
+   * `text` may be a function: it is then called only when the line is redrawn (a build reports
+   * progress for every file and chunk, and formatting each report cost more than the drawing).
+   */
+  update(text: string | (() => string), force = false): void {
     if (!this.enabled) return;
     const now = Date.now();
     if (!force && now - this.last < this.intervalMs) return;
     this.last = now;
-    this.stream.write(`\r\x1b[K${text}`);
+    this.stream.write(`\r\x1b[K${typeof text === 'function' ? text() : text}`);
     this.shown = true;
   }
 

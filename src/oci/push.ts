@@ -90,6 +90,11 @@ export interface PushedImage {
 
 export async function pushImage(target: ImageTarget, img: LocalImage, opts: PushImageOptions): Promise<PushedImage> {
   const summary = emptySummary();
+  // The bootstrap layer (gzip -9 on the thread pool: seconds for a large image) is made while
+  // the data blobs go up, and goes up beside them, not after the last one.
+  const bootLayer = makeBootstrapLayer(img.bootstrap);
+  const bootPush = bootLayer.then((l) => target.putBlob(l.digest, { bytes: l.bytes }, l.bytes.length));
+  bootPush.catch(() => undefined); // awaited below, after the blobs (their failure comes first)
   const layers: BlobLayer[] = new Array(img.blobs.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -123,19 +128,25 @@ export async function pushImage(target: ImageTarget, img: LocalImage, opts: Push
       opts.onBlob?.(digest, outcome);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 3, img.blobs.length)) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 3, img.blobs.length)) }, worker));
+  } catch (err) {
+    await bootPush.catch(() => undefined); // nothing left running behind the failure
+    throw err;
+  }
 
-  const bootLayer = await makeBootstrapLayer(img.bootstrap);
+  const boot = await bootLayer;
   const image = nydusImage({
-    blobs: layers, bootstrap: bootLayer,
+    blobs: layers, bootstrap: boot,
     ...(opts.sourceConfig ? { sourceConfig: opts.sourceConfig } : {}),
     ...(opts.platform ? { platform: opts.platform } : {}),
   });
-  for (const [digest, bytes] of [[bootLayer.digest, bootLayer.bytes], [image.config.digest, image.config.bytes]] as const) {
-    const o = await target.putBlob(digest, { bytes }, bytes.length);
-    count(summary, o);
-    opts.onBlob?.(digest, o);
-  }
+  const bootOutcome = await bootPush;
+  count(summary, bootOutcome);
+  opts.onBlob?.(boot.digest, bootOutcome);
+  const o = await target.putBlob(image.config.digest, { bytes: image.config.bytes }, image.config.bytes.length);
+  count(summary, o);
+  opts.onBlob?.(image.config.digest, o);
   await target.putManifest(image.manifest.descriptor.mediaType, image.manifest.bytes, image.manifest.digest, opts.tagged);
   return { summary, image };
 }

@@ -20,11 +20,22 @@ export interface Codec {
    * write, saving a copy of every byte). Absent for codecs that cannot.
    */
   decompressInto?(data: Uint8Array, out: Uint8Array): void;
+  /**
+   * Compresses into `out` (at least compressBound(data.length) bytes) and returns the length:
+   * the same bytes as compress(), without a buffer of its own per call. Absent for codecs that cannot.
+   */
+  compressInto?(data: Uint8Array, out: Uint8Array, level?: number): number;
+  compressBound?(length: number): number;
 }
 
 // zstd-napi's low-level binding: the one call that decompresses into memory we provide.
-const { DCtx } = createRequire(import.meta.url)('zstd-napi/binding') as typeof import('zstd-napi/binding.js');
+const zstdBinding = createRequire(import.meta.url)('zstd-napi/binding') as typeof import('zstd-napi/binding.js');
+const { DCtx } = zstdBinding;
 const dctx = new DCtx();
+// compressInto's context, made on first use; its parameters are set as zstd.compress() sets
+// them (reset, then the level), so the frames are the same bytes.
+let cctx: InstanceType<typeof zstdBinding.CCtx> | undefined;
+let cctxLevel: number | undefined;
 
 function checkSize(got: number, want: number, codec: string): void {
   if (got !== want) throw new CorruptError(`${codec} chunk`, 0, `decompressed to ${got} bytes, expected ${want}`);
@@ -74,6 +85,16 @@ const zstdCodec: Codec = {
   id: Compressor.Zstd,
   name: 'zstd',
   compress: (d, level = 3) => zstd.compress(d, { compressionLevel: level }),
+  compressInto: (d, out, level = 3) => {
+    if (!cctx || cctxLevel !== level) {
+      cctx ??= new zstdBinding.CCtx();
+      cctx.reset(zstdBinding.ResetDirective.parameters);
+      cctx.setParameter(zstdBinding.CParameter.compressionLevel, level);
+      cctxLevel = level;
+    }
+    return cctx.compress2(out, d);
+  },
+  compressBound: (n) => zstdBinding.compressBound(n),
   decompress: (d, n) => guarded('zstd', () => exact(zstd.decompress(zstdFrameFor(d, n)), n, 'zstd')),
   // The frame checks bound the output; zstd itself refuses to write past `out`.
   decompressInto: (d, out) => {

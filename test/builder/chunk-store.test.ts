@@ -149,6 +149,8 @@ function countingPool(): { pool: ChunkPool; runs: () => number } {
   let runs = 0;
   const wrapped = {
     get size() { return pool.size; },
+    alloc: (length: number) => pool.alloc(length),
+    release: (buf: Buffer) => pool.release(buf),
     run: (...args: Parameters<ChunkPool['run']>) => { runs++; return pool.run(...args); },
   };
   return { pool: wrapped as unknown as ChunkPool, runs: () => runs };

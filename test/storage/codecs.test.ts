@@ -217,3 +217,18 @@ test('codecs are stateless ops objects: interleaved use does not mix outputs', (
     all.forEach((c, j) => assert.ok(c.decompress(packed[i]![j]!, inputs[i]!.length).equals(inputs[i]!)));
   }
 });
+
+test('zstd compressInto writes the very bytes compress() returns, at every level it is asked for, into caller memory', () => {
+  const zstdCodec = codecByName('zstd');
+  assert.ok(zstdCodec.compressInto && zstdCodec.compressBound);
+  // Levels alternate so the context's parameters change between calls, as they would not in a build.
+  for (const level of [3, 1, 3, 19, 3]) {
+    for (const [name, data] of SAMPLES) {
+      const want = zstdCodec.compress(data, level);
+      const out = Buffer.alloc(zstdCodec.compressBound(data.length) + 16, 0xee);
+      const n = zstdCodec.compressInto(data, out.subarray(16), level);
+      assert.ok(out.subarray(16, 16 + n).equals(want), `${name}, level ${level}`);
+      assert.ok(out.subarray(0, 16).equals(Buffer.alloc(16, 0xee)), `${name}: nothing written before the given memory`);
+    }
+  }
+});

@@ -43,7 +43,7 @@ export function register(program: Command): void {
           ...(o.level ? { level: Number(o.level) } : {}),
           ...(o.workers ? { workers: Number(o.workers) } : {}),
           ...(o.chunkDict ? { chunkDict: String(o.chunkDict) } : {}),
-          onProgress: (p) => progress.update(`building: ${formatBytes(p.bytesIn)} read, ${p.uniqueChunks} chunks stored (${formatBytes(p.storedBytes)})`),
+          onProgress: (p) => progress.update(() => `building: ${formatBytes(p.bytesIn)} read, ${p.uniqueChunks} chunks stored (${formatBytes(p.storedBytes)})`),
           onWarning: (m) => { progress.done(); process.stderr.write(`warning: ${m}\n`); },
         });
         progress.done();

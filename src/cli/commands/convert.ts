@@ -36,7 +36,7 @@ export function register(program: Command): void {
         ...(o.chunkDict ? { chunkDict: String(o.chunkDict) } : {}),
         ...(o.workers ? { workers: Number(o.workers) } : {}),
         ...(o.workDir ? { workDir: String(o.workDir) } : {}),
-        onProgress: (p) => progress.update(p.phase === 'build'
+        onProgress: (p) => progress.update(() => p.phase === 'build'
           ? `converting ${p.platform} [${p.platformIndex + 1}/${p.platformCount}]: layer ${p.layerIndex + 1}/${p.layerCount}, ${formatBytes(p.bytesRead)} read, ${formatBytes(p.storedBytes)} stored`
           : `pushing ${p.platform} [${p.platformIndex + 1}/${p.platformCount}]: ${p.blobsPushed}/${p.blobsToPush} blobs, ${formatBytes(p.bytesUploaded)} uploaded`),
         onWarning: (m) => { progress.done(); process.stderr.write(`warning: ${m}\n`); },

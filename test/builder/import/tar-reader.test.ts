@@ -331,3 +331,27 @@ test('header-only types carry no data whatever their size field says (as Go arch
   const fakeSparse = tarball([{ name: 'sp', type: 'S', data: 'abc' }]);
   await assert.rejects(readFile(write('fakesparse.tar', fakeSparse)), TarUnsupportedError);
 });
+
+test('a gzip layer is decoded ahead of a reader that is busy (the decoder does not wait for each of its outputs to be taken)', async () => {
+  // Incompressible bytes: the stored bytes read ahead then follow the decoded bytes made ahead.
+  // A decoder that stopped after each 256 KiB output until the reader took it left ~2-3 MiB
+  // of the stored layer read (the file stream's and the checks' own buffers); one that runs
+  // ahead reads past 6 MiB while the reader holds its first chunk.
+  const { randomBytes } = await import('node:crypto');
+  const path = write('ahead.tar.gz', gzipSync(randomBytes(24 << 20), { level: 1 }));
+  const layer = await openLayer(path);
+  const it = layer.data[Symbol.asyncIterator]();
+  assert.equal((await it.next()).done, false);
+  // Wait, bounded, until it passes the mark or stops moving for a whole second (a liveness
+  // bound, not a timing assertion: the answer is the bytes read, whenever they were read).
+  let last = -1;
+  let still = 0;
+  for (let waited = 0; waited < 30_000 && layer.bytesRead < 6 << 20 && still < 1000; waited += 50) {
+    await new Promise((r) => setTimeout(r, 50));
+    still = layer.bytesRead === last ? still + 50 : 0;
+    last = layer.bytesRead;
+  }
+  const ahead = layer.bytesRead;
+  await it.return?.();
+  assert.ok(ahead >= 6 << 20, `only ${ahead} bytes of the layer were read while the reader held its first chunk`);
+});

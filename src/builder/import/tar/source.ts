@@ -9,7 +9,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, type Gunzip } from 'node:zlib';
+import { createGunzip, type Gunzip, type ZlibOptions } from 'node:zlib';
 import { DecompressStream } from 'zstd-napi';
 import { OndineError } from '../../../errors.js';
 import { DecompressError, SourceIoError, UnsupportedCompressionError } from '../errors.js';
@@ -72,8 +72,22 @@ export interface LayerStream {
   readonly verified: boolean;
 }
 
+/**
+ * How far a decoder may run ahead of the tar reader. zlib decodes on the thread pool, but with
+ * a stream's default 16 KiB it stops after every 256 KiB it puts out until the reader takes it,
+ * so decoding and the main thread's work took turns instead of overlapping.
+ */
+const DECODED_AHEAD = 8 << 20;
+
 function decoderFor(compression: Compression): Transform | undefined {
-  return compression === 'gzip' ? createGunzip({ chunkSize: 256 << 10 }) : compression === 'zstd' ? new DecompressStream() : undefined;
+  if (compression === 'gzip') return createGunzip({ chunkSize: 256 << 10, readableHighWaterMark: DECODED_AHEAD } as ZlibOptions);
+  if (compression === 'zstd') {
+    const d = new DecompressStream();
+    // zstd-napi takes no stream options: the same run-ahead, set on its readable side.
+    (d as unknown as { _readableState: { highWaterMark: number } })._readableState.highWaterMark = DECODED_AHEAD;
+    return d;
+  }
+  return undefined;
 }
 
 /**
