@@ -60,7 +60,9 @@ const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).d
 
 export async function makeBootstrapLayer(bootstrap: Buffer, fsVersion = '6'): Promise<BootstrapLayer> {
   const tar = bootstrapTar(bootstrap);
-  const bytes = await gzipAsync(tar, { level: 9 });
+  // Level 6 (gzip's default): on app1's 11 MB bootstrap tar level 9 took 2.3-4.5 s, on convert's
+  // critical path after the last layer, for 0.4% fewer bytes; level 6 takes 0.3 s.
+  const bytes = await gzipAsync(tar, { level: 6 });
   const digest = sha256(bytes);
   return {
     bytes, digest, diffId: sha256(tar), size: bytes.length,

@@ -90,7 +90,7 @@ export interface PushedImage {
 
 export async function pushImage(target: ImageTarget, img: LocalImage, opts: PushImageOptions): Promise<PushedImage> {
   const summary = emptySummary();
-  // The bootstrap layer (gzip -9 on the thread pool: seconds for a large image) is made while
+  // The bootstrap layer (gzip on the thread pool: a fraction of a second for a large image) is made while
   // the data blobs go up, and goes up beside them, not after the last one.
   const bootLayer = makeBootstrapLayer(img.bootstrap);
   const bootPush = bootLayer.then((l) => target.putBlob(l.digest, { bytes: l.bytes }, l.bytes.length));
