@@ -209,7 +209,7 @@ export class ImageCatalog {
     let h = bySource.get(entry.blobId);
     if (!h) {
       const { decodePool: pool, scheduler } = this.opts;
-      h = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, bootstrap.chunks), { ...(pool ? { pool } : {}), ...(scheduler ? { scheduler } : {}) });
+      h = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, bootstrap.chunkTable), { ...(pool ? { pool } : {}), ...(scheduler ? { scheduler } : {}) });
       bySource.set(entry.blobId, h);
     }
     return h;
