@@ -101,6 +101,16 @@ export class ChunkTable {
     return out;
   }
 
+  /** Positions of the entries of blob `blobIndex`, in table order (one pass over the bytes). */
+  positionsOf(blobIndex: number): number[] {
+    const out: number[] = [];
+    const { dv, count } = this;
+    for (let i = 0, at = this.offset + 32; i < count; i++, at += CHUNK_TABLE_ENTRY_SIZE) {
+      if (dv.getUint32(at, true) === blobIndex) out.push(i);
+    }
+    return out;
+  }
+
   blobIndex(i: number): number {
     return this.dv.getUint32(this.at(i) + 32, true);
   }

@@ -137,7 +137,7 @@ function decodeCiTable(entry: BlobTableEntry, raw: Uint8Array, base: number): Ma
 /** Positions in `table` of blob `blobIndex`'s entries, by chunk-info index (the last one wins, as a map would). */
 function bootstrapEntriesOf(table: ChunkTable, blobIndex: number): Map<number, number> {
   const out = new Map<number, number>();
-  for (let i = 0; i < table.count; i++) if (table.blobIndex(i) === blobIndex) out.set(table.ciIndex(i), i);
+  for (const i of table.positionsOf(blobIndex)) out.set(table.ciIndex(i), i);
   return out;
 }
 
