@@ -5,7 +5,7 @@
 // once (it refuses a hostile chunk table) and nothing else on this path calls. The mounts are
 // real (fanotify, file-backed EROFS, a docker-registry), and read back what was built.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
@@ -27,20 +27,23 @@ import type { BlobSource } from '../../src/storage/blob-source.js';
 import { CacheDir } from '../../src/storage/cache-dir.js';
 import { CacheFileIo } from '../../src/storage/cache-file.js';
 import { buildImage, KiB, randomBytes } from '../storage/support.js';
-import { mountsUnder, requireKernelFs, skipUnlessRoot } from '../helpers/e2e-env.js';
+import { Cleanup, mountsUnder, requireKernelFs, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 import { pushLazy } from '../helpers/lazy-push.js';
 import { startRegistry } from '../helpers/registry-env.js';
 
 test('a mount by reference parses its bootstrap once and serves that parse (fetched now, and found in the cache)', { skip: skipUnlessRoot }, async (t) => {
   requireKernelFs('erofs');
+  // Steps undone last first (node:test runs a test's after hooks first first), the mounts
+  // detached before the directory goes even when an assertion fails.
+  const cleanup = new Cleanup();
+  t.after(() => cleanup.run());
   // On ext4 (/var/tmp): the cache directory must take pre-content marks.
-  const dir = mkdtempSync('/var/tmp/ondine-parse-once-');
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(cleanup, 'parse-once');
   const registry = await startRegistry();
-  t.after(() => registry.stop());
+  cleanup.after(() => registry.stop());
   const files = { 'a.bin': randomBytes(300 * KiB, 11), 'b.txt': 'parse once\n' };
   const img = await buildImage(files, { chunkSize: 64 * KiB });
-  t.after(() => img.cleanup());
+  cleanup.after(() => img.cleanup());
   await pushLazy(registry, 'once/app', '1', join(img.out, 'bootstrap'), img.blobDir);
 
   const cache = join(dir, 'cache');
@@ -62,6 +65,14 @@ test('a mount by reference parses its bootstrap once and serves that parse (fetc
   const frontend = new FanotifyFrontend(new CacheFileIo(), mounts, (fd) => closeFd(fd));
   const reader = new GroupReader(group, frontend);
   reader.start();
+  cleanup.after(async () => {
+    await mounts.umountAll();
+    await frontend.idle();
+    reader.close();
+    mounts.close();
+    closeFd(group);
+    await catalog.close();
+  });
   const pulls: PulledImage[] = [];
   const socket = join(dir, 'run', 'ondine.sock');
   const server: Server = await startApi(socket, {
@@ -73,15 +84,7 @@ test('a mount by reference parses its bootstrap once and serves that parse (fetc
     },
     pullDeadlineMs: 30_000,
   });
-  t.after(async () => {
-    await new Promise<void>((r) => server.close(() => r()));
-    await mounts.umountAll();
-    await frontend.idle();
-    reader.close();
-    mounts.close();
-    closeFd(group);
-    await catalog.close();
-  });
+  cleanup.after(() => new Promise<void>((r) => server.close(() => r())));
   const client = new DaemonClient(socket);
   const ref = `${registry.host}/once/app:1`;
 
