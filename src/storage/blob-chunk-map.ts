@@ -1,6 +1,9 @@
 // One blob's chunks: where each lives compressed and uncompressed, and the digest it must
 // hash to. Loaded once per blob (one range read of its chunk-info table) and then answers
-// "which chunks cover this uncompressed range" by binary search.
+// "which chunks cover this uncompressed range" by binary search. Built cheaply, since a mount
+// starts it for every blob: entries decoded without BigInts, the bootstrap's chunk table read
+// in place (no object per entry), digests kept as views into the tables read and compared as
+// bytes (hex is spelled only for a chunk being fetched).
 import { CorruptError } from '../errors.js';
 import {
   BLOB_FEATURE_CHUNK_INFO_V2, BLOB_FEATURE_INLINED_CHUNK_DIGEST, CHUNK_FLAG_COMPRESSED, Compressor,

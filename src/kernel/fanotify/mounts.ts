@@ -449,9 +449,10 @@ export class FanotifyMounts implements TargetLookup {
         cache = new FlatBlobCache(src.size, (o, n) => src.read(o, Math.min(n, src.size - o)));
       } else {
         const handle = this.catalog.blob(this.catalog.source(source), entry!, bootstrap);
-        // Loading the chunk map (one source read, a table of a chunk per 4 KiB for small
-        // chunks) took ~0.3-0.6 s for a 256 MiB blob: start it now so the first read does not
-        // wait for it. A failure is forgotten by the handle; the first fill tries again.
+        // Loading the chunk map costs a range read of the blob's chunk-info table (a round
+        // trip to the registry) and ~10-40 ms of decoding for app1's blobs: started now, so
+        // the first read does not wait for it. A failure is forgotten by the handle; the first
+        // fill tries again.
         if (marked) void handle.chunkReader().catch(() => undefined);
         // Completion is checked when the last chunk lands, which may be read-ahead written
         // after the last event was answered (no later event would ever ask).
