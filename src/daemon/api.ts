@@ -121,8 +121,8 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
             const t0 = performance.now();
             const pulled = await pullFor(ctx, r, res);
             const t1 = performance.now();
-            const info = await mounts.mount({ bootstrap: pulled.bootstrapPath, source: pulled.source, ref: pulled.ref, mountpoint: b.mountpoint });
-            ctx.log?.info({ ref: pulled.ref, mountpoint: b.mountpoint, pullMs: Math.round(t1 - t0), mountMs: Math.round(performance.now() - t1) }, 'mounted by reference');
+            const info = await mounts.mount({ bootstrap: pulled.bootstrapPath, source: pulled.source, ref: pulled.ref, mountpoint: b.mountpoint }, pulled.parsed);
+            ctx.log?.info({ ref: pulled.ref, mountpoint: b.mountpoint, pullMs: Math.round(t1 - t0), ...pulled.stages, mountMs: Math.round(performance.now() - t1) }, 'mounted by reference');
             return send(res, 201, info);
           }
           const spec = b as unknown as FanotifyMountSpec;
@@ -150,7 +150,7 @@ export async function startApi(socketPath: string, ctx: ApiContext): Promise<Ser
             const pulled = await pullFor(ctx, r, res);
             const t1 = performance.now();
             const fsid = (b.fsid as string | undefined) ?? `ondine-${pulled.manifestDigest.replace(/^sha256:/, '').slice(0, 16)}`;
-            const info = await ctx.catalog.add({ fsid, bootstrap: pulled.bootstrapPath, source: pulled.source, ref: pulled.ref, ...(typeof b.domain === 'string' ? { domain: b.domain } : {}) });
+            const info = await ctx.catalog.add({ fsid, bootstrap: pulled.bootstrapPath, source: pulled.source, ref: pulled.ref, ...(typeof b.domain === 'string' ? { domain: b.domain } : {}) }, pulled.parsed);
             ctx.log?.info({ fsid: info.fsid, domain: info.domain, ref: pulled.ref, source: info.source, pullMs: Math.round(t1 - t0), registerMs: Math.round(performance.now() - t1) }, 'image registered');
             return send(res, 201, info);
           }

@@ -88,7 +88,11 @@ export class ImageCatalog {
     return `${volume}\0${fsid}`;
   }
 
-  async add(input: ImageSpec): Promise<ImageInfo> {
+  /**
+   * Registers `input`. `parsed` is its bootstrap already parsed and checked by the daemon
+   * itself (a registration by reference: the pull's parse), not read or parsed again.
+   */
+  async add(input: ImageSpec, parsed?: Bootstrap): Promise<ImageInfo> {
     checkImageSpecNames(input);
     const bootstrapPath = resolve(input.bootstrap);
     const blobDir = resolve(input.blobDir ?? join(dirname(bootstrapPath), 'blobs'));
@@ -102,12 +106,18 @@ export class ImageCatalog {
       throw new OndineError('ONDINE_ERR_EXISTS', undefined, `fsid "${spec.fsid}" is already registered${spec.domain ? ` in domain "${spec.domain}"` : ''} with another image`);
     }
     let bytes: Buffer;
-    try {
-      bytes = await readFile(bootstrapPath);
-    } catch {
-      throw new NotFoundError(`bootstrap ${bootstrapPath}`);
+    let bootstrap: Bootstrap;
+    if (parsed) {
+      bootstrap = parsed;
+      bytes = Buffer.from(parsed.buf.buffer, parsed.buf.byteOffset, parsed.buf.byteLength);
+    } else {
+      try {
+        bytes = await readFile(bootstrapPath);
+      } catch {
+        throw new NotFoundError(`bootstrap ${bootstrapPath}`);
+      }
+      bootstrap = parseBootstrap(bytes);
     }
-    const bootstrap = parseBootstrap(bytes);
     if (bootstrap.blockSize !== 4096) throw new InvalidArgumentError(`block size ${bootstrap.blockSize}: the kernel front ends need the page size (4096)`);
     checkBootstrapIdentifiers(bootstrap, `bootstrap ${bootstrapPath}`);
     bootstrap.devices.forEach((d, i) => {
@@ -209,7 +219,7 @@ export class ImageCatalog {
     let h = bySource.get(entry.blobId);
     if (!h) {
       const { decodePool: pool, scheduler } = this.opts;
-      h = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, bootstrap.chunks), { ...(pool ? { pool } : {}), ...(scheduler ? { scheduler } : {}) });
+      h = new BlobHandle(entry.blobId, source, () => loadBlobChunkMap(source, entry, bootstrap.chunkTable), { ...(pool ? { pool } : {}), ...(scheduler ? { scheduler } : {}) });
       bySource.set(entry.blobId, h);
     }
     return h;

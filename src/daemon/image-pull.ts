@@ -14,7 +14,8 @@ import { parseReference, type ImageReference } from '../registry/reference.js';
 import { findBootstrapLayer, isPlainOci } from '../oci/nydus-image.js';
 import { BootstrapStore } from '../oci/bootstrap-store.js';
 import { DEFAULT_MAX_BOOTSTRAP_BYTES } from '../oci/bootstrap-extract.js';
-import { checkBootstrapBytesInManifest } from '../oci/manifest-blobs.js';
+import { checkBlobsInManifest, checkBootstrapBytesInManifest } from '../oci/manifest-blobs.js';
+import type { Bootstrap } from '../format/bootstrap.js';
 import { checkDigest } from '../format/identifiers.js';
 import { CacheDir } from '../storage/cache-dir.js';
 import { registryOptions, type SourceDeps, type SourceSpec } from '../storage/source-spec.js';
@@ -41,6 +42,13 @@ export interface PulledImage {
   /** The bootstrap's copy in the cache directory. */
   bootstrapPath: string;
   bootstrap: Buffer;
+  /**
+   * Its parse, every check passed (the store's, the manifest's): the one parse of a mount by
+   * reference, handed to the mount or the catalog so they do not parse it again.
+   */
+  parsed: Bootstrap;
+  /** Where the pull's time went, ms (for the log): the manifest, then the bootstrap's stages. */
+  stages: Record<string, number>;
   source: Extract<SourceSpec, { kind: 'registry' }>;
 }
 
@@ -94,15 +102,21 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
   const platform = req.platform ? parsePlatform(req.platform) : undefined;
   const client = new RegistryClient(registryOptions(source, deps));
   try {
+    const t0 = performance.now();
     const manifest = await client.resolve(ref, { ...(platform ? { platform } : {}), ...(signal ? { signal } : {}) });
+    const manifestMs = Math.round(performance.now() - t0);
     const layer = findBootstrapLayer(manifest.json);
     if (isPlainOci(manifest.json) || !layer) {
       throw new OndineError('ONDINE_ERR_NOT_LAZY', undefined, `${ref.toString()} is a plain OCI image, not a lazy one${layer ? '' : ' (its manifest has no Nydus bootstrap layer)'}: convert it with \`ondine convert ${ref.toString()} ${lazyTarget(ref)}\` and mount that`);
     }
     checkDigest(layer.digest, `${ref.toString()}: the bootstrap layer's digest`);
     const known = store.find(layer.digest);
-    if (known) checkBootstrapBytesInManifest(known.bytes, manifest.json, ref.toString());
-    if (known) return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: known.path, bootstrap: known.bytes, source };
+    if (known) {
+      const t1 = performance.now();
+      const parsed = checkBootstrapBytesInManifest(known.bytes, manifest.json, ref.toString());
+      const stages = { manifestMs, cachedMs: Math.round(t1 - t0) - manifestMs, checkMs: Math.round(performance.now() - t1) };
+      return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: known.path, bootstrap: known.bytes, parsed, stages, source };
+    }
     if (!Number.isSafeInteger(layer.size) || layer.size <= 0) {
       throw new OndineError('ONDINE_ERR_REGISTRY', undefined, `${ref.toString()}: its manifest states no usable size for the bootstrap layer (${JSON.stringify(layer.size)})`);
     }
@@ -117,8 +131,8 @@ export async function pullBootstrap(req: PullRequest, cacheDir: CacheDir, deps: 
       digest: layer.digest,
       size: layer.size,
       open: () => client.blobStream(ref.registry, ref.repository, layer.digest, signal, layer.size),
-    }, (bytes) => { checkBootstrapBytesInManifest(bytes, manifest.json, ref.toString()); });
-    return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: stored.path, bootstrap: stored.bytes, source };
+    }, (parsed) => { checkBlobsInManifest(parsed, manifest.json, ref.toString()); });
+    return { ref: ref.toString(), manifestDigest: manifest.digest, bootstrapPath: stored.path, bootstrap: stored.bytes, parsed: stored.bootstrap, stages: { manifestMs, ...stored.stages }, source };
   } finally {
     await client.close();
   }

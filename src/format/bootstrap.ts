@@ -16,7 +16,7 @@ import { CHUNK_INDEX_SIZE, decodeChunkIndex, type ChunkIndex } from './chunk-ind
 import { DEVICE_SLOT_SIZE, decodeDeviceSlot, type DeviceSlot } from './device-slot.js';
 import { decodeRafsSuperblock, type RafsSuperblock } from './rafs-superblock.js';
 import { BLOB_TABLE_ENTRY_SIZE, decodeBlobTableEntry, type BlobTableEntry } from './blob-table.js';
-import { CHUNK_TABLE_ENTRY_SIZE, decodeChunkTableEntry, type ChunkTableEntry } from './chunk-table.js';
+import { CHUNK_TABLE_ENTRY_SIZE, ChunkTable, type ChunkTableEntry } from './chunk-table.js';
 
 const KNOWN_INCOMPAT = INCOMPAT_CHUNKED_FILE | INCOMPAT_DEVICE_TABLE | 0x1 /* zero padding: harmless for uncompressed */;
 
@@ -43,8 +43,10 @@ export class Bootstrap {
   readonly rafs: RafsSuperblock | undefined;
   readonly devices: DeviceSlot[];
   readonly blobs: BlobTableEntry[];
-  readonly chunks: ChunkTableEntry[];
+  /** The RAFS chunk table, read in place (entries are decoded when asked for). */
+  readonly chunkTable: ChunkTable;
   readonly chunkSize: number;
+  private decodedChunks: ChunkTableEntry[] | undefined;
 
   constructor(readonly buf: Uint8Array, opts: { verifyChecksum?: boolean } = {}) {
     this.sb = decodeSuperblock(buf);
@@ -67,7 +69,7 @@ export class Bootstrap {
     }
     this.rafs = this.sb.featureCompat & COMPAT_RAFS_V6 ? decodeRafsSuperblock(buf) : undefined;
     this.blobs = [];
-    this.chunks = [];
+    let chunkTable = ChunkTable.EMPTY;
     this.chunkSize = this.rafs?.chunkSize ?? 0;
     if (this.rafs) {
       const r = this.rafs;
@@ -82,14 +84,21 @@ export class Bootstrap {
         throw new CorruptError('RAFS v6 extended superblock', 1152 + 32, `chunk table size ${r.chunkTableSize} not a multiple of ${CHUNK_TABLE_ENTRY_SIZE}`);
       }
       need(buf, r.chunkTableOffset, r.chunkTableSize, 'RAFS chunk table');
-      for (let at = r.chunkTableOffset; at < r.chunkTableOffset + r.chunkTableSize; at += CHUNK_TABLE_ENTRY_SIZE) {
-        this.chunks.push(decodeChunkTableEntry(buf, at));
-      }
+      // Checked whole here (what decoding every entry would refuse), decoded only when used.
+      chunkTable = new ChunkTable(buf, r.chunkTableOffset, r.chunkTableSize / CHUNK_TABLE_ENTRY_SIZE);
+      chunkTable.check();
       this.blobs.forEach((b, i) => {
         if (b.blobIndex !== i) throw new CorruptError('RAFS blob table', r.blobTableOffset + i * BLOB_TABLE_ENTRY_SIZE + 64, `blob index ${b.blobIndex} at position ${i}`);
       });
     }
+    this.chunkTable = chunkTable;
     this.inode(this.sb.rootNid); // an image without a readable root is refused up front
+  }
+
+  /** Every chunk table entry decoded (an object each: for the builder's chunk dict and tools, not a mount). */
+  get chunks(): readonly ChunkTableEntry[] {
+    this.decodedChunks ??= this.chunkTable.entries();
+    return this.decodedChunks;
   }
 
   get isRafs(): boolean {

@@ -40,16 +40,26 @@ export function encodeChunkInfoV1(buf: Uint8Array, at: number, c: ChunkInfo): vo
 
 export function decodeChunkInfoV1(buf: Uint8Array, at: number, base = 0): ChunkInfo {
   need(buf, at, CHUNK_INFO_V1_SIZE, S1, base);
-  const dv = view(buf.subarray(at, at + CHUNK_INFO_V1_SIZE));
-  const uncomp = dv.getBigUint64(0, true);
-  const comp = dv.getBigUint64(8, true);
-  if (uncomp & 0xffn) throw new CorruptError(S1, base + at, 'reserved bits set');
-  const uncompressedSize = Number((uncomp >> 44n) | ((uncomp & 0xf00n) << 12n)) + 1;
-  const compressedSize = Number((comp >> 44n) | ((comp & 0xf00_0000_0000n) >> 20n)) + 1;
+  return chunkInfoV1At(view(buf), at, base);
+}
+
+// The decoders below read each u64 as two u32 halves (lo, hi): a BigInt per field made a
+// table of many thousand entries slow to decode. The bit layout is the encoders' above.
+
+/** Entry of a v1 table at `at` of `dv` (bounds checked by the caller). */
+export function chunkInfoV1At(dv: DataView, at: number, base = 0): ChunkInfo {
+  const uLo = dv.getUint32(at, true);
+  const uHi = dv.getUint32(at + 4, true);
+  const cLo = dv.getUint32(at + 8, true);
+  const cHi = dv.getUint32(at + 12, true);
+  if (uLo & 0xff) throw new CorruptError(S1, base + at, 'reserved bits set');
+  // Size - 1: low 20 bits at 44..63, high 4 bits at 8..11 (uncompressed) or 40..43 (compressed).
+  const uncompressedSize = ((uHi >>> 12) | ((uLo & 0xf00) << 12)) + 1;
+  const compressedSize = ((cHi >>> 12) | ((cHi & 0xf00) << 12)) + 1;
   return {
-    uncompressedOffset: Number(uncomp & 0xfff_ffff_f000n),
+    uncompressedOffset: (uHi & 0xfff) * 0x1_0000_0000 + ((uLo & 0xffff_f000) >>> 0),
     uncompressedSize,
-    compressedOffset: Number(comp & MASK40),
+    compressedOffset: (cHi & 0xff) * 0x1_0000_0000 + cLo,
     compressedSize,
     compressed: compressedSize !== uncompressedSize,
   };
@@ -79,10 +89,16 @@ export function encodeChunkInfoV2(buf: Uint8Array, at: number, c: ChunkInfo): vo
 
 export function decodeChunkInfoV2(buf: Uint8Array, at: number, base = 0): ChunkInfo {
   need(buf, at, CHUNK_INFO_V2_SIZE, S2, base);
-  const dv = view(buf.subarray(at, at + CHUNK_INFO_V2_SIZE));
-  const uncomp = dv.getBigUint64(0, true);
-  const comp = dv.getBigUint64(8, true);
-  const flags = Number(uncomp >> 56n);
+  return chunkInfoV2At(view(buf), at, base);
+}
+
+/** Entry of a v2 table at `at` of `dv` (bounds checked by the caller). */
+export function chunkInfoV2At(dv: DataView, at: number, base = 0): ChunkInfo {
+  const uLo = dv.getUint32(at, true);
+  const uHi = dv.getUint32(at + 4, true);
+  const cLo = dv.getUint32(at + 8, true);
+  const cHi = dv.getUint32(at + 12, true);
+  const flags = uHi >>> 24;
   if (flags & ~(CI_V2_FLAG_COMPRESSED | CI_V2_FLAG_ZRAN | CI_V2_FLAG_BATCH | CI_V2_FLAG_ENCRYPTED)) {
     throw new CorruptError(S2, base + at, `unknown chunk flags 0x${flags.toString(16)}`);
   }
@@ -91,10 +107,10 @@ export function decodeChunkInfoV2(buf: Uint8Array, at: number, base = 0): ChunkI
     throw new UnsupportedError(`${S2} at offset ${base + at}: chunk flags 0x${flags.toString(16)} (zran, batch and encrypted chunks)`);
   }
   return {
-    uncompressedOffset: Number(uncomp & 0xffff_ffffn) * 4096,
-    uncompressedSize: Number((uncomp >> 32n) & 0xff_ffffn) + 1,
-    compressedOffset: Number(comp & MASK40),
-    compressedSize: Number(comp >> 40n),
+    uncompressedOffset: uLo * 4096,
+    uncompressedSize: (uHi & 0xff_ffff) + 1,
+    compressedOffset: (cHi & 0xff) * 0x1_0000_0000 + cLo,
+    compressedSize: cHi >>> 8,
     compressed: (flags & CI_V2_FLAG_COMPRESSED) !== 0,
   };
 }

@@ -13,13 +13,20 @@ import { closeSync, fsync, write } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { LayerSource } from '../builder/import/tar/source.js';
-import { parseBootstrap } from '../format/bootstrap.js';
+import { parseBootstrap, type Bootstrap } from '../format/bootstrap.js';
 import { CacheDir, readWhole, type CacheSubdirHandle } from '../storage/cache-dir.js';
 import { DEFAULT_MAX_BOOTSTRAP_BYTES, extractBootstrapTo } from './bootstrap-extract.js';
 
 export interface StoredBootstrap {
   path: string;
   bytes: Buffer;
+}
+
+/** A bootstrap just pulled: stored, and parsed once (the parse its checks ran on). */
+export interface PulledBootstrap extends StoredBootstrap {
+  bootstrap: Bootstrap;
+  /** Where the pull's time went, ms: fetch and extract, parse and checks, fsync and rename. */
+  stages: { fetchMs: number; checkMs: number; storeMs: number };
 }
 
 const TEMP_PREFIX = '.pull-';
@@ -66,10 +73,10 @@ export class BootstrapStore {
 
   /**
    * Streams the bootstrap layer (`layer` carries its digest and size, checked over every byte)
-   * into the store; returns the stored bootstrap. `check` may refuse it before it is put in
-   * place. Throws, leaving nothing behind, on any fault.
+   * into the store; returns the stored bootstrap with its parse. `check` (given that parse)
+   * may refuse it before it is put in place. Throws, leaving nothing behind, on any fault.
    */
-  async pull(layerDigest: string, layer: LayerSource, check?: (bytes: Buffer) => void): Promise<StoredBootstrap> {
+  async pull(layerDigest: string, layer: LayerSource, check?: (bootstrap: Bootstrap) => void): Promise<PulledBootstrap> {
     const hex = layerHex(layerDigest);
     // Both directories are opened (and checked) before a byte is fetched.
     const dir = this.cache.openDir('bootstraps');
@@ -82,6 +89,7 @@ export class BootstrapStore {
       let placed = false;
       try {
         const out = tmp.fd;
+        const t0 = performance.now();
         const got = await extractBootstrapTo(layer, {
           write: async (b) => {
             for (let done = 0; done < b.length;) done += (await writeAsync(out, b, done, b.length - done)).bytesWritten;
@@ -92,8 +100,10 @@ export class BootstrapStore {
         if (bytes.length !== got.size || createHash('sha256').update(bytes).digest('hex') !== got.sha256) {
           throw new Error(`${dir.pathOf(tmp.name)}: the file written is not the bootstrap read`);
         }
-        parseBootstrap(bytes); // superblock, device table, blob and chunk tables, root inode
-        check?.(bytes); // the caller's own checks (its blobs are the manifest's), before it is trusted
+        const t1 = performance.now();
+        const bootstrap = parseBootstrap(bytes); // superblock, device table, blob and chunk tables, root inode
+        check?.(bootstrap); // the caller's own checks (its blobs are the manifest's), before it is trusted
+        const t2 = performance.now();
         await fsyncAsync(out);
         closeSync(out);
         fd = undefined;
@@ -101,7 +111,8 @@ export class BootstrapStore {
         placed = true;
         await dir.sync();
         if (records && hex) await remember(records, hex, got.sha256);
-        return { path: dir.pathOf(got.sha256), bytes };
+        const stages = { fetchMs: Math.round(t1 - t0), checkMs: Math.round(t2 - t1), storeMs: Math.round(performance.now() - t2) };
+        return { path: dir.pathOf(got.sha256), bytes, bootstrap, stages };
       } finally {
         if (fd !== undefined) closeSync(fd);
         if (!placed) {

@@ -1,14 +1,17 @@
 // One blob's chunks: where each lives compressed and uncompressed, and the digest it must
 // hash to. Loaded once per blob (one range read of its chunk-info table) and then answers
-// "which chunks cover this uncompressed range" by binary search.
+// "which chunks cover this uncompressed range" by binary search. Built cheaply, since a mount
+// starts it for every blob: entries decoded without BigInts, the bootstrap's chunk table read
+// in place (no object per entry), digests kept as views into the tables read and compared as
+// bytes (hex is spelled only for a chunk being fetched).
 import { CorruptError } from '../errors.js';
 import {
   BLOB_FEATURE_CHUNK_INFO_V2, BLOB_FEATURE_INLINED_CHUNK_DIGEST, CHUNK_FLAG_COMPRESSED, Compressor,
 } from '../format/constants.js';
 import type { BlobTableEntry } from '../format/blob-table.js';
-import type { ChunkTableEntry } from '../format/chunk-table.js';
+import { ChunkTable, type ChunkTableEntry } from '../format/chunk-table.js';
 import {
-  CHUNK_INFO_V1_SIZE, CHUNK_INFO_V2_SIZE, decodeChunkInfoV1, decodeChunkInfoV2, type ChunkInfo,
+  CHUNK_INFO_V1_SIZE, CHUNK_INFO_V2_SIZE, chunkInfoV1At, chunkInfoV2At, type ChunkInfo,
 } from '../format/chunk-info.js';
 import { codecById } from './codecs.js';
 import type { BlobSource } from './blob-source.js';
@@ -19,7 +22,8 @@ const MAX_CHUNK = 16 << 20;
 export interface BlobChunk extends ChunkInfo {
   /** Index in the blob's chunk-info table. */
   index: number;
-  digest: string | undefined;
+  /** Hex digest the chunk must hash to; undefined when the image records none. */
+  readonly digest: string | undefined;
 }
 
 export class BlobChunkMap {
@@ -80,7 +84,41 @@ export class BlobChunkMap {
   }
 }
 
-function decodeCiTable(entry: BlobTableEntry, raw: Uint8Array, base: number): BlobChunk[] {
+/**
+ * A chunk as the map holds it: its digest kept as bytes (a view into the chunk-info or chunk
+ * table read) and spelled in hex only when asked, which is when the chunk is fetched.
+ */
+class MapChunk implements BlobChunk {
+  constructor(
+    readonly index: number,
+    readonly compressedOffset: number,
+    readonly compressedSize: number,
+    readonly uncompressedOffset: number,
+    readonly uncompressedSize: number,
+    readonly compressed: boolean,
+    private digestRaw: Uint8Array | undefined,
+  ) {}
+
+  get digest(): string | undefined {
+    return this.digestRaw === undefined ? undefined : Buffer.from(this.digestRaw.buffer, this.digestRaw.byteOffset, DIGEST_SIZE).toString('hex');
+  }
+
+  get digestBytes(): Uint8Array | undefined {
+    return this.digestRaw;
+  }
+
+  setDigest(bytes: Uint8Array): void {
+    this.digestRaw = bytes;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function decodeCiTable(entry: BlobTableEntry, raw: Uint8Array, base: number): MapChunk[] {
   const v2 = (entry.features & BLOB_FEATURE_CHUNK_INFO_V2) !== 0;
   const size = v2 ? CHUNK_INFO_V2_SIZE : CHUNK_INFO_V1_SIZE;
   const n = entry.chunkCount;
@@ -89,57 +127,62 @@ function decodeCiTable(entry: BlobTableEntry, raw: Uint8Array, base: number): Bl
   }
   // Digests inlined right after the entries, when the table has room for them.
   const inlined = (entry.features & BLOB_FEATURE_INLINED_CHUNK_DIGEST) !== 0 && raw.length >= n * (size + DIGEST_SIZE);
-  const out: BlobChunk[] = [];
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const out: MapChunk[] = new Array<MapChunk>(n);
   for (let i = 0; i < n; i++) {
-    const info = v2 ? decodeChunkInfoV2(raw, i * size, base) : decodeChunkInfoV1(raw, i * size, base);
-    const digest = inlined ? Buffer.from(raw.subarray(n * size + i * DIGEST_SIZE, n * size + (i + 1) * DIGEST_SIZE)).toString('hex') : undefined;
-    out.push({ ...info, index: i, digest });
+    const info = v2 ? chunkInfoV2At(dv, i * size, base) : chunkInfoV1At(dv, i * size, base);
+    const digest = inlined ? raw.subarray(n * size + i * DIGEST_SIZE, n * size + (i + 1) * DIGEST_SIZE) : undefined;
+    out[i] = new MapChunk(i, info.compressedOffset, info.compressedSize, info.uncompressedOffset, info.uncompressedSize, info.compressed, digest);
   }
   return out;
 }
 
+/** Positions in `table` of blob `blobIndex`'s entries, by chunk-info index (the last one wins, as a map would). */
+function bootstrapEntriesOf(table: ChunkTable, blobIndex: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const i of table.positionsOf(blobIndex)) out.set(table.ciIndex(i), i);
+  return out;
+}
+
 /**
- * Loads a blob's chunk map: the chunk-info table from the blob (one range read), digests
- * from the table itself when inlined, else from the bootstrap's chunk table. A blob without a
- * chunk-info table falls back to the bootstrap's chunk table alone.
+ * Loads a blob's chunk map: the chunk-info table from the blob (one range read), digests from
+ * the table itself when inlined, else from the bootstrap's chunk table. A blob without a
+ * chunk-info table falls back to the bootstrap's chunk table alone. The bootstrap's table is
+ * read in place (a ChunkTable; an array of decoded entries is taken too, for tools and tests).
  */
 export async function loadBlobChunkMap(
   source: BlobSource,
   entry: BlobTableEntry,
-  bootstrapChunks: readonly ChunkTableEntry[],
+  bootstrapChunks: ChunkTable | readonly ChunkTableEntry[],
   signal?: AbortSignal,
 ): Promise<BlobChunkMap> {
-  const fromBootstrap = new Map<number, ChunkTableEntry>();
-  for (const c of bootstrapChunks) if (c.blobIndex === entry.blobIndex) fromBootstrap.set(c.index, c);
-  let chunks: BlobChunk[];
+  const table = bootstrapChunks instanceof ChunkTable ? bootstrapChunks : ChunkTable.fromEntries(bootstrapChunks);
+  let chunks: MapChunk[];
   if (entry.ciCompressedSize > 0 && entry.chunkCount > 0) {
     if (entry.ciCompressedSize > 256 << 20 || entry.ciUncompressedSize > 256 << 20) {
       throw new CorruptError('RAFS blob table', 0, `chunk-info table of ${entry.ciUncompressedSize} bytes is implausible`);
     }
     const raw = await source.read(entry.blobId, entry.ciOffset, entry.ciCompressedSize, signal);
-    const table = entry.ciCompressor === Compressor.None
+    const decoded = entry.ciCompressor === Compressor.None
       ? raw
       : codecById(entry.ciCompressor).decompress(raw, entry.ciUncompressedSize);
-    chunks = decodeCiTable(entry, table, entry.ciOffset);
-    for (const c of chunks) {
-      const b = fromBootstrap.get(c.index);
-      if (!b) continue;
-      if (b.uncompressedOffset !== c.uncompressedOffset || b.compressedOffset !== c.compressedOffset || b.compressedSize !== c.compressedSize) {
+    chunks = decodeCiTable(entry, decoded, entry.ciOffset);
+    const fromBootstrap = bootstrapEntriesOf(table, entry.blobIndex);
+    for (const [ci, at] of fromBootstrap) {
+      const c = chunks[ci];
+      if (!c) continue;
+      if (table.uncompressedOffset(at) !== c.uncompressedOffset || table.compressedOffset(at) !== c.compressedOffset || table.compressedSize(at) !== c.compressedSize) {
         throw new CorruptError('blob chunk-info table', entry.ciOffset, `chunk ${c.index} of blob ${entry.blobId} disagrees with the bootstrap's chunk table`);
       }
-      if (c.digest === undefined) c.digest = b.digest;
-      else if (c.digest !== b.digest) throw new CorruptError('blob chunk-info table', entry.ciOffset, `chunk ${c.index} digest disagrees with the bootstrap's chunk table`);
+      const own = c.digestBytes;
+      if (own === undefined) c.setDigest(table.digestBytes(at));
+      else if (!sameBytes(own, table.digestBytes(at))) throw new CorruptError('blob chunk-info table', entry.ciOffset, `chunk ${c.index} digest disagrees with the bootstrap's chunk table`);
     }
   } else {
-    chunks = [...fromBootstrap.values()].map((b) => ({
-      index: b.index,
-      compressedOffset: b.compressedOffset,
-      compressedSize: b.compressedSize,
-      uncompressedOffset: b.uncompressedOffset,
-      uncompressedSize: b.uncompressedSize,
-      compressed: (b.flags & CHUNK_FLAG_COMPRESSED) !== 0,
-      digest: b.digest,
-    }));
+    chunks = [...bootstrapEntriesOf(table, entry.blobIndex).values()].map((at) => new MapChunk(
+      table.ciIndex(at), table.compressedOffset(at), table.compressedSize(at), table.uncompressedOffset(at), table.uncompressedSize(at),
+      (table.flags(at) & CHUNK_FLAG_COMPRESSED) !== 0, table.digestBytes(at),
+    ));
   }
   return new BlobChunkMap(entry, chunks);
 }

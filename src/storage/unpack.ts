@@ -37,7 +37,7 @@ export interface UnpackOptions {
 export async function unpackBlob(
   bootstrap: Bootstrap, entry: BlobTableEntry, source: BlobSource, outPath: string, opts: UnpackOptions = {},
 ): Promise<UnpackResult> {
-  const map = await loadBlobChunkMap(source, entry, bootstrap.chunks);
+  const map = await loadBlobChunkMap(source, entry, bootstrap.chunkTable);
   const reader = new ChunkReader(source, map, opts.pool ? { pool: opts.pool } : {});
   const fh = await open(outPath, 'w');
   const result: UnpackResult = { blobId: entry.blobId, path: outPath, uncompressedSize: entry.uncompressedSize, chunks: map.chunks.length, bytesWritten: 0, failures: [] };

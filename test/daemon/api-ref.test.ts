@@ -10,7 +10,8 @@ import type { Server } from 'node:http';
 import { startApi } from '../../src/daemon/api.js';
 import { ImageCatalog } from '../../src/daemon/catalog.js';
 import { DaemonClient } from '../../src/daemon/client.js';
-import { pullBootstrap } from '../../src/daemon/image-pull.js';
+import { pullBootstrap, type PulledImage } from '../../src/daemon/image-pull.js';
+import { ChunkTable } from '../../src/format/chunk-table.js';
 import { CacheDir } from '../../src/storage/cache-dir.js';
 import { buildImage, KiB, randomBytes, type BuiltImage } from '../storage/support.js';
 import { pushLazy } from '../helpers/lazy-push.js';
@@ -23,6 +24,7 @@ let dir: string;
 let server: Server;
 let catalog: ImageCatalog;
 let client: DaemonClient;
+const pulls: PulledImage[] = [];
 
 before(async () => {
   registry = await startRegistry({ auth: 'basic', users: { carol: PASSWORD } });
@@ -33,7 +35,9 @@ before(async () => {
   const socket = join(dir, 'run', 'ondine.sock');
   server = await startApi(socket, {
     catalog, fanotify: undefined, health: () => ({ ok: true }), stats: async () => ({ sources: catalog.sourceCounters(), images: catalog.list() }),
-    shutdown: async () => undefined, pull: (req, signal) => pullBootstrap(req, new CacheDir(dir), {}, signal), pullDeadlineMs: 30_000,
+    shutdown: async () => undefined,
+    pull: async (req, signal) => { const p = await pullBootstrap(req, new CacheDir(dir), {}, signal); pulls.push(p); return p; },
+    pullDeadlineMs: 30_000,
   });
   client = new DaemonClient(socket);
 });
@@ -72,4 +76,19 @@ test('POST /v1/mounts by reference without the fanotify path is refused before a
   const before = (await registry.requests()).length;
   await assert.rejects(client.mountRef({ ref: `${registry.host}/api/app:1`, mountpoint: dir }), { code: 'ONDINE_ERR_UNSUPPORTED' });
   assert.equal((await registry.requests()).length, before);
+});
+
+test('a registration by reference parses the bootstrap once and keeps that parse (fetched now, and found in the cache)', async (t) => {
+  // Another image, so its bootstrap is not in the cache directory yet.
+  const other = await buildImage({ 'b.bin': randomBytes(96 * KiB, 6) });
+  t.after(() => other.cleanup());
+  await pushLazy(registry, 'api/other', '1', join(other.out, 'bootstrap'), other.blobDir);
+  // Every parse of a RAFS bootstrap checks its chunk table once, and nothing else here does.
+  const checks = t.mock.method(ChunkTable.prototype, 'check');
+  for (const fsid of ['once-fetched', 'once-cached']) {
+    const before = checks.mock.callCount();
+    await client.registerRef({ ref: `${registry.host}/api/other:1`, fsid, credentials: { username: 'carol', password: PASSWORD } });
+    assert.equal(checks.mock.callCount() - before, 1, `one parse for ${fsid}`);
+    assert.strictEqual(catalog.image(fsid, fsid)!.bootstrap, pulls.at(-1)!.parsed, 'the catalog holds the pull\'s own parse');
+  }
 });

@@ -2,7 +2,7 @@
 // offsets @48/@56, file_offset @64, index @72, crc32 @76.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeChunkTableEntry, encodeChunkTableEntry, CHUNK_TABLE_ENTRY_SIZE, type ChunkTableEntry } from '../../src/format/chunk-table.js';
+import { ChunkTable, decodeChunkTableEntry, encodeChunkTableEntry, CHUNK_TABLE_ENTRY_SIZE, type ChunkTableEntry } from '../../src/format/chunk-table.js';
 import { assertOndine, rd32, rd64, wr64, CORRUPT } from './support.js';
 
 const sample: ChunkTableEntry = {
@@ -54,4 +54,59 @@ test('refuses truncation and 64-bit offsets beyond 2^53, naming the absolute off
     wr64(b, 80 + f, 1n << 63n);
     assertOndine(() => decodeChunkTableEntry(b, 80), CORRUPT, { offset: 80 + f });
   }
+});
+
+// The table read in place (ChunkTable): what a mount uses instead of an object per entry.
+const entries: ChunkTableEntry[] = [0, 1, 2, 3].map((i) => ({
+  ...sample,
+  digest: (i + 10).toString(16).repeat(64).slice(0, 64),
+  blobIndex: i % 2,
+  index: 3 - i,
+  compressedOffset: i * 2 ** 33 + 7,
+  uncompressedOffset: i * 2 ** 40,
+  fileOffset: i,
+  flags: i & 1,
+}));
+
+test('ChunkTable: each field read in place equals the entry decoded; positionsOf one blob', () => {
+  const t = ChunkTable.fromEntries(entries);
+  assert.equal(t.count, 4);
+  t.check();
+  assert.deepEqual(t.entries(), entries);
+  entries.forEach((e, i) => {
+    assert.deepEqual(t.entry(i), e);
+    assert.equal(t.blobIndex(i), e.blobIndex);
+    assert.equal(t.flags(i), e.flags);
+    assert.equal(t.compressedSize(i), e.compressedSize);
+    assert.equal(t.uncompressedSize(i), e.uncompressedSize);
+    assert.equal(t.compressedOffset(i), e.compressedOffset);
+    assert.equal(t.uncompressedOffset(i), e.uncompressedOffset);
+    assert.equal(t.ciIndex(i), e.index);
+    assert.equal(Buffer.from(t.digestBytes(i)).toString('hex'), e.digest);
+  });
+  assert.deepEqual(t.positionsOf(1), [1, 3]);
+  assert.deepEqual(t.positionsOf(0), [0, 2]);
+  assert.deepEqual(t.positionsOf(7), []);
+  // In place: at an offset inside a larger buffer, the digest a view of that buffer.
+  const buf = Buffer.alloc(16 + 4 * 80, 0xee);
+  buf.set(t.buf, 16);
+  const inner = new ChunkTable(buf, 16, 4);
+  assert.deepEqual(inner.entries(), entries);
+  assert.equal(inner.digestBytes(2).buffer, buf.buffer);
+  assert.equal(ChunkTable.EMPTY.count, 0);
+  assert.deepEqual(ChunkTable.EMPTY.entries(), []);
+});
+
+test('ChunkTable: check() refuses an unsafe 64-bit field as decoding would, naming its offset; a short buffer is refused', () => {
+  for (const f of [48, 56, 64]) {
+    const buf = Buffer.from(ChunkTable.fromEntries(entries).buf);
+    wr64(buf, 2 * 80 + f, 2n ** 53n);
+    const t = new ChunkTable(buf, 0, 4);
+    assertOndine(() => t.check(), CORRUPT, { structure: 'RAFS chunk table entry', offset: 2 * 80 + f });
+    assertOndine(() => decodeChunkTableEntry(buf, 2 * 80), CORRUPT, { offset: 2 * 80 + f });
+    // 2^53 - 1 is still a number.
+    wr64(buf, 2 * 80 + f, 2n ** 53n - 1n);
+    new ChunkTable(buf, 0, 4).check();
+  }
+  assertOndine(() => new ChunkTable(new Uint8Array(239), 0, 3), CORRUPT, { structure: 'RAFS chunk table' });
 });

@@ -17,7 +17,7 @@ import {
 import { decodeBlobMetaHeader } from '../../src/format/blob-meta-header.js';
 import { decodeChunkInfoV1, CHUNK_INFO_V1_SIZE } from '../../src/format/chunk-info.js';
 import { decodeToc, tarHeaderName, tarHeaderSize, TAR_HEADER_SIZE, TOC_ENTRY_SIZE } from '../../src/format/toc.js';
-import { fixture, rd32, BOOT_NAME, BLOB_ID, TOC_BLOB_NAME } from './support.js';
+import { assertOndine, fixture, rd32, wr64, BOOT_NAME, BLOB_ID, TOC_BLOB_NAME, CORRUPT } from './support.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -110,6 +110,17 @@ test('one blob, whose id is the device tag and the blob file\'s name', () => {
   assert.equal(e!.tocSize, TOC_ENTRY_SIZE * 4 + TAR_HEADER_SIZE);
   assert.equal(e!.tocDigest, sha256(blob.subarray(blob.length - e!.tocSize)), 'TOC digest covers the TOC and its tar header');
   assert.notEqual(sha256(blob), BLOB_ID, 'this sample blob is not named by its digest');
+});
+
+test('chunk table read in place: the parse itself refuses an entry whose 64-bit field is past 2^53', () => {
+  const b = parseBootstrap(boot);
+  assert.equal(b.chunkTable.count, 2);
+  for (const field of [48, 56, 64]) {
+    const bad = Buffer.from(boot);
+    const at = b.rafs!.chunkTableOffset + 80 + field;
+    wr64(bad, at, 1n << 60n);
+    assertOndine(() => parseBootstrap(bad), CORRUPT, { structure: 'RAFS chunk table entry', offset: at });
+  }
 });
 
 test('chunk table: two compressed chunks whose blake3 digests match the decompressed data', () => {

@@ -115,8 +115,11 @@ test('a chunk-info table disagreeing with the bootstrap aborts before anything i
   const entry = img.bootstrap.blobs[0]!;
   const src = new LocalDirSource(img.blobDir);
   try {
-    const bad = parseBootstrap(await readFile(img.result.bootstrapPath));
-    bad.chunks[0]!.compressedSize += 1;
+    // The first chunk table entry's compressed size (at +40), changed in the bootstrap's bytes.
+    const bytes = await readFile(img.result.bootstrapPath);
+    const at = parseBootstrap(bytes).chunkTable.at(0) + 40;
+    bytes.writeUInt32LE(bytes.readUInt32LE(at) + 1, at);
+    const bad = parseBootstrap(bytes);
     const out = join(work.dir, 'never.blob');
     await rejectsWith(() => unpackBlob(bad, entry, src, out), 'ONDINE_ERR_CORRUPT', /disagrees/);
     await assert.rejects(stat(out), { code: 'ENOENT' });

@@ -193,7 +193,12 @@ export class FanotifyMounts implements TargetLookup {
   }
 
   /** Mounts an image lazily; on any failure nothing stays mounted or marked for it. */
-  async mount(spec: FanotifyMountSpec): Promise<FanotifyMountInfo> {
+  /**
+   * Mounts `spec`. `parsed` is the bootstrap already parsed and checked by whoever fetched it
+   * (a mount by reference: the pull): it must be the file at `spec.bootstrap`, and it is not
+   * read or parsed again. Never from an API caller's body (the daemon's own objects only).
+   */
+  async mount(spec: FanotifyMountSpec, parsed?: Bootstrap): Promise<FanotifyMountInfo> {
     checkMountSpecNames(spec);
     const mountpoint = resolve(spec.mountpoint);
     const st = statSync(mountpoint, { throwIfNoEntry: false });
@@ -209,7 +214,7 @@ export class FanotifyMounts implements TargetLookup {
         // filesystem is served until the kernel lets go of it.
         this.detach(before);
       }
-      return await this.mountAt(mountpoint, spec);
+      return await this.mountAt(mountpoint, spec, parsed);
     } finally {
       this.mounting.delete(mountpoint);
     }
@@ -219,12 +224,12 @@ export class FanotifyMounts implements TargetLookup {
     return new OndineError('ONDINE_ERR_BUSY', constants.errno.EBUSY, `${mountpoint} is already a mount point; unmount it first`);
   }
 
-  private async mountAt(mountpoint: string, spec: FanotifyMountSpec): Promise<FanotifyMountInfo> {
+  private async mountAt(mountpoint: string, spec: FanotifyMountSpec, parsed?: Bootstrap): Promise<FanotifyMountInfo> {
     if (await isMountPoint(mountpoint)) throw this.busy(mountpoint);
     const bootstrapPath = resolve(spec.bootstrap);
     const blobDir = resolve(spec.blobDir ?? resolve(bootstrapPath, '..', 'blobs'));
     const source: SourceSpec = spec.source ?? { kind: 'local', dir: blobDir };
-    const { bootstrap, cache } = await this.loadBootstrap(bootstrapPath);
+    const { bootstrap, cache } = await this.loadBootstrap(bootstrapPath, parsed);
     const cachePath = cache.path;
     const id = this.newId();
     const files: BlobFile[] = [];
@@ -379,17 +384,22 @@ export class FanotifyMounts implements TargetLookup {
     return r;
   }
 
-  private async loadBootstrap(path: string): Promise<{ bootstrap: Bootstrap; cache: OpenedCacheFile }> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path);
-    } catch {
-      throw new NotFoundError(`bootstrap ${path}`);
+  /** The bootstrap at `path` (or its parse, when the caller has one), checked, and its copy in the cache directory. */
+  private async loadBootstrap(path: string, parsed?: Bootstrap): Promise<{ bootstrap: Bootstrap; cache: OpenedCacheFile }> {
+    let bootstrap = parsed;
+    if (!bootstrap) {
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(path);
+      } catch {
+        throw new NotFoundError(`bootstrap ${path}`);
+      }
+      bootstrap = parseBootstrap(bytes);
     }
-    const bootstrap = parseBootstrap(bytes);
+    // Checked here whoever parsed it: these are the mount's own conditions.
     if (bootstrap.blockSize !== 4096) throw new InvalidArgumentError(`block size ${bootstrap.blockSize}: file-backed lazy mounts need the page size (4096)`);
     checkBootstrapIdentifiers(bootstrap, `bootstrap ${path}`);
-    return { bootstrap, cache: this.dir.openBootstrap(bytes) };
+    return { bootstrap, cache: this.dir.openBootstrap(bootstrap.buf) };
   }
 
   /** The cache file of device i's blob, made and marked if new; `user` now holds it. */
@@ -439,9 +449,10 @@ export class FanotifyMounts implements TargetLookup {
         cache = new FlatBlobCache(src.size, (o, n) => src.read(o, Math.min(n, src.size - o)));
       } else {
         const handle = this.catalog.blob(this.catalog.source(source), entry!, bootstrap);
-        // Loading the chunk map (one source read, a table of a chunk per 4 KiB for small
-        // chunks) took ~0.3-0.6 s for a 256 MiB blob: start it now so the first read does not
-        // wait for it. A failure is forgotten by the handle; the first fill tries again.
+        // Loading the chunk map costs a range read of the blob's chunk-info table (a round
+        // trip to the registry) and ~10-40 ms of decoding for app1's blobs: started now, so
+        // the first read does not wait for it. A failure is forgotten by the handle; the first
+        // fill tries again.
         if (marked) void handle.chunkReader().catch(() => undefined);
         // Completion is checked when the last chunk lands, which may be read-ahead written
         // after the last event was answered (no later event would ever ask).
