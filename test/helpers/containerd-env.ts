@@ -208,8 +208,11 @@ export interface ContainerdEnv {
 async function waitForSocket(path: string, p: ManagedProcess, timeoutMs: number, ready?: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (!p.alive()) throw new Error(`${p.name} exited (${JSON.stringify(await p.exited)}) before serving ${path}; log:\n${p.logTail()}`);
+    // Liveness first, readiness second: `ondine daemon` (no --foreground) exits 0 once its
+    // daemon answers, so a process gone by now may have left a serving socket behind.
+    const alive = p.alive();
     if (existsSync(path) && (ready === undefined || (await ready().catch(() => false)))) return;
+    if (!alive) throw new Error(`${p.name} exited (${JSON.stringify(await p.exited)}) before serving ${path}; log:\n${p.logTail()}`);
     await sleep(50);
   }
   throw new Error(`${p.name} did not serve ${path} within ${timeoutMs} ms; log:\n${p.logTail()}`);
