@@ -18,18 +18,13 @@ import { pullBootstrap, type PulledImage } from '../../src/daemon/image-pull.js'
 import type { Bootstrap } from '../../src/format/bootstrap.js';
 import type { BlobTableEntry } from '../../src/format/blob-table.js';
 import { ChunkTable } from '../../src/format/chunk-table.js';
-import { FanotifyFrontend } from '../../src/kernel/fanotify/frontend.js';
-import { GroupReader } from '../../src/kernel/fanotify/group-reader.js';
-import { openFanotifyGroup } from '../../src/kernel/fanotify/group.js';
-import { FanotifyMounts } from '../../src/kernel/fanotify/mounts.js';
-import { closeFd } from '../../src/native/index.js';
 import type { BlobSource } from '../../src/storage/blob-source.js';
 import { CacheDir } from '../../src/storage/cache-dir.js';
-import { CacheFileIo } from '../../src/storage/cache-file.js';
 import { buildImage, KiB, randomBytes } from '../storage/support.js';
 import { Cleanup, mountsUnder, requireKernelFs, scratchDir, skipUnlessRoot } from '../helpers/e2e-env.js';
 import { pushLazy } from '../helpers/lazy-push.js';
 import { startRegistry } from '../helpers/registry-env.js';
+import { startInProcessFanotify } from '../helpers/fanotify-inproc.js';
 
 test('a mount by reference parses its bootstrap once and serves that parse (fetched now, and found in the cache)', { skip: skipUnlessRoot }, async (t) => {
   requireKernelFs('erofs');
@@ -60,17 +55,10 @@ test('a mount by reference parses its bootstrap once and serves that parse (fetc
       return catalog.blob(source, entry, bootstrap);
     },
   };
-  const group = openFanotifyGroup();
-  const mounts = new FanotifyMounts(provider, cache, group, join(dir, 'state.json'));
-  const frontend = new FanotifyFrontend(new CacheFileIo(), mounts, (fd) => closeFd(fd));
-  const reader = new GroupReader(group, frontend);
-  reader.start();
+  const fan = startInProcessFanotify(provider, cache, join(dir, 'state.json'));
+  const { mounts } = fan;
   cleanup.after(async () => {
-    await mounts.umountAll();
-    await frontend.idle();
-    reader.close();
-    mounts.close();
-    closeFd(group);
+    await fan.close();
     await catalog.close();
   });
   const pulls: PulledImage[] = [];

@@ -9,13 +9,9 @@ import { test, type TestContext } from 'node:test';
 
 import { build } from '../../../src/builder/builder.js';
 import { ImageCatalog } from '../../../src/daemon/catalog.js';
-import { FanotifyMounts } from '../../../src/kernel/fanotify/mounts.js';
-import { openFanotifyGroup } from '../../../src/kernel/fanotify/group.js';
+import type { FanotifyMounts } from '../../../src/kernel/fanotify/mounts.js';
 import { OndineError } from '../../../src/errors.js';
-import { FanotifyFrontend } from '../../../src/kernel/fanotify/frontend.js';
-import { GroupReader } from '../../../src/kernel/fanotify/group-reader.js';
-import { closeFd } from '../../../src/native/index.js';
-import { CacheFileIo } from '../../../src/storage/cache-file.js';
+import { startInProcessFanotify } from '../../helpers/fanotify-inproc.js';
 import { mountsUnder, requireKernelFs, scratchDir, skipUnlessRoot } from '../../helpers/e2e-env.js';
 
 async function served(t: TestContext): Promise<{ mounts: FanotifyMounts; image: string; dir: string; content: Buffer }> {
@@ -30,19 +26,12 @@ async function served(t: TestContext): Promise<{ mounts: FanotifyMounts; image: 
   await build({ sources: [src], outDir: image, workers: 1 });
   const cache = join(dir, 'cache');
   mkdirSync(cache);
-  const group = openFanotifyGroup();
   const catalog = new ImageCatalog();
-  const mounts = new FanotifyMounts(catalog, cache, group, join(dir, 'state.json'));
-  const frontend = new FanotifyFrontend(new CacheFileIo(), mounts, (fd) => closeFd(fd));
-  const reader = new GroupReader(group, frontend);
-  reader.start();
+  const fan = startInProcessFanotify(catalog, cache, join(dir, 'state.json'));
+  const { mounts } = fan;
   // Runs before scratchDir's clean-up (t.after hooks run last first): mounts go, then the group.
   t.after(async () => {
-    await mounts.umountAll();
-    await frontend.idle();
-    reader.close();
-    mounts.close();
-    closeFd(group);
+    await fan.close();
     await catalog.close();
   });
   return { mounts, image, dir, content };
