@@ -102,12 +102,7 @@ export class FanotifyFrontend {
   /** Answers `reply` exactly once; closes `ev.fd` once nothing writes through it any more. */
   handle(ev: PreAccess, reply: AccessReply): void {
     this.stats.events++;
-    let target: FanotifyTarget | undefined;
-    try {
-      target = this.lookup.byInode(ev.dev, ev.ino);
-    } catch (err) {
-      this.opts.log?.error({ err }, 'looking up the cache file of an event failed');
-    }
+    const target = this.targetOf(ev);
     if (!target) {
       // Not ours (a mark left from an image since removed, or a lost catalog): never allow
       // an unknown range, since unfilled bytes would read as zeros.
@@ -129,13 +124,7 @@ export class FanotifyFrontend {
    * writing through `h.fd`, which this closes once nothing writes through it. Never answered.
    */
   hint(h: PreAccess): void {
-    let target: FanotifyTarget | undefined;
-    try {
-      target = this.lookup.byInode(h.dev, h.ino);
-    } catch {
-      target = undefined;
-    }
-    const cache = target?.cache;
+    const cache = this.targetOf(h)?.cache;
     if (!cache?.advise) {
       this.safeClose(h.fd);
       return;
@@ -143,6 +132,16 @@ export class FanotifyFrontend {
     this.stats.hints++;
     const writer = this.files.writer(h.fd);
     cache.advise(h.offset, h.count, writer).catch(() => undefined).finally(() => writer.closeWhenIdle(() => this.safeClose(h.fd)));
+  }
+
+  /** The cache file an event or hint is about; undefined (logged) when the lookup fails. */
+  private targetOf(ev: PreAccess): FanotifyTarget | undefined {
+    try {
+      return this.lookup.byInode(ev.dev, ev.ino);
+    } catch (err) {
+      this.opts.log?.error({ err }, 'looking up the cache file of an event failed');
+      return undefined;
+    }
   }
 
   /** Resolves when every queued event has been answered and its fill settled. */

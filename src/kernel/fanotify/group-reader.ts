@@ -106,20 +106,19 @@ export class GroupReader {
       this.safeClose(fd);
       return;
     }
-    const key = [BigInt(dev), BigInt(ino)] as const;
     if (isAllocated(fd, offset, end - offset)) {
       this.allowedAtOnce++;
       this.respond(fd, 0);
-      const due = this.hints.note(key[0], key[1], offset, end, size, false);
+      const due = this.hints.note(dev, ino, offset, end, size, false);
       if (due && !isAllocated(fd, end, due.lookEnd - end)) {
-        this.hints.sent(key[0], key[1], offset);
+        this.hints.sent(dev, ino, offset);
         this.frontend.hint({ offset, count: end - offset, dev, ino, fd });
       } else {
         this.safeClose(fd);
       }
       return;
     }
-    this.hints.note(key[0], key[1], offset, end, size, true);
+    this.hints.note(dev, ino, offset, end, size, true);
     this.frontend.handle({ offset, count: end - offset, dev, ino, fd }, new AccessReply((err) => this.respond(fd, err), `fd ${fd}`));
   }
 

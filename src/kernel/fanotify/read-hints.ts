@@ -15,9 +15,12 @@ export const HINT_STEP = 1 << 20;
 /** A hole this close past the read means its read-ahead must move. */
 export const HINT_LOOKAHEAD = 4 << 20;
 
+/** st_dev/st_ino as the caller has them (numbers from fstat, bigints from the link); one kind per table. */
+type Id = number | bigint;
+
 interface HintFile {
-  dev: bigint;
-  ino: bigint;
+  dev: Id;
+  ino: Id;
   prevEnd: number;
   hintedAt: number;
 }
@@ -31,7 +34,7 @@ export class ReadHints {
    * (`forwarded`), returns false. For one allowed at once, returns the range [end, lookEnd)
    * past it to check for a hole, when a hint is due; undefined when none is.
    */
-  note(dev: bigint, ino: bigint, offset: number, end: number, size: number, forwarded: boolean): { lookEnd: number } | undefined {
+  note(dev: Id, ino: Id, offset: number, end: number, size: number, forwarded: boolean): { lookEnd: number } | undefined {
     let f = this.files.find((x) => x.dev === dev && x.ino === ino);
     if (!f) {
       f = { dev, ino, prevEnd: end, hintedAt: offset };
@@ -51,7 +54,7 @@ export class ReadHints {
   }
 
   /** The hint for this read was sent: the next is due a step further on. */
-  sent(dev: bigint, ino: bigint, offset: number): void {
+  sent(dev: Id, ino: Id, offset: number): void {
     const f = this.files.find((x) => x.dev === dev && x.ino === ino);
     if (f) f.hintedAt = offset;
   }
